@@ -1,0 +1,149 @@
+"""The batch kernel as LLVM IR text: one loop over [start, end) with fused reductions.
+
+Signature of the generated function (all pointers ``noalias``; array outputs are indexed by the
+absolute element index, so threads write disjoint ranges of the same arrays)::
+
+    void NAME(i64 start, i64 end,
+              <per input: ptr (batched array) or T (scalar parameter)>,
+              <per output with reduce="none": ptr>,
+              ptr partials)        ; ACC[n_reductions]: sums over [start, end) are stored here
+
+T is double or float; ACC is T, or double when float32 kernels accumulate in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from .lowering import Lowerer
+
+REDUCTIONS = ("none", "sum", "mean")
+
+_TY = {"float64": "double", "float32": "float"}
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """Everything that determines the IR of a batch kernel."""
+
+    name: str
+    inputs: tuple[sympy.Symbol, ...]
+    batched: tuple[bool, ...]
+    outputs: tuple[sympy.Expr, ...]
+    reduce: tuple[str, ...]
+    dtype: str = "float64"
+    accumulate: str = "float64"
+    fast_math: bool = False
+    cse: bool = True
+
+    @property
+    def ty(self) -> str:
+        return _TY[self.dtype]
+
+    @property
+    def acc_ty(self) -> str:
+        return _TY[self.accumulate]
+
+
+def _vector_attr(scalar: str, variants: list[tuple[int, str, str]]) -> str:
+    maps = ",".join(f"_ZGV_LLVM_N{vf}{params}_{scalar}({vname})" for vf, vname, params in variants)
+    return f'"vector-function-abi-variant"="{maps}"'
+
+
+def build_kernel_ir(spec: KernelSpec,
+                    vector_variants: dict[str, list[tuple[int, str, str]]] | None = None) -> str:
+    """IR text of the module holding the kernel ``spec.name`` (plus libm/libmvec declarations)."""
+    ty, acc_ty = spec.ty, spec.acc_ty
+    vector_variants = vector_variants or {}
+    params = ["i64 %start", "i64 %end"]
+    loads: list[str] = []
+    symbols = {}
+    lowerer: Lowerer
+
+    def batched_getter(j: int):
+        def get() -> str:
+            name = f"%x{j}"
+            lowerer.lines.append(f"  %x{j}.p = getelementptr inbounds {ty}, ptr %a{j}, i64 %i")
+            lowerer.lines.append(f"  {name} = load {ty}, ptr %x{j}.p")
+            return name
+        return get
+
+    for j, (sym, is_batched) in enumerate(zip(spec.inputs, spec.batched)):
+        if is_batched:
+            params.append(f"ptr noalias nocapture readonly %a{j}")
+            symbols[sym] = batched_getter(j)
+        else:
+            params.append(f"{ty} %s{j}")
+            symbols[sym] = (lambda j=j: f"%s{j}")
+    array_outs = [k for k, r in enumerate(spec.reduce) if r == "none"]
+    red_outs = [k for k, r in enumerate(spec.reduce) if r != "none"]
+    for k in array_outs:
+        params.append(f"ptr noalias nocapture writeonly %o{k}")
+    params.append("ptr noalias nocapture writeonly %partials")
+
+    lowerer = Lowerer(ty, symbols, fast_math=spec.fast_math,
+                      vector_attrs={s: "" for s in vector_variants})
+    outputs = list(spec.outputs)
+    if spec.cse:
+        replacements, outputs = sympy.cse(
+            outputs, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none")
+        for sym, sub in replacements:
+            lowerer.memo[sym] = lowerer.value(sub)
+    values = [lowerer.value(sympy.sympify(e)) for e in outputs]
+
+    body = list(loads) + lowerer.lines
+    stores = []
+    for k in array_outs:
+        stores.append(f"  %o{k}.p = getelementptr inbounds {ty}, ptr %o{k}, i64 %i")
+        stores.append(f"  store {ty} {values[k]}, ptr %o{k}.p")
+    phis, accs, finals, final_stores = [], [], [], []
+    red_flags = "fast" if spec.fast_math else "reassoc"  # reductions always reassociate
+    for r, k in enumerate(red_outs):
+        v = values[k]
+        if acc_ty != ty:
+            accs.append(f"  %r{r}.ext = fpext {ty} {v} to {acc_ty}")
+            v = f"%r{r}.ext"
+        phis.append(f"  %acc{r} = phi {acc_ty} [ 0.0, %entry ], [ %acc{r}.next, %loop ]")
+        accs.append(f"  %acc{r}.next = fadd {red_flags} {acc_ty} %acc{r}, {v}")
+        finals.append(f"  %acc{r}.out = phi {acc_ty} [ 0.0, %entry ], [ %acc{r}.next, %loop ]")
+        final_stores.append(f"  %acc{r}.p = getelementptr inbounds {acc_ty}, ptr %partials, "
+                            f"i64 {r}")
+        final_stores.append(f"  store {acc_ty} %acc{r}.out, ptr %acc{r}.p")
+
+    lines = [
+        f"define void @{spec.name}({', '.join(params)}) #1 {{",
+        "entry:",
+        "  %nonempty = icmp slt i64 %start, %end",
+        "  br i1 %nonempty, label %loop, label %exit",
+        "loop:",
+        "  %i = phi i64 [ %start, %entry ], [ %i.next, %loop ]",
+        *phis, *body, *stores, *accs,
+        "  %i.next = add nsw i64 %i, 1",
+        "  %more = icmp slt i64 %i.next, %end",
+        "  br i1 %more, label %loop, label %exit",
+        "exit:",
+        *finals, *final_stores,
+        "  ret void",
+        "}",
+        "",
+    ]
+    lines += sorted(lowerer.declarations.values())
+    used: list[str] = []
+    attr_lines = [
+        "attributes #0 = { nounwind willreturn memory(none) }",
+        "attributes #1 = { nounwind }",
+    ]
+    for scalar, gid in sorted(lowerer.attr_groups.items()):
+        variants = vector_variants[scalar]
+        attr_lines.append(f"attributes #{gid} = {{ {_vector_attr(scalar, variants)} }}")
+        for vf, vname, params_code in variants:
+            vt = f"<{vf} x {ty}>"
+            lines.append(f"declare {vt} @{vname}({', '.join([vt] * len(params_code))}) #0")
+            used.append(vname)
+    if used:
+        refs = ", ".join(f"ptr @{u}" for u in used)
+        lines.append(f'@llvm.compiler.used = appending global [{len(used)} x ptr] [{refs}], '
+                     'section "llvm.metadata"')
+    return "\n".join(lines + [""] + attr_lines) + "\n"
