@@ -137,6 +137,10 @@ class Kernel:
         self._array_outs = [k for k, r in enumerate(spec.reduce) if r == "none"]
         self._red_outs = [k for k, r in enumerate(spec.reduce) if r != "none"]
         self._n_red = len(self._red_outs)
+        self._red_plan = [(r, k, spec.reduce[k] == "mean") for r, k in enumerate(self._red_outs)]
+        # Calls with fewer elements than this run on the calling thread only.
+        self._min_threaded = 2 * self.min_chunk if self.threads > 1 else 1 << 62
+        self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -238,19 +242,21 @@ class Kernel:
                 if out[k] is not None:
                     raise ValueError(f"{spec.name}: output {k} is a {spec.reduce[k]} reduction;"
                                      " pass None for it in out=")
-        chunks = self._chunks(length)
-        partials = np.zeros((len(chunks), max(self._n_red, 1)), self._acc_dtype)
-        if len(chunks) == 1:
+        if length < self._min_threaded:
+            partials = self._tls_partials()
             self._cfunc(0, length, *call_args, self._ptr(partials))
+            sums = partials[0].tolist()
         else:
+            chunks = self._chunks(length)
+            partials = np.zeros((len(chunks), max(self._n_red, 1)), self._acc_dtype)
             self._run_threads(chunks, call_args, partials)
-        if self._n_red:
-            sums = partials[0] if len(chunks) == 1 else partials.sum(axis=0)
-            for r, k in enumerate(self._red_outs):
-                s = sums[r]
-                if spec.reduce[k] == "mean":
-                    s = s / length if length else self._acc_dtype.type(math.nan)
-                outs[k] = dt.type(s)
+            sums = partials.sum(axis=0).tolist()
+        to_dtype = dt.type
+        for r, k, is_mean in self._red_plan:
+            if is_mean:
+                outs[k] = to_dtype(sums[r] / length if length else math.nan)
+            else:
+                outs[k] = to_dtype(sums[r])
         return outs
 
     def _run_threads(self, chunks: list[tuple[int, int]], call_args: list[object],
@@ -271,6 +277,14 @@ class Kernel:
         f(s, e, *call_args, ptr(partials[0]))  # ctypes releases the GIL during the call
         for fut in futures:
             fut.result()
+
+    def _tls_partials(self) -> np.ndarray:
+        # One reusable buffer per calling thread (the native call cannot re-enter).
+        try:
+            return self._tls.partials
+        except AttributeError:
+            self._tls.partials = np.zeros((1, max(self._n_red, 1)), self._acc_dtype)
+            return self._tls.partials
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
         t = min(self.threads, n // self.min_chunk)

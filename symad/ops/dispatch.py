@@ -1,0 +1,109 @@
+"""Running a registered op: eager numpy forward, graph recording, and VJP evaluation."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype as D
+from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.graph import OpNode, SavedContext, node_class, node_for
+from .registry import Op
+
+
+def _as_tensor(x, dt):
+    from ..tensor import Tensor
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return Tensor._wrap(np.asarray(x, dtype=dt.np))
+    return Tensor._wrap(np.asarray(x, dtype=dt.np))
+
+
+def result_dtype(op: Op, inputs) -> D.dtype:
+    rule = op.dtype_rule
+    if rule == "first":
+        return inputs[0].dtype
+    if rule == "bool":
+        return D.bool_
+    if rule == "where":
+        return D.result_type(*inputs[1:])
+    dt = D.result_type(*inputs)
+    if rule == "float" and not dt.is_floating_point:
+        return D.get_default_dtype()
+    return dt
+
+
+def apply(op: Op, *inputs, **params):
+    """Run ``op`` on tensors (Python scalars are wrapped with PyTorch's promotion rules)."""
+    from ..tensor import Tensor
+
+    dt = result_dtype(op, inputs)
+    rule_where = op.dtype_rule == "where"
+    tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule_where) else dt)
+                    for i, x in enumerate(inputs))
+    symbolic = any(t._data.dtype == object for t in tensors)
+    arrays = [t._data for t in tensors]
+    if symbolic:
+        out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **params)
+        out = np.asarray(out, dtype=object)
+    else:
+        if op.dtype_rule in ("promote", "float") and op.formula is not None:
+            arrays = [a.astype(dt.np, copy=False) for a in arrays]
+        with np.errstate(all="ignore"):
+            out = op.forward(*arrays, **params)
+        out = np.asarray(out)
+        if out.dtype != dt.np and op.dtype_rule != "custom":
+            out = out.astype(dt.np)
+        elif op.dtype_rule == "custom":
+            dt = D.from_numpy_dtype(out.dtype)
+    result = Tensor._wrap(out, dt)
+    if op.nondiff_reason is None and is_grad_enabled():
+        needs = tuple(t.requires_grad for t in tensors)
+        if any(needs):
+            if not dt.is_floating_point:
+                return result
+            ctx = SavedContext(tensors, result, params, needs)
+            cls = node_class(op.grad_fn_name(*tensors, **params), OpNode)
+            result._grad_fn = node_for(tensors, lambda nf: cls(op, ctx, nf))
+            result.requires_grad = True
+    return result
+
+
+def run_vjp(op: Op, ctx: SavedContext, g):
+    """The input gradients of one node, reduced to each input's shape."""
+    if op.vjp is not None:
+        grads = op.vjp(ctx, g)
+    else:
+        grads = _elementwise_vjp(op, ctx, g)
+    out = []
+    for t, gi in zip(ctx.inputs, grads):
+        if gi is not None and tuple(gi.shape) != tuple(t.shape):
+            gi = gi.sum_to_size(t.shape)
+        out.append(gi)
+    return tuple(out)
+
+
+def _elementwise_vjp(op: Op, ctx: SavedContext, g):
+    from ..tensor import Tensor
+    from .sym2tensor import evaluate
+
+    params = ctx.params
+    grads = []
+    differentiable = is_grad_enabled() and (g.requires_grad or any(
+        t.requires_grad for t in ctx.inputs))
+    for i, t in enumerate(ctx.inputs):
+        if not ctx.needs_input_grad[i]:
+            grads.append(None)
+            continue
+        if differentiable or g._data.dtype == object:
+            args, psyms, ders = op.derivative_exprs(params)
+            env = dict(zip(args, ctx.inputs))
+            env.update({s: params[k] for k, s in psyms.items() if s is not None})
+            d = evaluate(ders[i], env)
+        else:
+            fn = op.derivative_numpy(i, params)
+            pvals = [v for v in params.values() if v is not None]
+            with np.errstate(all="ignore"):
+                val = fn(*[x._data for x in ctx.inputs], *pvals)
+            d = Tensor._wrap(np.asarray(val, dtype=g._data.dtype))
+        grads.append(g * d)
+    return grads

@@ -1,0 +1,152 @@
+"""Elementwise ops, each declared once by its SymPy scalar formula (plus a named numpy fast path).
+
+Derivatives come from SymPy (``Op.derivative_exprs``); PyTorch's conventions at kinks follow from
+the formulas: relu'(0) = 0 (strict ``x > 0``), abs'(0) = sign(0) = 0, clamp's edge gradient is 1
+(the interior branch includes its ends), maximum/minimum split ties evenly (the tie branch is the
+average), and DiracDelta terms (derivatives of steps) are taken as 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from sympy import Piecewise
+
+from .registry import _np_sigmoid, register, sigmoid
+
+Pw = Piecewise
+
+
+def _unary(name, grad_fn, np_fn, formula, dtype_rule="float", doc=""):
+    return register(name, grad_fn=grad_fn, forward=np_fn, formula=formula, nargs=1,
+                    dtype_rule=dtype_rule, doc=doc)
+
+
+def _binary(name, grad_fn, np_fn, formula, dtype_rule="promote", doc=""):
+    return register(name, grad_fn=grad_fn, forward=np_fn, formula=formula, nargs=2,
+                    dtype_rule=dtype_rule, doc=doc)
+
+
+_unary("neg", "NegBackward0", np.negative, lambda x: -x, dtype_rule="promote")
+_unary("exp", "ExpBackward0", np.exp, sympy.exp)
+_unary("log", "LogBackward0", np.log, sympy.log)
+_unary("sqrt", "SqrtBackward0", np.sqrt, sympy.sqrt)
+_unary("sin", "SinBackward0", np.sin, sympy.sin)
+_unary("cos", "CosBackward0", np.cos, sympy.cos)
+_unary("tan", "TanBackward0", np.tan, sympy.tan)
+_unary("tanh", "TanhBackward0", np.tanh, sympy.tanh)
+_unary("sinh", "SinhBackward0", np.sinh, sympy.sinh)
+_unary("cosh", "CoshBackward0", np.cosh, sympy.cosh)
+_unary("atan", "AtanBackward0", np.arctan, sympy.atan)
+_unary("asin", "AsinBackward0", np.arcsin, sympy.asin)
+_unary("acos", "AcosBackward0", np.arccos, sympy.acos)
+_unary("log1p", "Log1PBackward0", np.log1p, lambda x: sympy.log(1 + x))
+_unary("expm1", "Expm1Backward0", np.expm1, lambda x: sympy.exp(x) - 1)
+_unary("reciprocal", "ReciprocalBackward0", np.reciprocal, lambda x: 1 / x)
+_unary("sigmoid", "SigmoidBackward0", _np_sigmoid, sigmoid)
+_unary("abs", "AbsBackward0", np.abs, sympy.Abs, dtype_rule="promote")
+_unary("sign", "SignBackward0", np.sign, sympy.sign, dtype_rule="promote")
+_unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+       lambda x: Pw((x, x > 0), (0, True)), dtype_rule="promote")
+
+_binary("add", "AddBackward0", np.add, lambda a, b: a + b)
+_binary("sub", lambda a, b: "SubBackward0", np.subtract, lambda a, b: a - b)
+_binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a), lambda a, b: b - a)
+_binary("mul", "MulBackward0", np.multiply, lambda a, b: a * b)
+_binary("div", "DivBackward0", np.true_divide, lambda a, b: a / b, dtype_rule="float")
+_binary("pow", "PowBackward1", np.power, lambda a, b: a ** b)
+_binary("maximum", "MaximumBackward0", np.maximum,
+        lambda a, b: Pw((a, a > b), (b, a < b), ((a + b) / 2, True)))
+_binary("minimum", "MinimumBackward0", np.minimum,
+        lambda a, b: Pw((a, a < b), (b, a > b), ((a + b) / 2, True)))
+
+
+def _pow_scalar_np(x, exponent):
+    return np.power(x, exponent)
+
+
+register("pow_scalar", grad_fn="PowBackward0", forward=_pow_scalar_np, nargs=1,
+         formula=lambda x, exponent: x ** exponent, params=("exponent",), dtype_rule="promote",
+         doc="x ** exponent for a Python-number exponent")
+
+
+def _clamp_np(x, min=None, max=None):
+    out = x
+    if min is not None:
+        out = np.maximum(out, min)
+    if max is not None:
+        out = np.minimum(out, max)
+    return out
+
+
+def _clamp_formula(x, min=None, max=None):
+    pieces = []
+    if min is not None:
+        pieces.append((min, x < min))
+    if max is not None:
+        pieces.append((max, x > max))
+    pieces.append((x, True))
+    return Pw(*pieces)
+
+
+register("clamp", grad_fn="ClampBackward1", forward=_clamp_np, formula=_clamp_formula, nargs=1,
+         params=("min", "max"), dtype_rule="promote",
+         doc="clamp(x, min, max); gradient 1 on [min, max] including the edges (PyTorch)")
+
+
+def _rel_symbolic(rel):
+    f = np.frompyfunc(rel, 2, 1)
+    return lambda a, b: f(a, b)
+
+
+_NONDIFF_CMP = "comparisons are piecewise constant: no gradient flows through them"
+for _name, _np_fn, _rel in [
+    ("eq", np.equal, sympy.Eq), ("ne", np.not_equal, sympy.Ne),
+    ("lt", np.less, sympy.Lt), ("le", np.less_equal, sympy.Le),
+    ("gt", np.greater, sympy.Gt), ("ge", np.greater_equal, sympy.Ge),
+]:
+    register(_name, grad_fn="", forward=_np_fn, nargs=2, dtype_rule="bool",
+             nondiff_reason=_NONDIFF_CMP, symbolic=_rel_symbolic(_rel))
+
+register("logical_and", grad_fn="", forward=np.logical_and, nargs=2, dtype_rule="bool",
+         nondiff_reason=_NONDIFF_CMP, symbolic=_rel_symbolic(sympy.And))
+register("logical_or", grad_fn="", forward=np.logical_or, nargs=2, dtype_rule="bool",
+         nondiff_reason=_NONDIFF_CMP, symbolic=_rel_symbolic(sympy.Or))
+register("logical_not", grad_fn="", forward=np.logical_not, nargs=1, dtype_rule="bool",
+         nondiff_reason=_NONDIFF_CMP, symbolic=lambda a: np.frompyfunc(sympy.Not, 1, 1)(a))
+register("floor", grad_fn="", forward=np.floor, nargs=1, dtype_rule="first",
+         nondiff_reason="floor is piecewise constant (PyTorch returns zero gradients)",
+         symbolic=lambda a: np.frompyfunc(sympy.floor, 1, 1)(a))
+register("floor_divide", grad_fn="", forward=np.floor_divide, nargs=2, dtype_rule="promote",
+         nondiff_reason="floor division is piecewise constant",
+         symbolic=_rel_symbolic(lambda a, b: sympy.floor(a / b)))
+register("remainder", grad_fn="", forward=np.remainder, nargs=2, dtype_rule="promote",
+         nondiff_reason="symad does not differentiate remainder",
+         symbolic=_rel_symbolic(sympy.Mod))
+
+
+def _where_vjp(ctx, g):
+    from .functional import where, zeros_like
+    c = ctx.inputs[0]
+    z = zeros_like(g)
+    return (None,
+            where(c, g, z) if ctx.needs_input_grad[1] else None,
+            where(c, z, g) if ctx.needs_input_grad[2] else None)
+
+
+def _where_symbolic(c, a, b):
+    def one(ci, ai, bi):
+        if ci is True or ci is sympy.true or ci is np.True_:
+            return ai
+        if ci is False or ci is sympy.false or ci is np.False_:
+            return bi
+        return Pw((ai, ci), (bi, True))
+    return np.frompyfunc(one, 3, 1)(c, a, b)
+
+
+def _where_dtype(c, a, b):
+    return np.where(c, a, b)
+
+
+register("where", grad_fn="WhereBackward0", forward=_where_dtype, vjp=_where_vjp, nargs=3,
+         symbolic=_where_symbolic, dtype_rule="where",
+         doc="where(cond, a, b); the condition gets no gradient")

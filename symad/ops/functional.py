@@ -1,0 +1,533 @@
+"""The functional op surface (``symad.exp``, ``symad.where``, ...). Each function is a thin call
+of a registered op through :func:`symad.ops.dispatch.apply`; composites are written with them."""
+from __future__ import annotations
+
+import builtins as _b
+from collections import namedtuple
+
+import numpy as np
+
+from . import elementwise, linalg, loss, reduce, shape  # noqa: F401  (register the ops)
+from .dispatch import apply
+from .loss import check_reduction
+from .registry import REGISTRY
+
+_R = REGISTRY
+
+
+def _t(x):
+    from ..tensor import Tensor
+    return x if isinstance(x, Tensor) else None
+
+
+def as_tensor_like(x, other=None):
+    """``x`` as a tensor; Python numbers take ``other``'s dtype when it is a tensor."""
+    from ..tensor import Tensor, tensor
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(other, Tensor):
+        return tensor(x, dtype=other.dtype)
+    return tensor(x)
+
+
+# -- elementwise ------------------------------------------------------------------------------
+def _unary(name):
+    op = _R[name]
+
+    def f(input):
+        return apply(op, input)
+    f.__name__ = name
+    f.__doc__ = f"Elementwise {name} (registry op ``{name}``)."
+    return f
+
+
+exp = _unary("exp")
+log = _unary("log")
+sqrt = _unary("sqrt")
+sin = _unary("sin")
+cos = _unary("cos")
+tan = _unary("tan")
+tanh = _unary("tanh")
+sinh = _unary("sinh")
+cosh = _unary("cosh")
+atan = _unary("atan")
+asin = _unary("asin")
+acos = _unary("acos")
+log1p = _unary("log1p")
+expm1 = _unary("expm1")
+reciprocal = _unary("reciprocal")
+sigmoid = _unary("sigmoid")
+abs = _unary("abs")
+sign = _unary("sign")
+relu = _unary("relu")
+neg = _unary("neg")
+floor = _unary("floor")
+logical_not = _unary("logical_not")
+arctan, arcsin, arccos, absolute, negative = atan, asin, acos, abs, neg
+
+
+def add(input, other, *, alpha=1):
+    return apply(_R["add"], input, other if alpha == 1 else other * alpha)
+
+
+def sub(input, other, *, alpha=1):
+    if _t(input) is None and _t(other) is not None:
+        return apply(_R["rsub"], other, input if alpha == 1 else input)
+    return apply(_R["sub"], input, other if alpha == 1 else other * alpha)
+
+
+def mul(input, other):
+    return apply(_R["mul"], input, other)
+
+
+def div(input, other, *, rounding_mode=None):
+    if rounding_mode == "floor":
+        return apply(_R["floor_divide"], input, other)
+    if rounding_mode is not None:
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                         f"found '{rounding_mode}' (symad supports None and 'floor')")
+    return apply(_R["div"], input, other)
+
+
+true_divide = divide = div
+multiply, subtract = mul, sub
+
+
+def pow(input, exponent):
+    if _t(exponent) is None and _t(input) is not None:
+        return apply(_R["pow_scalar"], input, exponent=exponent)
+    return apply(_R["pow"], input, exponent)
+
+
+def square(input):
+    return pow(input, 2)
+
+
+def maximum(input, other):
+    return apply(_R["maximum"], input, other)
+
+
+def minimum(input, other):
+    return apply(_R["minimum"], input, other)
+
+
+def clamp(input, min=None, max=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if _t(min) is not None or _t(max) is not None:
+        out = input
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    return apply(_R["clamp"], input, min=min, max=max)
+
+
+clip = clamp
+
+
+def where(condition, input, other):
+    return apply(_R["where"], condition, input, other)
+
+
+def eq(a, b):
+    return apply(_R["eq"], a, b)
+
+
+def ne(a, b):
+    return apply(_R["ne"], a, b)
+
+
+def lt(a, b):
+    return apply(_R["lt"], a, b)
+
+
+def le(a, b):
+    return apply(_R["le"], a, b)
+
+
+def gt(a, b):
+    return apply(_R["gt"], a, b)
+
+
+def ge(a, b):
+    return apply(_R["ge"], a, b)
+
+
+def logical_and(a, b):
+    return apply(_R["logical_and"], a, b)
+
+
+def logical_or(a, b):
+    return apply(_R["logical_or"], a, b)
+
+
+def zeros_like(t, *, dtype=None):
+    from ..tensor import Tensor
+    return Tensor._wrap(np.zeros(t.shape, dtype=(dtype or t.dtype).np), dtype or t.dtype)
+
+
+def ones_like(t, *, dtype=None):
+    from ..tensor import Tensor
+    return Tensor._wrap(np.ones(t.shape, dtype=(dtype or t.dtype).np), dtype or t.dtype)
+
+
+# -- reductions -------------------------------------------------------------------------------
+MaxMin = namedtuple("MaxMin", ["values", "indices"])
+
+
+def _dim(dim):
+    if isinstance(dim, list):
+        return tuple(dim)
+    return dim
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_R["sum"], input, dim=_dim(dim), keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_R["mean"], input, dim=_dim(dim), keepdim=keepdim)
+
+
+def prod(input, dim=None, keepdim=False):
+    return apply(_R["prod"], input, dim=dim, keepdim=keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    return apply(_R["amax"], input, dim=_dim(dim), keepdim=keepdim)
+
+
+def amin(input, dim=None, keepdim=False):
+    return apply(_R["amin"], input, dim=_dim(dim), keepdim=keepdim)
+
+
+def _extreme(input, dim, keepdim, other, largest):
+    from ..tensor import Tensor
+    if other is not None or isinstance(dim, Tensor):
+        return (maximum if largest else minimum)(input, other if other is not None else dim)
+    if dim is None:
+        return apply(_R["amax" if largest else "amin"], input, dim=None, keepdim=False)
+    values = apply(_R["max_dim"], input, dim=dim, keepdim=keepdim, largest=largest)
+    idx = (np.argmax if largest else np.argmin)(input._data, axis=dim)
+    if keepdim:
+        idx = np.expand_dims(idx, dim)
+    return MaxMin(values, Tensor._wrap(np.asarray(idx, dtype=np.int64)))
+
+
+def max(input, dim=None, keepdim=False, *, other=None):
+    return _extreme(input, dim, keepdim, other, True)
+
+
+def min(input, dim=None, keepdim=False, *, other=None):
+    return _extreme(input, dim, keepdim, other, False)
+
+
+def argmax(input, dim=None, keepdim=False):
+    from ..tensor import Tensor
+    a = input._data
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmax(a), dtype=np.int64))
+    r = np.argmax(a, axis=dim)
+    return Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r, dtype=np.int64))
+
+
+def argmin(input, dim=None, keepdim=False):
+    from ..tensor import Tensor
+    a = input._data
+    if dim is None:
+        return Tensor._wrap(np.asarray(np.argmin(a), dtype=np.int64))
+    r = np.argmin(a, axis=dim)
+    return Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r, dtype=np.int64))
+
+
+def norm(input, p="fro", dim=None, keepdim=False):
+    if p in ("fro", 2, 2.0):
+        return apply(_R["norm2"], input, dim=_dim(dim), keepdim=keepdim)
+    if p == 1:
+        return sum(abs(input), dim=dim, keepdim=keepdim)
+    if p == float("inf"):
+        return amax(abs(input), dim=dim, keepdim=keepdim)
+    return pow(sum(pow(abs(input), p), dim=dim, keepdim=keepdim), 1.0 / p)
+
+
+def logsumexp(input, dim, keepdim=False):
+    return apply(_R["logsumexp"], input, dim=_dim(dim), keepdim=keepdim)
+
+
+def softmax(input, dim=None, dtype=None):
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_R["softmax"], input, dim=dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    if dtype is not None:
+        input = input.to(dtype)
+    return apply(_R["log_softmax"], input, dim=dim)
+
+
+def var(input, dim=None, keepdim=False, *, unbiased=True, correction=None):
+    corr = (1 if unbiased else 0) if correction is None else correction
+    n = input.numel() if dim is None else int(np.prod(
+        [input.shape[d] for d in (dim if isinstance(dim, (tuple, list)) else (dim,))]))
+    d = input - mean(input, dim=dim, keepdim=True)
+    return sum(d * d, dim=dim, keepdim=keepdim) / (n - corr)
+
+
+def std(input, dim=None, keepdim=False, *, unbiased=True, correction=None):
+    return sqrt(var(input, dim, keepdim, unbiased=unbiased, correction=correction))
+
+
+# -- linear algebra ---------------------------------------------------------------------------
+def matmul(input, other):
+    return apply(_R["matmul"], input, other)
+
+
+def mm(input, mat2):
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: both arguments must be 2D, got {input.ndim}D and {mat2.ndim}D")
+    return matmul(input, mat2)
+
+
+def mv(input, vec):
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"mv: expected a 2D matrix and a 1D vector, got {input.ndim}D and "
+                           f"{vec.ndim}D")
+    return matmul(input, vec)
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    return matmul(input, other)
+
+
+def outer(input, vec2):
+    return matmul(input.unsqueeze(1), vec2.unsqueeze(0))
+
+
+def bmm(input, mat2):
+    return matmul(input, mat2)
+
+
+# -- shapes -----------------------------------------------------------------------------------
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def infer_shape(shape, numel):
+    shape = list(shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = int(np.prod([s for s in shape if s != -1])) if shape else 1
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape[shape.index(-1)] = numel // known
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+def reshape(input, *shape, _kind="ViewBackward0"):
+    shape = infer_shape(_shape_arg(shape), input.numel())
+    if tuple(input.shape) == shape and _kind == "ViewBackward0" and not input.requires_grad:
+        return input
+    return apply(_R["reshape"], input, shape=shape, kind=_kind)
+
+
+def permute(input, *dims):
+    dims = _shape_arg(dims)
+    if sorted(d % _b.max(input.ndim, 1) for d in dims) != list(range(input.ndim)):
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
+                           f"not match the length of the desired ordering of dimensions i.e. "
+                           f"input.dim() = {input.ndim} is not equal to len(dims) = {len(dims)}")
+    return apply(_R["permute"], input, dims=tuple(d % input.ndim for d in dims),
+                 kind="PermuteBackward0")
+
+
+def transpose(input, dim0, dim1):
+    nd = input.ndim
+    if nd == 0:
+        return input
+    dims = list(range(nd))
+    d0, d1 = dim0 % nd, dim1 % nd
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return apply(_R["permute"], input, dims=tuple(dims), kind="TransposeBackward0")
+
+
+swapaxes = transpose
+
+
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    if input.ndim < 2:
+        return input
+    return apply(_R["permute"], input, dims=(1, 0), kind="TBackward0")
+
+
+def expand(input, *shape):
+    shape = _shape_arg(shape)
+    lead = len(shape) - input.ndim
+    if lead < 0:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater "
+                           f"or equal to the number of dimensions in the tensor ({input.ndim})")
+    full = tuple(input.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    for i, s in enumerate(input.shape):
+        if s != 1 and s != full[i + lead]:
+            raise RuntimeError(f"The expanded size of the tensor ({full[i + lead]}) must match the "
+                               f"existing size ({s}) at non-singleton dimension {i + lead}.  "
+                               f"Target sizes: {list(shape)}.  Tensor sizes: {list(input.shape)}")
+    if full == tuple(input.shape):
+        return input
+    return apply(_R["expand"], input, shape=full)
+
+
+def broadcast_to(input, shape):
+    return expand(input, *shape)
+
+
+def sum_to_size(input, *shape):
+    shape = _shape_arg(shape)
+    if tuple(input.shape) == shape:
+        return input
+    return apply(_R["sum_to_size"], input, shape=shape)
+
+
+def unsqueeze(input, dim):
+    nd = input.ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], "
+                         f"but got {dim})")
+    d = dim % nd
+    shape = tuple(input.shape[:d]) + (1,) + tuple(input.shape[d:])
+    return apply(_R["reshape"], input, shape=shape, kind="UnsqueezeBackward0")
+
+
+def squeeze(input, dim=None):
+    if dim is None:
+        shape = tuple(s for s in input.shape if s != 1)
+        kind = "SqueezeBackward0"
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {d % _b.max(input.ndim, 1) for d in dims}
+        shape = tuple(s for i, s in enumerate(input.shape) if not (i in dims and s == 1))
+        kind = "SqueezeBackward1"
+    if shape == tuple(input.shape):
+        return input
+    return apply(_R["reshape"], input, shape=shape, kind=kind)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    if input.ndim == 0:
+        return reshape(input, 1)
+    s, e = start_dim % input.ndim, end_dim % input.ndim
+    if s == e:
+        return input
+    shp = tuple(input.shape)
+    new = shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:]
+    return apply(_R["reshape"], input, shape=new, kind="ViewBackward0")
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    return apply(_R["cat"], *tensors, dim=dim)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                           f"{[list(s) for s in shapes]}")
+    return apply(_R["stack"], *tensors, dim=dim % (tensors[0].ndim + 1))
+
+
+def clone(input):
+    return apply(_R["clone"], input)
+
+
+def index_scatter(g, key, shape):
+    return apply(_R["index_scatter"], g, key=key, shape=shape)
+
+
+def index_fill_zero(g, key):
+    return apply(_R["index_fill_zero"], g, key=key)
+
+
+# -- losses -----------------------------------------------------------------------------------
+def _check_sizes(input, target, name):
+    if tuple(input.shape) != tuple(target.shape):
+        import warnings
+        warnings.warn(f"Using a target size ({tuple(target.shape)}) that is different to the "
+                      f"input size ({tuple(input.shape)}) in {name}. This will likely lead to "
+                      "incorrect results due to broadcasting. Please ensure they have the same "
+                      "size.", UserWarning, stacklevel=3)
+
+
+def mse_loss(input, target, reduction="mean"):
+    check_reduction(reduction)
+    _check_sizes(input, target, "mse_loss")
+    return apply(_R["mse_loss"], input, target, reduction=reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    check_reduction(reduction)
+    _check_sizes(input, target, "l1_loss")
+    d = abs(input - target)
+    return d if reduction == "none" else (sum(d) if reduction == "sum" else mean(d))
+
+
+def binary_cross_entropy(input, target, reduction="mean"):
+    check_reduction(reduction)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"Using a target size ({tuple(target.shape)}) that is different to the "
+                         f"input size ({tuple(input.shape)}) is deprecated. Please ensure they "
+                         "have the same size.")
+    return apply(_R["binary_cross_entropy"], input, target, reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    check_reduction(reduction)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
+                         f"({tuple(input.shape)})")
+    return apply(_R["binary_cross_entropy_with_logits"], input, target, reduction=reduction)
+
+
+def nll_loss(input, target, reduction="mean"):
+    check_reduction(reduction)
+    if target.dtype.is_floating_point:
+        raise RuntimeError("expected scalar type Long but found Float (nll_loss targets are "
+                           "class indices; use .long())")
+    return apply(_R["nll_loss"], input, target, reduction=reduction)
+
+
+def cross_entropy(input, target, reduction="mean"):
+    """Softmax cross-entropy: class indices (int64) or class probabilities (same shape)."""
+    check_reduction(reduction)
+    logp = log_softmax(input, dim=1 if input.ndim > 1 else 0)
+    if target.dtype.is_floating_point:
+        v = -sum(target * logp, dim=1 if input.ndim > 1 else 0)
+        return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
+    return nll_loss(logp, target, reduction=reduction)

@@ -1,0 +1,163 @@
+"""The op registry: every primitive op is declared here once, with everything about it.
+
+An :class:`Op` carries its name, PyTorch ``grad_fn`` name, numpy forward, dtype rule and exactly one
+way to differentiate it:
+
+* ``formula`` — a SymPy scalar formula (elementwise ops). Its partial derivatives come from SymPy;
+  eager backward evaluates them with numpy (``lambdify``) or, when a differentiable backward is
+  needed (``create_graph=True``), rebuilds them from registered ops (:mod:`symad.ops.sym2tensor`).
+  Tracing applies the same formula to symbolic elements.
+* ``vjp`` — a structured vector-Jacobian product written with other registered ops (matmul,
+  reductions, reshapes, indexing, ...), so backward graphs are differentiable again.
+* neither, with ``nondiff_reason`` — the op has no gradient (comparisons, argmax, ...).
+
+Eager evaluation, autograd, tracing, codegen and the op test table all read this registry.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import sympy
+
+REGISTRY: dict[str, "Op"] = {}
+
+
+@dataclass(eq=False)
+class Op:
+    name: str
+    grad_fn: str | Callable[..., str]
+    forward: Callable[..., np.ndarray]
+    formula: Callable[..., sympy.Expr] | None = None
+    vjp: Callable[..., tuple] | None = None
+    nondiff_reason: str | None = None
+    dtype_rule: str = "promote"  # promote | float | bool | same | first | custom
+    symbolic: Callable[..., np.ndarray] | None = None
+    nargs: int = 1
+    params: tuple[str, ...] = ()
+    doc: str = ""
+    # Elementwise derivative caches, keyed by the pattern of which params are None.
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def elementwise(self) -> bool:
+        return self.formula is not None
+
+    def grad_fn_name(self, *args, **params) -> str:
+        g = self.grad_fn
+        return g if isinstance(g, str) else g(*args, **params)
+
+    # -- elementwise support: everything below derives from ``formula`` -------------------------
+    def _symbols(self, params: dict) -> tuple[list, dict, tuple]:
+        key = tuple(sorted((k, v is None) for k, v in params.items()))
+        args = [sympy.Symbol(f"_a{i}", real=True) for i in range(self.nargs)]
+        psyms = {k: (None if v is None else sympy.Symbol(f"_p_{k}", real=True))
+                 for k, v in params.items()}
+        return args, psyms, key
+
+    def derivative_exprs(self, params: dict) -> tuple[list, dict, list]:
+        """(arg symbols, param symbols, [d formula / d arg_i]) for this param pattern (cached)."""
+        args, psyms, key = self._symbols(params)
+        hit = self._cache.get(("d", key))
+        if hit is None:
+            expr = self.formula(*args, **psyms)
+            hit = (args, psyms, [_no_dirac(sympy.diff(expr, a)) for a in args])
+            self._cache[("d", key)] = hit
+        return hit
+
+    def derivative_numpy(self, i: int, params: dict) -> Callable:
+        """A numpy function (args..., params...) evaluating d formula / d arg_i."""
+        args, psyms, key = self._symbols(params)
+        fn = self._cache.get(("np", i, key))
+        if fn is None:
+            args, psyms, ders = self.derivative_exprs(params)
+            plist = [s for s in psyms.values() if s is not None]
+            fn = sympy.lambdify(args + plist, ders[i], modules=[NUMPY_FUNCS, "numpy"])
+            self._cache[("np", i, key)] = fn
+        return fn
+
+    def symbolic_forward(self, *arrays, **params) -> np.ndarray:
+        """Apply the op to object arrays of SymPy expressions (tracing)."""
+        if self.symbolic is not None:
+            return self.symbolic(*arrays, **params)
+        if self.formula is not None:
+            f = np.frompyfunc(lambda *a: self.formula(*a, **params), self.nargs, 1)
+            out = f(*arrays)
+            return np.asarray(out, dtype=object)
+        return self.forward(*arrays, **params)
+
+
+def register(name: str, *, grad_fn, forward, **kw) -> Op:
+    """Declare an op. Raises if the name is taken: one declaration per op."""
+    if name in REGISTRY:
+        raise ValueError(f"op {name!r} is already registered")
+    op = Op(name=name, grad_fn=grad_fn, forward=forward, **kw)
+    if op.formula is None and op.vjp is None and op.nondiff_reason is None:
+        raise ValueError(f"op {name!r} needs a formula, a vjp, or a nondiff_reason")
+    REGISTRY[name] = op
+    return op
+
+
+def get(name: str) -> Op:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r} in the symad op registry") from None
+
+
+def _no_dirac(expr):
+    """Derivatives of steps (sign, Heaviside) are 0 almost everywhere and, by PyTorch's
+    convention, 0 at the step as well."""
+    if expr.has(sympy.DiracDelta):
+        expr = expr.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero)
+    return expr
+
+
+# ---------------------------------------------------------------------------------------------
+# SymPy functions symad adds, so derivatives come out in a numerically stable form.
+
+class sigmoid(sympy.Function):
+    """The logistic function 1/(1+exp(-x)); d/dx = sigmoid(x)*(1-sigmoid(x))."""
+
+    is_real = True
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return 1 / (1 + sympy.exp(-x))
+        return None
+
+    def _eval_rewrite_as_exp(self, x, **kw):
+        return 1 / (1 + sympy.exp(-x))
+
+    def _eval_evalf(self, prec):
+        return (1 / (1 + sympy.exp(-self.args[0])))._eval_evalf(prec)
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+def _np_sigmoid(x):
+    x = np.asarray(x)
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype if x.dtype.kind == "f"
+                                                           else np.float64, copy=False)
+
+
+def _np_heaviside(x, h0=0.0):
+    return np.heaviside(x, h0)
+
+
+NUMPY_FUNCS: dict[str, Any] = {"sigmoid": _np_sigmoid, "Heaviside": _np_heaviside}
+
+
+@functools.lru_cache(maxsize=None)
+def real_symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, real=True)

@@ -1,0 +1,139 @@
+"""Evaluate a SymPy expression with tensor ops, so that derivatives SymPy derived from an op's
+formula become differentiable tensor graphs (used by ``create_graph=True`` backward).
+
+Dispatch is by SymPy class along the MRO; an unknown class raises and names it.
+"""
+from __future__ import annotations
+
+import sympy
+
+from . import functional as F
+
+
+def evaluate(expr, env: dict):
+    """Evaluate ``expr``; ``env`` maps SymPy symbols to tensors or numbers."""
+    memo: dict = {}
+
+    def ev(e):
+        if e in memo:
+            return memo[e]
+        r = _eval(e, ev, env)
+        memo[e] = r
+        return r
+
+    return ev(sympy.sympify(expr))
+
+
+def _eval(e, ev, env):
+    if e.is_Symbol:
+        return env[e]
+    if e is sympy.true:
+        return True
+    if e is sympy.false:
+        return False
+    if e.is_Number or e.is_NumberSymbol:
+        return float(e) if not e.is_Integer else int(e)
+    for cls in type(e).__mro__:
+        h = _HANDLERS.get(cls)
+        if h is not None:
+            return h(e, ev)
+    raise NotImplementedError(f"cannot evaluate sympy.{type(e).__name__} with symad tensor ops")
+
+
+def _add(e, ev):
+    out = None
+    for a in e.args:
+        v = ev(a)
+        out = v if out is None else out + v
+    return out
+
+
+def _mul(e, ev):
+    out = None
+    for a in e.args:
+        v = ev(a)
+        out = v if out is None else out * v
+    return out
+
+
+def _pow(e, ev):
+    b, x = e.args
+    if x == sympy.Rational(1, 2):
+        return F.sqrt(ev(b))
+    if x == -1:
+        return 1 / ev(b)
+    return ev(b) ** ev(x)
+
+
+def _piecewise(e, ev):
+    (val, cond), rest = e.args[0], e.args[1:]
+    if cond is sympy.true or not rest:
+        return ev(val)
+    return F.where(ev(cond), ev(val), _piecewise(sympy.Piecewise(*rest), ev))
+
+
+def _rel(op):
+    return lambda e, ev: op(F.as_tensor_like(ev(e.lhs), ev(e.rhs)), ev(e.rhs))
+
+
+def _and(e, ev):
+    out = None
+    for a in e.args:
+        v = ev(a)
+        out = v if out is None else F.logical_and(out, v)
+    return out
+
+
+def _or(e, ev):
+    out = None
+    for a in e.args:
+        v = ev(a)
+        out = v if out is None else F.logical_or(out, v)
+    return out
+
+
+def _heaviside(e, ev):
+    x = ev(e.args[0])
+    h0 = ev(e.args[1]) if len(e.args) > 1 else 0.5
+    return F.where(x > 0, 1.0, F.where(x < 0, 0.0, h0)) * F.ones_like(x)
+
+
+def _unary(name):
+    return lambda e, ev: getattr(F, name)(F.as_tensor_like(ev(e.args[0])))
+
+
+_HANDLERS = {
+    sympy.Add: _add,
+    sympy.Mul: _mul,
+    sympy.Pow: _pow,
+    sympy.Piecewise: _piecewise,
+    sympy.StrictGreaterThan: _rel(lambda a, b: a > b),
+    sympy.GreaterThan: _rel(lambda a, b: a >= b),
+    sympy.StrictLessThan: _rel(lambda a, b: a < b),
+    sympy.LessThan: _rel(lambda a, b: a <= b),
+    sympy.Equality: _rel(lambda a, b: F.eq(a, b)),
+    sympy.Unequality: _rel(lambda a, b: F.ne(a, b)),
+    sympy.And: _and,
+    sympy.Or: _or,
+    sympy.Not: lambda e, ev: F.logical_not(ev(e.args[0])),
+    sympy.Heaviside: _heaviside,
+    sympy.exp: _unary("exp"),
+    sympy.log: _unary("log"),
+    sympy.sin: _unary("sin"),
+    sympy.cos: _unary("cos"),
+    sympy.tan: _unary("tan"),
+    sympy.tanh: _unary("tanh"),
+    sympy.Abs: _unary("abs"),
+    sympy.sign: _unary("sign"),
+    sympy.sinh: _unary("sinh"),
+    sympy.cosh: _unary("cosh"),
+    sympy.atan: _unary("atan"),
+}
+
+
+def _register_late():
+    from .registry import sigmoid
+    _HANDLERS[sigmoid] = _unary("sigmoid")
+
+
+_register_late()
