@@ -1,0 +1,20 @@
+"""``symad.nn``: modules, parameters, layers and losses (PyTorch's ``torch.nn`` API).
+
+>>> import symad
+>>> net = symad.nn.Sequential(symad.nn.Linear(2, 1))
+>>> [tuple(p.shape) for p in net.parameters()]
+[(1, 2), (1,)]
+"""
+from __future__ import annotations
+
+from . import functional, init
+from .containers import ModuleList, Sequential
+from .layers import (Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax,
+                     Tanh)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss)
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "Linear", "Identity", "ReLU",
+           "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Dropout", "MSELoss", "L1Loss",
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "functional", "init"]
