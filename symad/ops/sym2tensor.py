@@ -12,16 +12,21 @@ from . import functional as F
 
 def evaluate(expr, env: dict):
     """Evaluate ``expr``; ``env`` maps SymPy symbols to tensors or numbers."""
+    return evaluate_many([expr], env)[0]
+
+
+def evaluate_many(exprs, env: dict) -> list:
+    """Evaluate several expressions, sharing common subexpressions (one memo for all)."""
     memo: dict = {}
 
     def ev(e):
-        if e in memo:
-            return memo[e]
-        r = _eval(e, ev, env)
-        memo[e] = r
+        r = memo.get(e)
+        if r is None:
+            r = _eval(e, ev, env)
+            memo[e] = r
         return r
 
-    return ev(sympy.sympify(expr))
+    return [ev(sympy.sympify(e)) for e in exprs]
 
 
 def _eval(e, ev, env):
@@ -128,7 +133,19 @@ _HANDLERS = {
     sympy.sinh: _unary("sinh"),
     sympy.cosh: _unary("cosh"),
     sympy.atan: _unary("atan"),
+    sympy.asin: _unary("asin"),
+    sympy.acos: _unary("acos"),
+    sympy.floor: _unary("floor"),
+    sympy.Max: lambda e, ev: _fold(F.maximum, e, ev),
+    sympy.Min: lambda e, ev: _fold(F.minimum, e, ev),
 }
+
+
+def _fold(fn, e, ev):
+    out = F.as_tensor_like(ev(e.args[0]))
+    for a in e.args[1:]:
+        out = fn(out, ev(a))
+    return out
 
 
 def _register_late():
