@@ -1,0 +1,99 @@
+"""Adam and AdamW with PyTorch's bias correction and (optional) AMSGrad."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _dtype as D
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+def _zeros_like(p: Tensor) -> Tensor:
+    return Tensor._wrap(np.zeros(p._data.shape, dtype=p.dtype.np), p.dtype)
+
+
+class Adam(Optimizer):
+    r"""PyTorch's Adam (L2 ``weight_decay`` added to the gradient).
+
+    ``m = lerp(m, g, 1-β1)``, ``v = β2 v + (1-β2) g²``,
+    ``p -= (lr / (1-β1^t)) * m / (sqrt(v) / sqrt(1-β2^t) + eps)``; with ``amsgrad`` the running
+    maximum of ``v`` replaces ``v`` in the denominator.
+    """
+
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach=None, capturable: bool = False,
+                 differentiable: bool = False, fused=None) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
+
+    def _update(self, p: Tensor, group, state) -> None:
+        if not state:
+            state["step"] = Tensor._wrap(np.array(0.0, dtype=np.float32), D.float32)
+            state["exp_avg"] = _zeros_like(p)
+            state["exp_avg_sq"] = _zeros_like(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = _zeros_like(p)
+        grad = p._grad._data
+        if group["maximize"]:
+            grad = -grad
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        state["step"]._data[...] += 1
+        step = float(state["step"]._data)
+        if wd != 0:
+            if self._decoupled:
+                np.multiply(p._data, 1 - lr * wd, out=p._data, casting="unsafe")
+            else:
+                grad = grad + wd * p._data
+        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+        # m.lerp_(grad, 1 - beta1), written as PyTorch's kernel computes it for weight < 0.5
+        w = 1 - beta1
+        if abs(w) < 0.5:
+            np.add(m, w * (grad - m), out=m, casting="unsafe")
+        else:
+            np.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
+        np.multiply(v, beta2, out=v)
+        np.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        step_size = lr / bias_correction1
+        bias_correction2_sqrt = math.sqrt(bias_correction2)
+        if group["amsgrad"]:
+            mx = state["max_exp_avg_sq"]._data
+            np.maximum(mx, v, out=mx)
+            denom = np.sqrt(mx) / bias_correction2_sqrt + eps
+        else:
+            denom = np.sqrt(v) / bias_correction2_sqrt + eps
+        np.add(p._data, -step_size * (m / denom), out=p._data, casting="unsafe")
+        for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if k in state:
+                state[k]._version.value += 1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step
+    (default ``weight_decay=1e-2``)."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach=None, capturable: bool = False,
+                 differentiable: bool = False, fused=None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

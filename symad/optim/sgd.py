@@ -1,0 +1,55 @@
+"""Stochastic gradient descent with PyTorch's momentum, dampening and Nesterov rules."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, required
+
+
+class SGD(Optimizer):
+    r"""PyTorch's SGD: with ``g = ±grad + weight_decay * p``,
+
+    ``b = g`` on the first step, then ``b = momentum * b + (1 - dampening) * g``;
+    ``g = g + momentum * b`` (Nesterov) or ``g = b``; ``p -= lr * g``.
+
+    >>> import symad
+    >>> w = symad.tensor(10., requires_grad=True)
+    >>> opt = SGD([w], lr=0.01); (2 * w ** 2).backward(); _ = opt.step(); w
+    tensor(9.6000, requires_grad=True)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach=None, differentiable: bool = False, fused=None) -> None:
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def _update(self, p: Tensor, group, state) -> None:
+        grad = p._grad._data
+        if group["maximize"]:
+            grad = -grad
+        wd, momentum = group["weight_decay"], group["momentum"]
+        if wd != 0:
+            grad = grad + wd * p._data
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = Tensor._wrap(np.array(grad, dtype=p.dtype.np, copy=True), p.dtype)
+                state["momentum_buffer"] = buf
+            else:
+                b = buf._data
+                np.multiply(b, momentum, out=b)
+                np.add(b, (1 - group["dampening"]) * grad, out=b, casting="unsafe")
+                buf._version.value += 1
+            grad = grad + momentum * buf._data if group["nesterov"] else buf._data
+        np.add(p._data, -group["lr"] * grad, out=p._data, casting="unsafe")
