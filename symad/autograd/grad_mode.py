@@ -16,8 +16,11 @@ def _set(flag: bool) -> None:
     _state.enabled = bool(flag)
 
 
-class _Mode:
-    _flag: bool
+class _Scope:
+    """Set the grad mode for one ``with`` block."""
+
+    def __init__(self, flag: bool) -> None:
+        self._flag = flag
 
     def __enter__(self):
         self._prev = is_grad_enabled()
@@ -28,14 +31,28 @@ class _Mode:
         _set(self._prev)
         return False
 
+
+class _Mode(_Scope):
+    """A grad-mode switch usable as ``with m():``, ``@m()`` and bare ``@m`` (PyTorch 2.x)."""
+
+    _flag: bool
+
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]) and cls is not set_grad_enabled:
+            inst = super().__new__(cls)
+            inst.__init__()
+            return inst(args[0])  # bare decorator: @symad.no_grad
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        pass
+
     def __call__(self, fn):
-        if isinstance(self, set_grad_enabled):
-            _set(self._prev)  # used as a decorator: do not change the mode at definition time
+        flag = self._flag
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__() if not isinstance(self, set_grad_enabled) \
-                    else set_grad_enabled(self._flag):
+            with _Scope(flag):
                 return fn(*args, **kwargs)
         return wrapper
 
@@ -59,6 +76,10 @@ class set_grad_enabled(_Mode):
         self._flag = bool(mode)
         self._prev = is_grad_enabled()
         _set(self._flag)
+
+    def __call__(self, fn):
+        _set(self._prev)  # used as a decorator: do not change the mode at definition time
+        return super().__call__(fn)
 
     def __enter__(self):
         return self

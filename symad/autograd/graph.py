@@ -98,7 +98,7 @@ def node_class(name: str, base: type) -> type:
 class SavedContext:
     """What a VJP rule sees: ``inputs``, ``output``, ``params``, ``needs_input_grad``."""
 
-    __slots__ = ("inputs", "output", "params", "needs_input_grad", "versions")
+    __slots__ = ("inputs", "_output", "_out_version", "params", "needs_input_grad", "versions")
 
     def __init__(self, inputs, output, params, needs_input_grad) -> None:
         self.inputs = inputs
@@ -106,6 +106,25 @@ class SavedContext:
         self.params = params
         self.needs_input_grad = needs_input_grad
         self.versions = tuple(t._version.value for t in inputs)
+
+    @property
+    def output(self):
+        """The op's result, for VJPs that reuse it (softmax, prod, ...). Reading it after it
+        was modified in place is PyTorch's "modified by an inplace operation" error."""
+        out = self._output
+        if out is not None and out._version.value != self._out_version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{out.type()} {list(out.shape)}], which is output 0 of "
+                f"this op, is at version {out._version.value}; expected version "
+                f"{self._out_version} instead. Hint: use .clone() before modifying the result "
+                "in place.")
+        return out
+
+    @output.setter
+    def output(self, t) -> None:
+        self._output = t
+        self._out_version = t._version.value if t is not None else 0
 
 
 class OpNode(Node):

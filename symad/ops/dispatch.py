@@ -18,8 +18,11 @@ def _as_tensor(x, dt):
     return Tensor._wrap(np.asarray(x, dtype=dt.np))
 
 
-def result_dtype(op: Op, inputs) -> D.dtype:
+def result_dtype(op: Op, inputs, params=None) -> D.dtype:
     rule = op.dtype_rule
+    if op.dtype_params and params:
+        inputs = tuple(inputs) + tuple(params[k] for k in op.dtype_params
+                                       if params.get(k) is not None)
     if rule == "first":
         return inputs[0].dtype
     if rule == "bool":
@@ -36,7 +39,7 @@ def apply(op: Op, *inputs, **params):
     """Run ``op`` on tensors (Python scalars are wrapped with PyTorch's promotion rules)."""
     from ..tensor import Tensor
 
-    dt = result_dtype(op, inputs)
+    dt = result_dtype(op, inputs, params)
     rule_where = op.dtype_rule == "where"
     tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule_where) else dt)
                     for i, x in enumerate(inputs))

@@ -53,7 +53,15 @@ _binary("sub", lambda a, b: "SubBackward0", np.subtract, lambda a, b: a - b)
 _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a), lambda a, b: b - a)
 _binary("mul", "MulBackward0", np.multiply, lambda a, b: a * b)
 _binary("div", "DivBackward0", np.true_divide, lambda a, b: a / b, dtype_rule="float")
-_binary("pow", "PowBackward1", np.power, lambda a, b: a ** b)
+def _pow_derivatives(a, b):
+    """PyTorch's pow_backward: d/da is 0 where b == 0 (not 0 * inf at a == 0); d/db is 0 where
+    a == 0 and b >= 0 (not 0 * log 0)."""
+    return [Pw((0, sympy.Eq(b, 0)), (b * a ** (b - 1), True)),
+            Pw((0, sympy.Eq(a, 0) & (b >= 0)), (a ** b * sympy.log(a), True))]
+
+
+register("pow", grad_fn="PowBackward1", forward=np.power, formula=lambda a, b: a ** b, nargs=2,
+         derivatives=_pow_derivatives, dtype_rule="promote")
 _binary("maximum", "MaximumBackward0", np.maximum,
         lambda a, b: Pw((a, a > b), (b, a < b), ((a + b) / 2, True)))
 _binary("minimum", "MinimumBackward0", np.minimum,
@@ -66,6 +74,9 @@ def _pow_scalar_np(x, exponent):
 
 register("pow_scalar", grad_fn="PowBackward0", forward=_pow_scalar_np, nargs=1,
          formula=lambda x, exponent: x ** exponent, params=("exponent",), dtype_rule="promote",
+         dtype_params=("exponent",),
+         derivatives=lambda x, exponent: [Pw((0, sympy.Eq(exponent, 0)),
+                                             (exponent * x ** (exponent - 1), True))],
          doc="x ** exponent for a Python-number exponent")
 
 
@@ -89,7 +100,7 @@ def _clamp_formula(x, min=None, max=None):
 
 
 register("clamp", grad_fn="ClampBackward1", forward=_clamp_np, formula=_clamp_formula, nargs=1,
-         params=("min", "max"), dtype_rule="promote",
+         params=("min", "max"), dtype_rule="promote", dtype_params=("min", "max"),
          doc="clamp(x, min, max); gradient 1 on [min, max] including the edges (PyTorch)")
 
 
@@ -113,15 +124,28 @@ register("logical_or", grad_fn="", forward=np.logical_or, nargs=2, dtype_rule="b
          nondiff_reason=_NONDIFF_CMP, symbolic=_rel_symbolic(sympy.Or))
 register("logical_not", grad_fn="", forward=np.logical_not, nargs=1, dtype_rule="bool",
          nondiff_reason=_NONDIFF_CMP, symbolic=lambda a: np.frompyfunc(sympy.Not, 1, 1)(a))
-register("floor", grad_fn="", forward=np.floor, nargs=1, dtype_rule="first",
-         nondiff_reason="floor is piecewise constant (PyTorch returns zero gradients)",
-         symbolic=lambda a: np.frompyfunc(sympy.floor, 1, 1)(a))
+def _zero_vjp(ctx, g):
+    from .functional import zeros_like
+    return tuple(zeros_like(t) if need else None
+                 for t, need in zip(ctx.inputs, ctx.needs_input_grad))
+
+
+register("floor", grad_fn="FloorBackward0", forward=np.floor, nargs=1, dtype_rule="first",
+         vjp=_zero_vjp, symbolic=lambda a: np.frompyfunc(sympy.floor, 1, 1)(a),
+         doc="floor; piecewise constant, so its gradient is zero (as in PyTorch)")
 register("floor_divide", grad_fn="", forward=np.floor_divide, nargs=2, dtype_rule="promote",
          nondiff_reason="floor division is piecewise constant",
          symbolic=_rel_symbolic(lambda a, b: sympy.floor(a / b)))
-register("remainder", grad_fn="", forward=np.remainder, nargs=2, dtype_rule="promote",
-         nondiff_reason="symad does not differentiate remainder",
-         symbolic=_rel_symbolic(sympy.Mod))
+def _remainder_vjp(ctx, g):
+    """a - b * floor(a / b): d/da = 1, d/db = -floor(a / b) (PyTorch's RemainderBackward0)."""
+    from .functional import div
+    a, b = ctx.inputs
+    return (g if ctx.needs_input_grad[0] else None,
+            -g * div(a, b, rounding_mode="floor") if ctx.needs_input_grad[1] else None)
+
+
+register("remainder", grad_fn="RemainderBackward0", forward=np.remainder, nargs=2,
+         dtype_rule="promote", vjp=_remainder_vjp, symbolic=_rel_symbolic(sympy.Mod))
 
 
 def _where_vjp(ctx, g):

@@ -212,7 +212,8 @@ def _extreme(input, dim, keepdim, other, largest):
     if other is not None or isinstance(dim, Tensor):
         return (maximum if largest else minimum)(input, other if other is not None else dim)
     if dim is None:
-        return apply(_R["amax" if largest else "amin"], input, dim=None, keepdim=False)
+        return apply(_R["amax" if largest else "amin"], input, dim=None, keepdim=False,
+                     kind="MaxBackward1" if largest else "MinBackward1")
     values = apply(_R["max_dim"], input, dim=dim, keepdim=keepdim, largest=largest)
     idx = (np.argmax if largest else np.argmin)(input._data, axis=dim)
     if keepdim:

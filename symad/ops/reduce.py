@@ -125,10 +125,14 @@ def _extreme_vjp(ctx, g):
     return (_expand_back(g, ctx) * mask / count,)
 
 
-for _n, _f, _full in [("amax", _amax_np, "MaxBackward1"), ("amin", _amin_np, "MinBackward1")]:
-    register(_n, grad_fn=(lambda full, nm: lambda x, dim=None, keepdim=False:
-                          full if dim is None else f"{nm.capitalize()}Backward0")(_full, _n),
-             forward=_f, vjp=_extreme_vjp, params=("dim", "keepdim"), dtype_rule="first")
+for _n, _f in [("amax", _amax_np), ("amin", _amin_np)]:
+    # ``kind``: PyTorch names the node after the spelling (amax -> AmaxBackward0, a full
+    # max() -> MaxBackward1); one op serves both
+    register(_n, grad_fn=(lambda nm: lambda x, dim=None, keepdim=False, kind=None:
+                          kind or f"{nm.capitalize()}Backward0")(_n),
+             forward=(lambda f: lambda x, dim=None, keepdim=False, kind=None:
+                      f(x, dim, keepdim))(_f),
+             vjp=_extreme_vjp, params=("dim", "keepdim", "kind"), dtype_rule="first")
 
 
 def _argext(x, dim, largest):
@@ -177,8 +181,7 @@ def _norm_vjp(ctx, g):
     return (where(n == 0, zeros_like(x), _expand_back(g, ctx) * x / safe),)
 
 
-register("norm2", grad_fn=lambda x, dim=None, keepdim=False: "NormBackward1" if dim is not None
-         else "LinalgVectorNormBackward0", forward=_norm_np, vjp=_norm_vjp,
+register("norm2", grad_fn="LinalgVectorNormBackward0", forward=_norm_np, vjp=_norm_vjp,
          params=("dim", "keepdim"), dtype_rule="first",
          doc="Euclidean norm; gradient 0 at the origin (PyTorch)")
 

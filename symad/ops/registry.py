@@ -38,6 +38,11 @@ class Op:
     nargs: int = 1
     params: tuple[str, ...] = ()
     doc: str = ""
+    # Params that take part in dtype promotion like Python scalars (``int_tensor ** 0.5`` is float).
+    dtype_params: tuple[str, ...] = ()
+    # Optional explicit partials (SymPy) replacing ``sympy.diff(formula)``: PyTorch's conventions
+    # at singular points (d/da a**b is 0 where b == 0, not 0 * inf), like derivatives.yaml.
+    derivatives: Callable[..., list] | None = None
     # Elementwise derivative caches, keyed by the pattern of which params are None.
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -62,8 +67,12 @@ class Op:
         args, psyms, key = self._symbols(params)
         hit = self._cache.get(("d", key))
         if hit is None:
-            expr = self.formula(*args, **psyms)
-            hit = (args, psyms, [_no_dirac(sympy.diff(expr, a)) for a in args])
+            if self.derivatives is not None:
+                ders = list(self.derivatives(*args, **psyms))
+            else:
+                expr = self.formula(*args, **psyms)
+                ders = [_no_dirac(sympy.diff(expr, a)) for a in args]
+            hit = (args, psyms, ders)
             self._cache[("d", key)] = hit
         return hit
 

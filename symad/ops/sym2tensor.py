@@ -71,10 +71,16 @@ def _pow(e, ev):
 
 
 def _piecewise(e, ev):
-    (val, cond), rest = e.args[0], e.args[1:]
+    return _pieces(e.args, ev)
+
+
+def _pieces(pairs, ev):
+    # recurse on the (value, condition) pairs themselves: Piecewise(*rest) would evaluate
+    # ``Piecewise((0, True))`` to 0 and lose its structure
+    (val, cond), rest = pairs[0], pairs[1:]
     if cond is sympy.true or not rest:
         return ev(val)
-    return F.where(ev(cond), ev(val), _piecewise(sympy.Piecewise(*rest), ev))
+    return F.where(ev(cond), ev(val), _pieces(rest, ev))
 
 
 def _rel(op):
