@@ -18,6 +18,7 @@ times the condition number on the tested domain (written next to the row).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -159,19 +160,20 @@ ROWS = [
     Row("pi_x", sp.pi * x, lambda m, x, y, a: m.pi * x, ulp=(1, 1)),
     Row("E_x", sp.E * x, lambda m, x, y, a: m.e * x, ulp=(1, 1)),
     Row("x_over_E", x / sp.E, lambda m, x, y, a: x * m.exp(-1), ulp=(5, 5)),  # exp(-1) call
-    # powers: chains (one rounding per multiplication), sqrt, pow()
+    # powers: x**n by binary powering has relative error <= (n-1) u, i.e. <= n-1 ulp;
+    # x**-n one more rounding; x**(n/2) = sqrt(x)**n; other exponents call pow()
     Row("sq", x**2, lambda m, x, y, a: x * x, ulp=(0, 0)),
     Row("cube", x**3, lambda m, x, y, a: x * x * x, ulp=(2, 2)),
-    Row("pow4", x**4, lambda m, x, y, a: x**4, ulp=(2, 2)),
-    Row("pow7", x**7, lambda m, x, y, a: x**7, ulp=(4, 4)),
-    Row("pow16", x**16, lambda m, x, y, a: x**16, "small", ulp=(8, 8)),
+    Row("pow4", x**4, lambda m, x, y, a: x**4, ulp=(3, 3)),
+    Row("pow7", x**7, lambda m, x, y, a: x**7, ulp=(6, 6)),
+    Row("pow16", x**16, lambda m, x, y, a: x**16, "small", ulp=(15, 15)),
     Row("pow40", x**40, lambda m, x, y, a: m.pow(x, 40), "small", ulp=(LIBM, LIBM)),
     Row("recip", 1 / x, lambda m, x, y, a: 1 / x, ulp=(0, 0)),
     Row("inv_sq", x**-2, lambda m, x, y, a: 1 / (x * x), ulp=(2, 2)),
     Row("inv_cube", x**-3, lambda m, x, y, a: 1 / (x * x * x), ulp=(3, 3)),
     Row("sqrt", sp.sqrt(x), lambda m, x, y, a: m.sqrt(x), ulp=(0, 0)),
     Row("rsqrt", 1 / sp.sqrt(x), lambda m, x, y, a: 1 / m.sqrt(x), ulp=(1, 1)),
-    Row("pow_3_2", x**sp.Rational(3, 2), lambda m, x, y, a: m.sqrt(x) ** 3, "pos", ulp=(3, 3)),
+    Row("pow_3_2", x**sp.Rational(3, 2), lambda m, x, y, a: m.sqrt(x) ** 3, "pos", ulp=(5, 5)),
     Row("pow_float", x**2.5, lambda m, x, y, a: m.pow(x, 2.5), "pos", ulp=(LIBM, LIBM)),
     Row("pow_xy", x**y, lambda m, x, y, a: m.pow(x, y), "pos", ulp=(LIBM, LIBM)),
     Row("pow_param", x**a, lambda m, x, y, a: m.pow(x, a), "pos", ulp=(LIBM, LIBM)),
@@ -264,7 +266,7 @@ def mpf_to_float(r: mpmath.mpf) -> float:
 
 
 def inputs_for(row: Row, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(abs(hash(row.id)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(row.id.encode()))
     # "small": compound formulas; no tiny/huge finite edges, whose intermediate under/overflow
     # (x*x -> 0 in sqrt(x*x + y*y)) is a property of the formula, not of the kernel.
     edges = [v for v in EDGES[dtype]
@@ -311,12 +313,12 @@ def ulp_distance(got: np.ndarray, want: np.ndarray) -> np.ndarray:
     """Distance in units in the last place along the float line (+0 == -0, inf next to max)."""
     itype = np.int64 if got.dtype == np.float64 else np.int32
 
-    def line(v: np.ndarray) -> np.ndarray:
-        i = v.view(itype).astype(np.int64)
-        lowest = np.int64(np.iinfo(itype).min)
-        return np.where(i < 0, lowest - i, i).astype(np.float64)
+    def line(v: np.ndarray) -> list[int]:
+        lowest = int(np.iinfo(itype).min)
+        return [lowest - i if i < 0 else i for i in v.view(itype).tolist()]
 
-    return np.abs(line(got) - line(want))
+    # Python ints: exact (int64 differences can overflow, float64 rounds them)
+    return np.array([abs(g - w) for g, w in zip(line(got), line(want))], dtype=np.float64)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -352,3 +354,12 @@ def test_compound_expression_matches_numpy_float64(dtype: str, rtol: float) -> N
     scale = np.abs(a32 * np.exp(-x64 / 4) * np.sin(2 * x64 + 1)) + np.abs(y64)
     err = np.abs(got - want)
     assert np.all(err <= rtol * scale), float(np.max(err / scale))
+
+
+def test_ulp_distance_helper() -> None:
+    one = np.array([1.0, -1.0, 0.0, -5e-324, np.inf])
+    nxt = np.array([np.nextafter(1.0, 2.0), np.nextafter(-1.0, -2.0), -0.0, 5e-324,
+                    np.finfo(np.float64).max])
+    assert ulp_distance(one, nxt).tolist() == [1, 1, 0, 2, 1]
+    f = np.array([1.0], np.float32)
+    assert ulp_distance(f, np.nextafter(f, np.float32(0))).tolist() == [1]
