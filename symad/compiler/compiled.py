@@ -1,0 +1,389 @@
+"""``symad.compile``: a drop-in callable that runs a function or module as native kernels.
+
+First call per signature (shapes, dtypes, which inputs require grad): run eagerly once to find the
+parameters (the graph's leaves that require grad, e.g. a module's weights), trace per sample,
+derive exact gradients, build kernels, and check the kernel against the eager result. Later calls
+run the kernels; the output's ``grad_fn`` is one compiled node whose backward accumulates into
+``.grad`` exactly like eager. Anything that cannot be compiled falls back to eager with one warning
+(``fullgraph=True``: an error).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .. import _dtype as D
+from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..autograd.graph import AccumulateGrad, Node, _edge_of
+from ..errors import TracingError
+from .kernels import ProgramKernels, columns
+from .program import NotCompilable, trace_program
+
+
+class CompileWarning(UserWarning):
+    """symad.compile fell back to eager execution for a signature."""
+
+
+def _leaves(out) -> list:
+    """Leaves that require grad and reach ``out`` through its graph, in first-seen order."""
+    fn = out.grad_fn
+    if fn is None:
+        return [out] if out.requires_grad else []
+    seen, found, stack = set(), [], [fn]
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, AccumulateGrad):
+            found.append(n.variable)
+            continue
+        for nxt, _ in reversed(n.next_functions):
+            stack.append(nxt)
+    return found
+
+
+class CompiledBackward(Node):
+    """The single graph node of a compiled call."""
+
+    __slots__ = ("_entry", "_state", "_inputs_meta")
+
+    def __init__(self, next_functions, entry, state) -> None:
+        super().__init__(next_functions)
+        self._entry = entry
+        self._state = state
+
+    def apply(self, grads):
+        if self._state is None:
+            raise RuntimeError("Trying to backward through the graph a second time (or directly "
+                               "access saved tensors after they have already been freed). "
+                               "Specify retain_graph=True if you need to backward through the "
+                               "graph a second time.")
+        if is_grad_enabled():
+            raise RuntimeError("symad.compile: create_graph=True (higher-order gradients) is not "
+                               "supported through a compiled call; call the function eagerly or "
+                               "use symad.hessian")
+        return self._entry.backward(self._state, grads[0])
+
+    def release(self) -> None:
+        self._state = None
+
+
+def _node_class():
+    cls = type("CompiledFunctionBackward", (CompiledBackward,), {"__slots__": ()})
+    return cls
+
+
+_NODE = _node_class()
+
+
+class _Entry:
+    """Everything compiled for one signature."""
+
+    def __init__(self, kernels: ProgramKernels, param_refs, batched_pos, dtype) -> None:
+        self.k = kernels
+        self.prog = kernels.prog
+        self.param_refs = param_refs         # ("arg", position) or ("obj", captured tensor)
+        self.batched_pos = batched_pos       # argument positions of batched tensors
+        self.np_dtype = dtype.np
+        self.dtype = dtype
+        self.grad_param_idx = []             # indices into param_tensors that get gradients
+        self.grad_data_idx = []              # indices into batched_pos that get gradients
+
+    # -- calling ------------------------------------------------------------------------------
+    def params_of(self, args) -> list:
+        """The tensors entering as scalars for this call (arguments are read from ``args``)."""
+        return [args[ref] if src == "arg" else ref for src, ref in self.param_refs]
+
+    def _inputs(self, args):
+        vals = []
+        for t in self.params_of(args):
+            vals.extend(np.asarray(t._data, dtype=np.float64).reshape(-1).tolist())
+        n = None
+        for j in self.batched_pos:
+            a = args[j]._data
+            n = a.shape[0]
+            vals.extend(columns(a, self.np_dtype))
+        return vals, n
+
+    def _assemble(self, outs, n):
+        prog = self.prog
+        if prog.reduction == "none" and prog.batched:
+            arr = np.stack(outs, axis=1).reshape((n,) + tuple(prog.out_shape)) if outs else \
+                np.empty((n,) + tuple(prog.out_shape), self.np_dtype)
+        else:
+            arr = np.array(outs, dtype=self.np_dtype).reshape(prog.out_shape)
+        return arr
+
+    def run(self, args, want_grad: bool):
+        from ..tensor import Tensor
+        vals, n = self._inputs(args)
+        params = self.params_of(args)
+        prog = self.prog
+        fused = want_grad and prog.reduction != "none" and len(prog.per_sample) == 1
+        if fused:
+            outs = self.k.fused.call_arrays(vals)
+            value = self._assemble(outs[:1], n)
+            state = ("fused", outs[1:], n, vals, params)
+        else:
+            outs = self.k.forward.call_arrays(vals)
+            value = self._assemble(outs, n)
+            state = ("vjp", None, n, vals, params)
+        result = Tensor._wrap(np.asarray(value, dtype=self.np_dtype), self.dtype)
+        if want_grad:
+            edges = [_edge_of(params[i]) for i in self.grad_param_idx]
+            edges += [_edge_of(args[self.batched_pos[i]]) for i in self.grad_data_idx]
+            result._grad_fn = _NODE(tuple(e if e is not None else (None, 0) for e in edges),
+                                    self, state)
+            result._requires_grad = True
+        return result
+
+    # -- backward -----------------------------------------------------------------------------
+    def backward(self, state, g):
+        from ..tensor import Tensor
+        kind, saved, n, vals, params = state
+        prog, k = self.prog, self.k
+        n_p = len(k.grad_params)
+        if kind == "fused":
+            scale = float(np.asarray(g._data).reshape(-1)[0])
+            p_flat, d_cols = saved[:n_p], saved[n_p:]
+        else:
+            kern, g_syms, per_sample_g = k.vjp
+            garr = np.asarray(g._data, dtype=self.np_dtype)
+            if per_sample_g:
+                gvals = columns(garr.reshape(n, -1), self.np_dtype)
+            else:
+                gvals = garr.reshape(-1).tolist()
+            outs = kern.call_arrays(list(vals) + list(gvals))
+            scale = 1.0
+            p_flat, d_cols = outs[:n_p], outs[n_p:]
+        grads = []
+        pos = 0
+        for i in self.grad_param_idx:
+            t = params[i]
+            m = t.numel()
+            arr = np.asarray(p_flat[pos:pos + m], dtype=np.float64) * scale
+            pos += m
+            grads.append(Tensor._wrap(arr.reshape(t.shape).astype(t.dtype.np), t.dtype))
+        pos = 0
+        data_scale = scale / n if (prog.reduction == "mean" and n) else scale
+        for i in self.grad_data_idx:
+            b = prog.batched[i]
+            m = int(np.prod(b.sample_shape)) if b.sample_shape else 1
+            cols = d_cols[pos:pos + m]
+            pos += m
+            arr = np.stack(cols, axis=1) * data_scale if m else np.empty((n, 0))
+            grads.append(Tensor._wrap(arr.reshape((n,) + tuple(b.sample_shape))
+                                      .astype(self.np_dtype), self.dtype))
+        return tuple(grads)
+
+
+class CompiledFunction:
+    """The callable :func:`symad.compile` returns. ``compile_count`` counts kernel builds."""
+
+    def __init__(self, fn, *, fullgraph=False, dtype=None, threads=None, verbose=False) -> None:
+        self._fn = fn
+        self.fullgraph = fullgraph
+        self.dtype = D.as_dtype(dtype) if dtype is not None else None
+        self.threads = threads
+        self.verbose = verbose
+        self._entries: dict = {}
+        self.compile_count = 0
+        self._warned = False
+        self.__wrapped__ = fn
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    # a compiled module still looks like the module (parameters(), train(), state_dict(), ...)
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "_fn":
+            raise AttributeError(name)
+        return getattr(self._fn, name)
+
+    def __repr__(self) -> str:
+        return f"symad.compile({self._fn!r})"
+
+    def _classify(self, args):
+        from ..tensor import Tensor
+        n = None
+        for a in args:
+            if isinstance(a, Tensor) and a.ndim >= 1 and not (a.is_leaf and a.requires_grad):
+                n = a.shape[0]
+                break
+        batched = [j for j, a in enumerate(args) if isinstance(a, Tensor) and n is not None
+                   and a.ndim >= 1 and a.shape[0] == n and not (a.is_leaf and a.requires_grad)]
+        return n, batched
+
+    def _signature(self, args, batched):
+        from ..tensor import Tensor
+        sig = []
+        bset = set(batched)
+        for j, a in enumerate(args):
+            if isinstance(a, Tensor):
+                shape = tuple(a.shape[1:]) if j in bset else tuple(a.shape)
+                sig.append(("T", j in bset, shape, a.dtype.name, a.requires_grad))
+            elif isinstance(a, (int, float, bool, str, type(None))):
+                sig.append(("V", a))
+            else:
+                sig.append(("O", id(a)))
+        return (tuple(sig), is_grad_enabled())
+
+    def __call__(self, *args, **kwargs):
+        from ..tensor import Tensor
+        if kwargs:
+            return self._eager(args, kwargs, "keyword arguments are not compiled")
+        args = tuple(Tensor._wrap(np.asarray(a)) if isinstance(a, np.ndarray) else a
+                     for a in args)
+        n, batched = self._classify(args)
+        key = self._signature(args, batched)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._build(args, batched, key)
+        if isinstance(entry, str):
+            return self._eager(args, kwargs, entry)
+        params = entry.params_of(args)
+        want = is_grad_enabled() and (any(params[i].requires_grad for i in entry.grad_param_idx)
+                                      or any(args[entry.batched_pos[i]].requires_grad
+                                             for i in entry.grad_data_idx))
+        return entry.run(args, want)
+
+    def _eager(self, args, kwargs, reason):
+        return self._fn(*args, **kwargs)
+
+    def _fail(self, key, reason):
+        if self.fullgraph:
+            raise NotCompilable(f"symad.compile(fullgraph=True): {reason}")
+        if not self._warned:
+            warnings.warn(f"symad.compile: running {getattr(self._fn, '__name__', self._fn)!r} "
+                          f"eagerly: {reason}", CompileWarning, stacklevel=3)
+            self._warned = True
+        self._entries[key] = reason
+        return reason
+
+    def _build(self, args, batched, key):
+        from ..tensor import Tensor
+        t0 = time.perf_counter()
+        # 1. eager discovery: the parameters are the graph's leaves that require grad
+        with no_grad() if not is_grad_enabled() else _null():
+            ref = self._fn(*args)
+        if not isinstance(ref, Tensor):
+            return self._fail(key, f"it returned {type(ref).__name__}, not a tensor")
+        bset = set(batched)
+        arg_ids = {id(args[j]) for j in batched}
+        leaves = [t for t in _leaves(ref) if id(t) not in arg_ids]
+        params = list(leaves)
+        for j, a in enumerate(args):
+            if isinstance(a, Tensor) and j not in bset and all(a is not p for p in params):
+                params.append(a)
+        dts = [p.dtype for p in params] + [args[j].dtype for j in batched]
+        if self.dtype is not None:
+            dt = self.dtype
+        else:
+            floats = [d for d in dts if d.is_floating_point]
+            dt = D.float64 if any(d == D.float64 for d in floats) else D.float32
+        bshapes = [tuple(args[j].shape[1:]) for j in batched]
+
+        def run(param_syms, data_syms):
+            saved = [p._data for p in params]
+            try:
+                for p, s in zip(params, param_syms):
+                    p._data = s
+                call = list(args)
+                for j, d in zip(batched, data_syms):
+                    call[j] = Tensor._wrap(d, D.float64)
+                return self._fn(*call)
+            finally:
+                for p, s in zip(params, saved):
+                    p._data = s
+
+        try:
+            prog = trace_program(run, [(id(p), p._data) for p in params], bshapes, dt.name)
+        except (NotCompilable, TracingError, NotImplementedError, TypeError, ValueError,
+                IndexError) as e:
+            return self._fail(key, f"{type(e).__name__}: {e}")
+        param_grad = [p.requires_grad for p in params]
+        data_grad = [args[j].requires_grad for j in batched]
+        kern = ProgramKernels(prog, param_grad, data_grad, threads=self.threads,
+                              verbose=self.verbose)
+        pos = {id(a): j for j, a in enumerate(args) if isinstance(a, Tensor)}
+        refs = [("arg", pos[id(p)]) if id(p) in pos else ("obj", p) for p in params]
+        entry = _Entry(kern, refs, batched, dt)
+        entry.grad_param_idx = [i for i, f in enumerate(param_grad) if f]
+        entry.grad_data_idx = [i for i, f in enumerate(data_grad) if f]
+        try:
+            self._selfcheck(entry, args, ref)
+        except NotCompilable as e:
+            return self._fail(key, str(e))
+        except Exception as e:  # a lowering error names the SymPy construct
+            if type(e).__name__ == "LoweringError":
+                return self._fail(key, str(e))
+            raise
+        self.compile_count += 1
+        self._entries[key] = entry
+        total = time.perf_counter() - t0
+        if self.verbose or total > 1.0:
+            parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in kern.timings.items())
+            msg = f"symad.compile: built {getattr(self._fn, '__name__', 'module')} in " \
+                  f"{total * 1e3:.0f} ms ({parts})"
+            if self.verbose:
+                print(msg)
+        return entry
+
+    def _selfcheck(self, entry, args, ref) -> None:
+        """The kernel must reproduce the eager value (and gradients) it replaces."""
+        want = is_grad_enabled() and ref.requires_grad
+        out = entry.run(args, want)
+        tol = 1e-9 if entry.dtype == D.float64 else 2e-4
+        a, b = np.asarray(out._data, np.float64), np.asarray(ref._data, np.float64)
+        if a.shape != b.shape or not np.allclose(a, b, rtol=tol, atol=tol * (1 + np.abs(b).max(
+                initial=0))):
+            raise NotCompilable("the compiled kernel disagrees with the eager result "
+                                f"(max abs difference {np.abs(a - b).max(initial=0):.3g})")
+        if want and entry.grad_param_idx:
+            from ..autograd import grad as agrad
+            ps = [entry.params_of(args)[i] for i in entry.grad_param_idx]
+            g = Tensor_ones_like(ref)
+            eager = agrad([ref], ps, grad_outputs=[g], allow_unused=True, retain_graph=True)
+            comp = entry.backward(out.grad_fn._state, g)[:len(ps)]
+            for e, c in zip(eager, comp):
+                if e is None:
+                    continue
+                ea, ca = np.asarray(e._data, np.float64), np.asarray(c._data, np.float64)
+                if not np.allclose(ca, ea, rtol=tol * 10, atol=tol * 10 * (1 + np.abs(ea).max(
+                        initial=0))):
+                    raise NotCompilable("the compiled gradient disagrees with eager autograd "
+                                        f"(max abs difference {np.abs(ca - ea).max():.3g})")
+
+
+def Tensor_ones_like(t):
+    from ..ops.functional import ones_like
+    return ones_like(t)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def compile(fn=None, *, fullgraph: bool = False, dtype=None, threads: int | None = None,
+            verbose: bool = False):
+    """Compile a function or ``nn.Module`` to native kernels (usable as a decorator).
+
+    >>> import symad
+    >>> @symad.compile
+    ... def loss_fn(w, x, y):
+    ...     return ((w * x - y) ** 2).mean()
+    >>> w = symad.tensor(1.0, requires_grad=True)
+    >>> x = symad.linspace(0, 1, 5); y = 3 * x
+    >>> loss = loss_fn(w, x, y); loss.backward(); round(w.grad.item(), 4)
+    -1.5
+    """
+    if fn is None:
+        return lambda f: compile(f, fullgraph=fullgraph, dtype=dtype, threads=threads,
+                                 verbose=verbose)
+    return CompiledFunction(fn, fullgraph=fullgraph, dtype=dtype, threads=threads,
+                            verbose=verbose)

@@ -1,0 +1,148 @@
+"""One compiled signature: the per-sample SymPy program of a function and its native kernels.
+
+Pipeline (one direction): run the function on symbolic stand-ins (parameters as symbols, batched
+data as ONE symbolic sample) → per-sample expressions plus a batch reduction → exact gradients by
+reverse mode over the expression DAG → ``codegen`` kernels that loop over the batch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from ..autograd.grad_mode import no_grad
+
+
+class NotCompilable(Exception):
+    """The function cannot be compiled for this signature (the message says why)."""
+
+
+def symbol_array(prefix: str, shape: tuple) -> np.ndarray:
+    """An object array of real SymPy symbols named ``prefix_i_j`` (valid C identifiers)."""
+    n = int(np.prod(shape)) if shape else 1
+    if not shape:
+        return np.array(sympy.Symbol(prefix, real=True), dtype=object)
+    idx = np.ndindex(*shape)
+    syms = [sympy.Symbol(f"{prefix}_{'_'.join(map(str, i))}", real=True) for i in idx]
+    return np.array(syms, dtype=object).reshape(shape) if n else np.empty(shape, dtype=object)
+
+
+@dataclass
+class BatchedInput:
+    """A data argument whose leading dimension is the batch."""
+    index: int            # position among the call's tensor arguments
+    sample_shape: tuple   # shape of one sample
+    symbols: np.ndarray   # object array, sample_shape, for sample 0
+
+
+@dataclass
+class ParamInput:
+    """A tensor entering the kernel as scalars (model parameters, small constants)."""
+    tensor_id: int
+    shape: tuple
+    symbols: np.ndarray
+
+
+@dataclass
+class Program:
+    params: list[ParamInput]
+    batched: list[BatchedInput]
+    per_sample: list[sympy.Expr]     # flattened outputs for ONE sample
+    out_shape: tuple                 # per-sample output shape (reduction none) or reduced shape
+    reduction: str                   # "none" | "sum" | "mean"
+    dtype: str
+    timings: dict = field(default_factory=dict)
+
+
+def _tensor_out(out):
+    from ..tensor import Tensor
+    if not isinstance(out, Tensor):
+        raise NotCompilable(f"the function returned {type(out).__name__}; symad.compile supports "
+                            "functions returning one tensor")
+    return out
+
+
+def _flat(t) -> list:
+    return [sympy.sympify(v) for v in np.asarray(t._data, dtype=object).reshape(-1)]
+
+
+def trace_program(run, params, batched_shapes, n_params_dtype: str) -> Program:
+    """Trace ``run(param_arrays, batched_arrays)`` (which returns a tensor) per sample.
+
+    ``params``: list of (id, array) for tensors entering as scalar symbols; ``batched_shapes``:
+    list of per-sample shapes. The function is traced with a batch of 1 and of 2 symbolic samples
+    to learn whether its output is per sample, or a sum or mean of a per-sample term.
+    """
+    t0 = time.perf_counter()
+    pins = [ParamInput(pid, tuple(arr.shape), symbol_array(f"p{k}", tuple(arr.shape)))
+            for k, (pid, arr) in enumerate(params)]
+    samples = [[symbol_array(f"x{j}s{s}", shape) for j, shape in enumerate(batched_shapes)]
+               for s in range(2)]
+
+    def run_n(n):
+        data = [np.stack([samples[s][j] for s in range(n)]) for j in range(len(batched_shapes))]
+        with no_grad():
+            out = _tensor_out(run([p.symbols for p in pins], data))
+        return out
+
+    out1 = run_n(1)
+    if not batched_shapes:
+        exprs = _flat(out1)
+        prog = Program(pins, [], exprs, tuple(out1.shape), "none", n_params_dtype)
+        prog.timings["trace"] = time.perf_counter() - t0
+        return prog
+    out2 = run_n(2)
+    swap = {a: b for j in range(len(batched_shapes))
+            for a, b in zip(samples[0][j].reshape(-1), samples[1][j].reshape(-1))}
+    shape1, shape2 = tuple(out1.shape), tuple(out2.shape)
+    e1, e2 = _flat(out1), _flat(out2)
+    bins = [BatchedInput(j, tuple(shape), samples[0][j]) for j, shape in enumerate(batched_shapes)]
+    if shape1 and shape2 and shape1[0] == 1 and shape2[0] == 2 and shape1[1:] == shape2[1:]:
+        # per-sample outputs: row 0 of the N=2 trace must equal the N=1 trace, row 1 the same
+        # expression over sample 1.
+        k = len(e1)
+        if _equal_all(e2[:k], e1) and _equal_all(e2[k:], [e.xreplace(swap) for e in e1]):
+            prog = Program(pins, bins, e1, shape1[1:], "none", n_params_dtype)
+            prog.timings["trace"] = time.perf_counter() - t0
+            return prog
+    if shape1 == shape2:
+        q1 = [e.xreplace(swap) for e in e1]
+        if _equal_all(e2, [a + b for a, b in zip(e1, q1)]):
+            red = "sum"
+        elif _equal_all(e2, [(a + b) / 2 for a, b in zip(e1, q1)]):
+            red = "mean"
+        else:
+            red = None
+        if red is not None:
+            prog = Program(pins, bins, e1, shape1, red, n_params_dtype)
+            prog.timings["trace"] = time.perf_counter() - t0
+            return prog
+    raise NotCompilable("the output is neither per sample nor a sum/mean over the batch of a "
+                        "per-sample term (it mixes samples), so it cannot be compiled as a batch "
+                        "kernel")
+
+
+def _equal_all(a: list, b: list, rtol: float = 1e-9) -> bool:
+    """Whether two lists of expressions agree, by float64 evaluation at random points (shared
+    subexpressions evaluated once). This detects the batch structure; it is not a proof — the
+    compiled kernel is checked against the eager result when it is built."""
+    if len(a) != len(b):
+        return False
+    from ..ops.sym2tensor import evaluate_many
+    from ..tensor import Tensor
+    syms = set()
+    for e in list(a) + list(b):
+        syms |= e.free_symbols
+    rng = np.random.default_rng(20261123)
+    env = {s: Tensor._wrap(rng.uniform(0.3, 1.7, 3) * rng.choice([-1.0, 1.0], 3)) for s in syms}
+    with no_grad(), np.errstate(all="ignore"):
+        vals = evaluate_many([x - y for x, y in zip(a, b)] + list(a), env)
+    n = len(a)
+    for d, x in zip(vals[:n], vals[n:]):
+        dv = np.asarray(d._data if isinstance(d, Tensor) else d, dtype=np.float64)
+        xv = np.asarray(x._data if isinstance(x, Tensor) else x, dtype=np.float64)
+        if not np.all(np.abs(dv) <= rtol * (1.0 + np.abs(xv))):
+            return False
+    return True
