@@ -41,7 +41,10 @@ def apply(op: Op, *inputs, **params):
 
     dt = result_dtype(op, inputs, params)
     rule_where = op.dtype_rule == "where"
-    tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule_where) else dt)
+    # comparisons: Python scalars take the inputs' promoted dtype, not the bool result dtype
+    # (``x > 0.5`` must not compare against ``True``)
+    wrap_dt = D.result_type(*inputs) if op.dtype_rule == "bool" else dt
+    tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule_where) else wrap_dt)
                     for i, x in enumerate(inputs))
     symbolic = any(t._data.dtype == object for t in tensors)
     arrays = [t._data for t in tensors]
