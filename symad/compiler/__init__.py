@@ -1,5 +1,7 @@
 """symad.compile and the compiled functional transforms."""
 from .compiled import CompiledFunction, CompileWarning, compile
 from .program import NotCompilable
+from .transforms import grad, hessian, jacobian, value_and_grad
 
-__all__ = ["compile", "CompiledFunction", "CompileWarning", "NotCompilable"]
+__all__ = ["compile", "CompiledFunction", "CompileWarning", "NotCompilable", "grad",
+           "value_and_grad", "jacobian", "hessian"]
