@@ -24,7 +24,8 @@ class LoweringError(NotImplementedError):
 
 def _cannot(expr: sympy.Basic, why: str = "") -> LoweringError:
     cls = type(expr)
-    mod = "sympy" if cls.__module__.startswith("sympy") else cls.__module__
+    module = getattr(cls, "__module__", None) or ""
+    mod = "sympy" if module.startswith("sympy") or not module else module
     msg = f"cannot lower {mod}.{cls.__name__} to LLVM"
     return LoweringError(msg + (f" ({why})" if why else "") + f": {expr}")
 
