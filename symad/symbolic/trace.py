@@ -222,6 +222,12 @@ def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
     variables: list[Variable] = []
     args = []
     for i, (name, e) in enumerate(zip(arg_names, example_inputs)):
+        if isinstance(e, Tensor) and e._data.dtype == object:  # already symbolic: keep it
+            syms = e._data
+            if all(isinstance(s, sympy.Symbol) for s in syms.reshape(-1)):
+                variables.append(Variable(name, syms, None))
+            args.append(e)
+            continue
         if i in const or not _is_float_tensor_like(e) or hasattr(e, "named_parameters"):
             args.append(e)
             continue
@@ -356,6 +362,8 @@ class Trace:
         env = {}
         for i, v in enumerate(self.variables):
             val = values[i] if i < len(values) else v.example
+            if val is None:
+                raise ValueError(f"no value given for {v.name!r} (it has no example value)")
             val = np.broadcast_to(np.asarray(getattr(val, "_data", val), dtype=np.float64),
                                   v.shape)
             for s, x in zip(v.flat, val.reshape(-1)):
