@@ -1,0 +1,104 @@
+"""Recognising common mistakes in a wrong gradient: constant factor, sign flip, constant offset,
+wrong variable, transposed, missing sum over a broadcast dimension."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import sympy as sp
+
+from .decide import exact_value, sample_points, simplifies_to_zero
+
+
+def _same(a, b, variables, rng, n=4) -> bool:
+    """Exact equality at a few rational points, then a symbolic confirmation."""
+    a = sp.sympify(a)
+    b = sp.sympify(b)
+    seen = 0
+    for pt in sample_points(variables, rng, n):
+        va, vb = exact_value(a, pt), exact_value(b, pt)
+        if va is None or vb is None:
+            continue
+        seen += 1
+        d = sp.sympify(va - vb)
+        if d.is_Rational and d != 0:
+            return False
+        if not d.is_Rational and abs(sp.N(d, 30)) > 1e-20:
+            return False
+    return seen > 0 and simplifies_to_zero(a - b)
+
+
+def scalar_hint(exact, claimed, variables, others: dict, rng: random.Random) -> str | None:
+    exact = sp.sympify(exact)
+    claimed = sp.sympify(claimed)
+    if exact != 0 and claimed != 0:
+        try:
+            q = sp.simplify(claimed / exact)
+        except (TypeError, ValueError):
+            q = None
+        if q is not None and q.is_number and q.is_real and q != 1:
+            return "sign flip: claimed = −exact" if q == -1 else \
+                f"constant factor: claimed = {q} × exact"
+    try:
+        d = sp.simplify(exact - claimed)
+    except (TypeError, ValueError):
+        d = None
+    if d is not None and d.is_number and d != 0:
+        return f"off by a constant: exact − claimed = {d}"
+    for name, arr in others.items():
+        for idx in np.ndindex(*arr.shape):
+            if _same(arr[idx], claimed, variables, rng):
+                label = name if idx == () else f"{name}[{','.join(map(str, idx))}]"
+                return f"the claim is ∂f/∂{label}: components swapped or wrong variable?"
+    return None
+
+
+def transpose_hints(name, exact: np.ndarray, claimed: np.ndarray, arrays: dict, variables,
+                    rng) -> str | None:
+    """'transposed': the claim is the transpose of the exact gradient, or equals it once a
+    square matrix input is replaced by its transpose (X used where X.T is needed)."""
+    if exact.ndim == 2 and claimed.shape == exact.shape[::-1] and \
+            _all_same(exact, claimed.T, variables, rng):
+        return (f"transposed: the claimed gradient for {name} has shape {claimed.shape}, its "
+                f"transpose equals the exact gradient ({exact.shape})")
+    if claimed.shape != exact.shape:
+        return None
+    if exact.ndim == 2 and exact.shape[0] == exact.shape[1] and \
+            _all_same(exact, claimed.T, variables, rng):
+        return f"transposed: the claimed gradient for {name} is the transpose of the exact one"
+    for other, arr in arrays.items():
+        if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
+            swap = {arr[i, j]: arr[j, i] for i in range(arr.shape[0])
+                    for j in range(arr.shape[1])}
+            swapped = np.vectorize(lambda e: sp.sympify(e).xreplace(swap), otypes=[object])(
+                claimed)
+            if _all_same(exact, swapped, variables, rng):
+                return (f"transposed: the claim uses {other} where {other}.T is needed "
+                        f"(with {other} transposed it equals the exact gradient)")
+    return None
+
+
+def broadcast_sum_hint(exact: np.ndarray, claimed: np.ndarray, variables, rng) -> str | None:
+    """The claim has extra (broadcast) dimensions; summing them gives the exact gradient."""
+    if claimed.ndim < exact.ndim:
+        return None
+    lead = claimed.ndim - exact.ndim
+    axes = list(range(lead))
+    for i, (ce, ee) in enumerate(zip(claimed.shape[lead:], exact.shape)):
+        if ee == 1 and ce != 1:
+            axes.append(lead + i)
+        elif ce != ee:
+            return None
+    if not axes:
+        return None
+    summed = np.sum(claimed, axis=tuple(axes), keepdims=True)
+    summed = summed.reshape(summed.shape[lead:]) if lead else summed
+    summed = np.asarray(summed, dtype=object).reshape(exact.shape)
+    if _all_same(exact, summed, variables, rng):
+        return (f"missing sum over a broadcast dimension: the claim has shape {claimed.shape}; "
+                f"summed over axes {tuple(axes)} it equals the exact gradient ({exact.shape})")
+    return None
+
+
+def _all_same(a: np.ndarray, b: np.ndarray, variables, rng) -> bool:
+    return all(_same(a[idx], b[idx], variables, rng, n=2) for idx in np.ndindex(*a.shape))

@@ -1,0 +1,187 @@
+"""Reports of gradient checks: one :class:`GradientItem` per variable (or tensor element)."""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from .decide import Counterexample, fmt_number
+
+
+@dataclass
+class GradientItem:
+    """One gradient component: the exact derivative, the claim, and the verdict."""
+
+    name: str                       # "x", "w[1]", ...
+    exact: Any                      # SymPy expression (or a value, when checking at a point)
+    claimed: Any
+    equal: bool | None
+    proved: bool
+    residual: Any = None            # simplified exact - claimed
+    counterexample: Counterexample | None = None
+    hint: str | None = None
+    method: str = ""
+    at: dict | None = None          # the point for value checks
+    exact_value: Any = None         # exact derivative at ``at``
+    claimed_value: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.equal is True
+
+    def verdict(self) -> str:
+        if self.equal is True:
+            return "correct" + ("" if self.proved else " (numerically; not proved)")
+        if self.equal is False:
+            return "WRONG" + ("" if self.proved else " (numerically; not proved)")
+        return "undecided"
+
+    def to_dict(self) -> dict:
+        ce = self.counterexample
+        return {
+            "name": self.name, "exact": str(self.exact), "claimed": str(self.claimed),
+            "equal": self.equal, "proved": self.proved,
+            "residual": None if self.residual is None else str(self.residual),
+            "counterexample": None if ce is None else {
+                "point": {k: str(v) for k, v in ce.items()},
+                "exact": str(ce.exact), "claimed": str(ce.claimed)},
+            "hint": self.hint, "method": self.method,
+            "at": None if self.at is None else {str(k): str(v) for k, v in self.at.items()},
+            "exact_value": None if self.exact_value is None else str(self.exact_value),
+            "claimed_value": None if self.claimed_value is None else str(self.claimed_value),
+        }
+
+
+@dataclass
+class GradientReport:
+    """The result of :func:`symad.check_gradient` / :func:`symad.check_function`.
+
+    ``ok``: every claimed component equals the exact gradient wherever f is differentiable.
+    ``proved``: every verdict was established exactly (symbolically or by exact evaluation).
+    """
+
+    f: Any
+    items: list[GradientItem] = field(default_factory=list)
+    title: str = "gradient check"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.items) and all(i.equal is True for i in self.items)
+
+    @property
+    def proved(self) -> bool:
+        if not self.items:
+            return False
+        if self.ok:
+            return all(i.proved for i in self.items)
+        # a single proved-wrong component proves the claim wrong
+        return any(i.equal is False and i.proved for i in self.items)
+
+    @property
+    def status(self) -> str:
+        """"proved right", "proved wrong", "right (not proved)", "wrong (not proved)", or
+        "undecided"."""
+        if self.ok:
+            return "proved right" if self.proved else "right (not proved)"
+        if any(i.equal is False for i in self.items):
+            return "proved wrong" if self.proved else "wrong (not proved)"
+        return "undecided"
+
+    @property
+    def exit_code(self) -> int:
+        """CLI convention: 0 proved right, 1 wrong, 2 undecided."""
+        if self.ok and self.proved:
+            return 0
+        if any(i.equal is False for i in self.items):
+            return 1
+        return 2
+
+    def __getitem__(self, name: str) -> GradientItem:
+        for i in self.items:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {"f": str(self.f), "ok": self.ok, "proved": self.proved, "status": self.status,
+                "items": [i.to_dict() for i in self.items], "notes": list(self.notes)}
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    # -- text ---------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        lines = [f"{self.title}: f = {self.f}"]
+        for it in self.items:
+            lines.append(f"  ∂f/∂{it.name}: {it.verdict()}")
+            lines.append(f"      exact     {it.exact}")
+            lines.append(f"      claimed   {it.claimed}")
+            if it.at is not None:
+                at = ", ".join(f"{k}={v}" for k, v in it.at.items())
+                lines.append(f"      at {at}: exact {fmt_number(it.exact_value)}, "
+                             f"claimed {fmt_number(it.claimed_value)}")
+            if it.equal is False and it.residual is not None:
+                lines.append(f"      exact − claimed = {it.residual}")
+            ce = it.counterexample
+            if ce is not None:
+                at = ", ".join(f"{k}={v}" for k, v in ce.items())
+                lines.append(f"      counterexample: at {at}: exact {fmt_number(ce.exact)}, "
+                             f"claimed {fmt_number(ce.claimed)}")
+            if it.hint:
+                lines.append(f"      hint: {it.hint}")
+            if it.method:
+                lines.append(f"      ({it.method})")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        lines.append(f"verdict: {self.status}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<GradientReport {self.status}: {len(self.items)} component(s)>"
+
+    # -- Jupyter ------------------------------------------------------------------------------
+    def _repr_latex_(self) -> str:
+        rows = []
+        for it in self.items:
+            mark = r"\checkmark" if it.equal else (r"\times" if it.equal is False else "?")
+            rows.append(r"\frac{\partial f}{\partial %s} & %s & %s & %s \\"
+                        % (_tex_name(it.name), _tex(it.exact), _tex(it.claimed), mark))
+        body = "\n".join(rows)
+        return (r"$\begin{array}{llll}\text{component} & \text{exact} & \text{claimed} & \\"
+                "\n" + body + r"\end{array}$")
+
+    def _repr_html_(self) -> str:
+        head = (f"<p><b>{html.escape(self.title)}</b>: <code>{html.escape(str(self.f))}</code> "
+                f"&mdash; <b>{html.escape(self.status)}</b></p>")
+        rows = ["<tr><th>component</th><th>exact</th><th>claimed</th><th>verdict</th>"
+                "<th>counterexample / hint</th></tr>"]
+        for it in self.items:
+            extra = []
+            if it.counterexample is not None:
+                extra.append(html.escape(repr(it.counterexample)))
+            if it.hint:
+                extra.append(html.escape(it.hint))
+            color = "#2a2" if it.equal else "#c22"
+            rows.append(f"<tr><td>{html.escape(it.name)}</td>"
+                        f"<td><code>{html.escape(str(it.exact))}</code></td>"
+                        f"<td><code>{html.escape(str(it.claimed))}</code></td>"
+                        f"<td style='color:{color}'>{html.escape(it.verdict())}</td>"
+                        f"<td>{'<br>'.join(extra)}</td></tr>")
+        return head + "<table>" + "".join(rows) + "</table>"
+
+
+def _tex(e) -> str:
+    try:
+        return sp.latex(sp.sympify(e))
+    except (sp.SympifyError, TypeError):
+        return r"\text{%s}" % str(e)
+
+
+def _tex_name(name: str) -> str:
+    if "[" in name:
+        base, idx = name.split("[", 1)
+        return "%s_{%s}" % (base, idx.rstrip("]"))
+    return name
