@@ -26,12 +26,13 @@ class CompileWarning(UserWarning):
     """symad.compile fell back to eager execution for a signature."""
 
 
-def _leaves(out) -> list:
-    """Leaves that require grad and reach ``out`` through its graph, in first-seen order."""
+def _leaves(out, stop=()) -> list:
+    """Leaves that require grad and reach ``out`` through its graph, in first-seen order; the
+    walk stops at the nodes of the call's own arguments (``stop``)."""
     fn = out.grad_fn
     if fn is None:
         return [out] if out.requires_grad else []
-    seen, found, stack = set(), [], [fn]
+    seen, found, stack = {id(n) for n in stop}, [], [fn]
     while stack:
         n = stack.pop()
         if n is None or id(n) in seen:
@@ -271,7 +272,8 @@ class CompiledFunction:
             return self._fail(key, f"it returned {type(ref).__name__}, not a tensor")
         bset = set(batched)
         arg_ids = {id(args[j]) for j in batched}
-        leaves = [t for t in _leaves(ref) if id(t) not in arg_ids]
+        stop = [a.grad_fn for a in args if isinstance(a, Tensor) and a.grad_fn is not None]
+        leaves = [t for t in _leaves(ref, stop) if id(t) not in arg_ids]
         params = list(leaves)
         for j, a in enumerate(args):
             if isinstance(a, Tensor) and j not in bset and all(a is not p for p in params):
