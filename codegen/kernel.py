@@ -80,6 +80,9 @@ class Kernel:
     def __init__(self, spec: KernelSpec, *, threads: int | None = None,
                  cache: bool | str | os.PathLike[str] | DiskCache = True,
                  min_chunk: int = DEFAULT_MIN_CHUNK):
+        if spec.input_strides is not None or spec.output_strides is not None:
+            raise ValueError("codegen.Kernel takes contiguous columns; strided specs are for "
+                             "C entry points (codegen.c_entry)")
         self.spec = spec
         self.threads = (os.cpu_count() or 1) if threads is None else int(threads)
         if self.threads < 1:

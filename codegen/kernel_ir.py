@@ -37,6 +37,11 @@ class KernelSpec:
     accumulate: str = "float64"
     fast_math: bool = False
     cse: bool = True
+    #: Element stride of each batched input / array output (None: all 1, i.e. separate
+    #: contiguous columns). Export's C entry points pass row-major ``(n, k)`` arrays as k
+    #: pointers ``base + c`` with stride k. :class:`codegen.Kernel` requires None.
+    input_strides: tuple[int, ...] | None = None
+    output_strides: tuple[int, ...] | None = None
 
     @property
     def ty(self) -> str:
@@ -62,10 +67,18 @@ def build_kernel_ir(spec: KernelSpec,
     symbols = {}
     lowerer: Lowerer
 
+    def index(prefix: str, strides: tuple[int, ...] | None, j: int, out: list[str]) -> str:
+        stride = 1 if strides is None else strides[j]
+        if stride == 1:
+            return "%i"
+        out.append(f"  %{prefix}{j}.i = mul nsw i64 %i, {stride}")
+        return f"%{prefix}{j}.i"
+
     def batched_getter(j: int):
         def get() -> str:
             name = f"%x{j}"
-            lowerer.lines.append(f"  %x{j}.p = getelementptr inbounds {ty}, ptr %a{j}, i64 %i")
+            i = index("x", spec.input_strides, j, lowerer.lines)
+            lowerer.lines.append(f"  %x{j}.p = getelementptr inbounds {ty}, ptr %a{j}, i64 {i}")
             lowerer.lines.append(f"  {name} = load {ty}, ptr %x{j}.p")
             return name
         return get
@@ -90,13 +103,17 @@ def build_kernel_ir(spec: KernelSpec,
         replacements, outputs = sympy.cse(
             outputs, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none")
         for sym, sub in replacements:
-            lowerer.memo[sym] = lowerer.value(sub)
+            if isinstance(sub, sympy.logic.boolalg.Boolean):  # a shared condition (i1)
+                lowerer.memo[("bool", sym)] = lowerer.boolean(sub)
+            else:
+                lowerer.memo[sym] = lowerer.value(sub)
     values = [lowerer.value(sympy.sympify(e)) for e in outputs]
 
     body = list(loads) + lowerer.lines
     stores = []
     for k in array_outs:
-        stores.append(f"  %o{k}.p = getelementptr inbounds {ty}, ptr %o{k}, i64 %i")
+        i = index("o", spec.output_strides, k, stores)
+        stores.append(f"  %o{k}.p = getelementptr inbounds {ty}, ptr %o{k}, i64 {i}")
         stores.append(f"  store {ty} {values[k]}, ptr %o{k}.p")
     phis, accs, finals, final_stores = [], [], [], []
     red_flags = "fast" if spec.fast_math else "reassoc"  # reductions always reassociate
