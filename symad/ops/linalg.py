@@ -55,9 +55,10 @@ def _matmul_vjp(ctx, g):
     na, nb = a.ndim, b.ndim
     a2 = a.unsqueeze(0) if na == 1 else a
     b2 = b.unsqueeze(-1) if nb == 1 else b
+    # g without the dimensions matmul dropped: (.., 1, m) for a 1-D a, (.., n, 1) for a 1-D b
     g2 = g
     if na == 1:
-        g2 = g2.unsqueeze(-2)
+        g2 = g2.unsqueeze(-1 if nb == 1 else -2)
     if nb == 1:
         g2 = g2.unsqueeze(-1)
     ga = gb = None

@@ -164,7 +164,33 @@ def _np_heaviside(x, h0=0.0):
     return np.heaviside(x, h0)
 
 
-NUMPY_FUNCS: dict[str, Any] = {"sigmoid": _np_sigmoid, "Heaviside": _np_heaviside}
+def _np_select(condlist, choicelist, default=np.nan):
+    """``np.select`` for lambdified Piecewise: broadcasts conditions and choices first (a
+    ``True`` branch or a scalar choice next to array conditions is otherwise rejected)."""
+    arrays = np.broadcast_arrays(*[np.asarray(c) for c in condlist],
+                                 *[np.asarray(c) for c in choicelist])
+    n = len(condlist)
+    return np.select(arrays[:n], arrays[n:], default)
+
+
+class _BroadcastingLogical:
+    """``logical_and``/``logical_or`` whose ``.reduce`` (how lambdify prints ``And``/``Or``)
+    broadcasts operands of different shapes, as the elementwise ufunc does."""
+
+    def __init__(self, ufunc) -> None:
+        self._ufunc = ufunc
+
+    def __call__(self, *args, **kw):
+        return self._ufunc(*args, **kw)
+
+    def reduce(self, operands, axis=0):
+        return functools.reduce(self._ufunc, operands)
+
+
+NUMPY_FUNCS: dict[str, Any] = {"sigmoid": _np_sigmoid, "Heaviside": _np_heaviside,
+                               "select": _np_select,
+                               "logical_and": _BroadcastingLogical(np.logical_and),
+                               "logical_or": _BroadcastingLogical(np.logical_or)}
 
 
 @functools.lru_cache(maxsize=None)
