@@ -284,6 +284,9 @@ def _compare_input(n, e, c, spec, variables, point, exact_all, rng, seed) -> lis
 
 
 def _show(e):
+    from .decide import is_piecewise
+    if is_piecewise(sp.sympify(e)):
+        return e  # simplify on Piecewise is slow and rarely clearer
     try:
         from ..symbolic.reverse import display_simplify
         return display_simplify(e)
@@ -389,6 +392,10 @@ def check_function(function_cls, *example_inputs, seed: int = 0) -> GradientRepo
                 it.hint = _ignored_input_hint(e[idx], c[idx], arrays, g_syms) or scalar_hint(
                     e[idx], c[idx], variables, {}, random.Random(seed))
             report.items.append(it)
+            if it.hint and "does not use input" in it.hint:
+                note = it.hint.split(" — ")[0]
+                if note not in report.notes:
+                    report.notes.append(note)
     return report
 
 

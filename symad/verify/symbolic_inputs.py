@@ -99,7 +99,11 @@ def realify(e, symbols: dict[str, sp.Symbol] | None = None):
     e = sp.sympify(e)
     rep = {}
     for s in e.free_symbols:
-        target = (symbols or {}).get(s.name) or _scalar_symbol(s.name)
+        target = (symbols or {}).get(s.name)
+        if target is None:
+            if s.is_real:
+                continue  # already real (e.g. a traced tensor element)
+            target = _scalar_symbol(s.name)
         if s != target:
             rep[s] = target
     return e.xreplace(rep) if rep else e
