@@ -71,7 +71,7 @@ def from_scratch(features, labels, lr=0.03, num_epochs=3, batch_size=10) -> dict
     losses = []
     for epoch in range(num_epochs):
         for X, y in data_iter(batch_size, features, labels):
-            l = squared_loss(linreg(X, w, b), y)  # noqa: E741  (the tutorial's name)
+            l = squared_loss(linreg(X, w, b), y)
             l.sum().backward()
             sgd([w, b], lr, batch_size)
         with symad.no_grad():
@@ -97,11 +97,11 @@ def concise(features, labels, lr=0.03, num_epochs=3, batch_size=10) -> dict:
     losses = []
     for epoch in range(num_epochs):
         for X, y in data_iter_:
-            l = loss(net(X), y)  # noqa: E741
+            l = loss(net(X), y)
             trainer.zero_grad()
             l.backward()
             trainer.step()
-        l = loss(net(features), labels)  # noqa: E741
+        l = loss(net(features), labels)
         losses.append(l.item())
         print(f"epoch {epoch + 1}, loss {l:f}")
     return {"w": net[0].weight.detach().reshape(-1).tolist(), "b": net[0].bias.item(),

@@ -56,7 +56,7 @@ w = None  # module-level, as in the tutorial's notebook: compute_gradients.backw
 x_new = None
 
 
-class compute_gradients(Function):  # noqa: N801  (the tutorial's name)
+class compute_gradients(Function):
     @staticmethod
     def forward(ctx, w, x, b):
         ctx.save_for_backward(x)  # x is saved; w and b "are managed by autograd"

@@ -100,7 +100,7 @@ def ref_adam(p, grads_of, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_d
 
 
 def reference(cls, kw, steps=3):
-    grads_of = lambda p: A * p + B  # noqa: E731  (gradient of the quadratic)
+    grads_of = lambda p: A * p + B
     p = np.array(P0)
     if cls == "SGD":
         return ref_sgd(p, grads_of, steps, **kw)

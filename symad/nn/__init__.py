@@ -9,12 +9,31 @@ from __future__ import annotations
 
 from . import functional, init
 from .containers import ModuleList, Sequential
-from .layers import (Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax,
-                     Tanh)
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss)
+from .layers import Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "Linear", "Identity", "ReLU",
-           "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Dropout", "MSELoss", "L1Loss",
-           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "functional", "init"]
+__all__ = [
+                     "BCELoss",
+                     "BCEWithLogitsLoss",
+                     "CrossEntropyLoss",
+                     "Dropout",
+                     "Flatten",
+                     "Identity",
+                     "L1Loss",
+                     "Linear",
+                     "LogSoftmax",
+                     "MSELoss",
+                     "Module",
+                     "ModuleList",
+                     "NLLLoss",
+                     "Parameter",
+                     "ReLU",
+                     "Sequential",
+                     "Sigmoid",
+                     "Softmax",
+                     "Tanh",
+                     "functional",
+                     "init",
+]

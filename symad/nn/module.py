@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         self._check_init()
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
@@ -136,7 +137,7 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         mod = self
         for item in target.split(".") if target else []:
             if item not in mod._modules:
@@ -145,7 +146,7 @@ class Module:
         return mod
 
     # -- traversal --------------------------------------------------------------------------
-    def named_modules(self, memo=None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, memo=None, prefix: str = "") -> Iterator[tuple[str, Module]]:
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
@@ -155,18 +156,18 @@ class Module:
             if m is not None:
                 yield from m.named_modules(memo, prefix + ("." if prefix else "") + name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -196,7 +197,7 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every sub-module (children first), then on self."""
         for m in self.children():
             m.apply(fn)
@@ -204,7 +205,7 @@ class Module:
         return self
 
     # -- modes and gradients ----------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         self.training = mode
@@ -212,10 +213,10 @@ class Module:
             m.train(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -231,7 +232,7 @@ class Module:
                 p.grad._version.value += 1
 
     # -- dtype conversion -------------------------------------------------------------------
-    def _apply_dtype(self, dt: D.dtype) -> "Module":
+    def _apply_dtype(self, dt: D.dtype) -> Module:
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None and p.dtype.is_floating_point and p.dtype != dt:
@@ -244,7 +245,7 @@ class Module:
                     m._buffers[k] = b.to(dt)
         return self
 
-    def to(self, *args, dtype=None, **kwargs) -> "Module":
+    def to(self, *args, dtype=None, **kwargs) -> Module:
         """``m.to(symad.float64)``; devices other than the CPU are rejected."""
         for a in args:
             if isinstance(a, str) and (a == "cpu" or a.startswith("cpu")):
@@ -263,13 +264,13 @@ class Module:
                             f"dtype={dt}")
         return self._apply_dtype(dt)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self._apply_dtype(D.float64)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self._apply_dtype(D.float32)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self
 
     def cuda(self, *a, **k):
@@ -277,7 +278,7 @@ class Module:
 
     # -- state dict -------------------------------------------------------------------------
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False
-                   ) -> "OrderedDict[str, Tensor]":
+                   ) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name (detached, sharing memory)."""
         dest = OrderedDict() if destination is None else destination
         for name, m in self.named_modules(prefix=prefix.rstrip(".")):
