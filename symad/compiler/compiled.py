@@ -262,10 +262,24 @@ class CompiledFunction:
         self._entries[key] = reason
         return reason
 
+    @staticmethod
+    def _probe(args, batched, k: int = 4):
+        """Copies of the batched arguments cut to ``k`` samples (fresh leaves)."""
+        from ..tensor import Tensor
+        out = list(args)
+        for j in batched:
+            a = args[j]
+            t = Tensor._wrap(np.array(a._data[:k], copy=True), a.dtype)
+            t._requires_grad = a.requires_grad
+            out[j] = t
+        return tuple(out)
+
     def _build(self, args, batched, key):
         from ..tensor import Tensor
         t0 = time.perf_counter()
-        # 1. eager discovery: the parameters are the graph's leaves that require grad
+        # 1. eager discovery on a few samples: the parameters are the graph's leaves that
+        #    require grad; the same probe checks the kernel against eager afterwards.
+        args = self._probe(args, batched)
         with no_grad() if not is_grad_enabled() else _null():
             ref = self._fn(*args)
         if not isinstance(ref, Tensor):
