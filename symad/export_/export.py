@@ -397,6 +397,7 @@ def display_symbols(specs: list[ArgSpec]) -> dict:
 
 def formulas(o: OutSpec, specs: list[ArgSpec]) -> list[str]:
     """Exact per-sample formula of each element of ``o`` (simplified for display only)."""
-    from ..symbolic.reverse import display_simplify
+    from ..symbolic.reverse import display_simplify, exactify_floats
     sub = display_symbols(specs)
-    return [str(display_simplify(sympy.sympify(e).xreplace(sub))) for e in o.exprs]
+    return [str(display_simplify(exactify_floats(sympy.sympify(e).xreplace(sub))))
+            for e in o.exprs]
