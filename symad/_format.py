@@ -64,8 +64,12 @@ def _summarize(a: np.ndarray) -> np.ndarray:
 
 
 def format_values(a: np.ndarray, indent: int) -> str:
-    fmt = _formatter(_summarize(a) if a.size else a)
-    sample = _summarize(a) if a.size else a.reshape(-1)
+    if a.size == 0:
+        return "[]"  # PyTorch prints any empty tensor as [] (the size follows in the repr)
+    fmt = _formatter(_summarize(a))
+    sample = _summarize(a)
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]  # like PyTorch, nan/inf do not widen the columns
     width = max((len(fmt(v)) for v in sample), default=0)
     summarize = a.size > THRESHOLD
 
