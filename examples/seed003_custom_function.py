@@ -5,8 +5,10 @@ The tutorial's Function computes ``grad_x = grad_output * w`` from the *global* 
 saved input. We reproduce that pattern faithfully: it is a bug (the backward depends on state that
 is not an input of the Function), silent here only because ``x`` does not require grad. symad's
 verifier catches it — comparing a custom backward against the derivative of its forward exposes
-the wrong ``grad_x`` as soon as the global ``w`` differs from the ``w`` passed in; the function
-``show_global_w_bug`` below demonstrates the wrong gradient directly.
+the wrong ``grad_x`` as soon as the global ``w`` differs from the ``w`` passed in. ``main`` runs
+``symad.check_function`` on both Functions (Square: proved right; compute_gradients: proved
+wrong, with a hint naming the global), and ``show_global_w_bug`` shows the wrong gradient
+numerically.
 
 Run: ``python examples/seed003_custom_function.py``. ``main()`` returns the key numbers.
 """
@@ -115,7 +117,17 @@ def main(verbose: bool = True) -> dict:
     w_fit, b_fit, losses = training_loop(n_epochs=1000, learning_rate=1e-2, w=w, b=b, x=x_new,
                                          y=y, verbose=verbose)
     bug = show_global_w_bug()
-    return {"square_grad": grads, "w": w_fit.item(), "b": b_fit.item(), "losses": losses,
+    # symad's verifier: each backward against the exact derivative of its forward
+    square_report = symad.check_function(Square, symad.tensor([1.0, 2.0, 3.0]))
+    # (three samples keep the printed report short; the verdict is the same for all eleven)
+    fit_report = symad.check_function(compute_gradients, w_fit.detach(), x_new[:3],
+                                      b_fit.detach())
+    if verbose:
+        print(square_report)
+        print(fit_report)
+    return {"square_verified": square_report.ok, "fit_function_verified": fit_report.ok,
+            "fit_function_report": str(fit_report),
+"square_grad": grads, "w": w_fit.item(), "b": b_fit.item(), "losses": losses,
             "x_new": x_new.numpy().copy(), "y": y.numpy().copy(), **bug}
 
 

@@ -199,3 +199,9 @@ def test_seed003_global_w_bug_is_visible(seed003):
     assert seed003["true_grad_x"] == [3.0, 3.0]
     np.testing.assert_allclose(seed003["buggy_grad_x"], [seed003["w"]] * 2, rtol=1e-6)
     assert seed003["buggy_grad_x"] != seed003["true_grad_x"]
+
+
+def test_seed003_verifier_flags_the_global_w(seed003):
+    assert seed003["square_verified"] is True
+    assert seed003["fit_function_verified"] is False
+    assert "global" in seed003["fit_function_report"]
