@@ -8,7 +8,7 @@ no ``sympy.diff`` of a large tree per parameter. Local rules (one table, keyed b
   ``log(b)*b**e``;
 * functions: their ``fdiff``; steps (``sign``, ``Heaviside``, ``floor``) have derivative 0 and
   ``DiracDelta`` terms are dropped (PyTorch's convention, as ``symad.ops.registry._no_dirac``);
-* ``Abs``: ``sign`` (so ``abs'(0) = 0``);
+* ``Abs``: ``sign`` (so ``abs'(0) = 0``); ``Mod(a, b)``: 1 and ``-floor(a/b)``;
 * ``Piecewise``: each branch receives the adjoint times "this branch is the active one", a
   Piecewise with the *same conditions* (so relu'(0)=0 and clamp's edge gradient 1 follow from
   the formulas in the registry);
@@ -105,6 +105,9 @@ def _local_partials(node, dep: dict) -> list:
                 for a in args if dep[a]]
     if isinstance(node, sympy.Abs):
         return [(node.args[0], sympy.sign(node.args[0]))]
+    if isinstance(node, sympy.Mod):  # a - floor(a/b)*b (PyTorch's remainder gradients)
+        a, b = node.args
+        return [(c, d) for c, d in ((a, sympy.S.One), (b, -sympy.floor(a / b))) if dep[c]]
     if isinstance(node, (sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling)):
         return []
     if isinstance(node, sympy.Function):

@@ -229,7 +229,8 @@ def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
             args.append(e)
             continue
         if i in const or not _is_float_tensor_like(e) or hasattr(e, "named_parameters"):
-            args.append(e)
+            # constants keep their values; numpy arrays become tensors like the traced inputs
+            args.append(Tensor._wrap(np.asarray(e)) if isinstance(e, np.ndarray) else e)
             continue
         ex = e._data if isinstance(e, Tensor) else np.asarray(e)
         syms = symbol_array(name, ex.shape)
