@@ -257,7 +257,7 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
     want_grad = "grad" in what
     grad_args = [a for a in specs if a.requires_grad]
     grad_tensors = [t for t, a in zip(all_tensors, specs) if a.requires_grad]
-    value, grads = _eager_values(fn, args, grad_tensors, ref, want_grad)
+    value, _ = _eager_values(fn, args, grad_tensors, ref, False)
 
     def out_name(base: str) -> str:
         while base in all_names:
@@ -278,6 +278,7 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
         if not grad_args:
             raise ExportError("what='grad': no parameter requires grad (set requires_grad=True "
                               "on the tensors to differentiate)")
+        _, grads = _eager_values(fn, args, grad_tensors, ref, True)
         (q,) = prog.per_sample
         wrt = [s for a in grad_args for s in np.asarray(a.symbols).reshape(-1)]
         g = reverse_gradient(q, wrt)
