@@ -98,10 +98,10 @@ class _Entry:
         """The tensors entering as scalars for this call (arguments are read from ``args``)."""
         return [args[ref] if src == "arg" else ref for src, ref in self.param_refs]
 
-    def _inputs(self, args):
+    def _inputs(self, args, params):
         vals = []
-        for t in self.params_of(args):
-            vals.extend(np.asarray(t._data, dtype=np.float64).reshape(-1).tolist())
+        for t in params:
+            vals.extend(t._data.ravel().tolist())
         n = None
         for j in self.batched_pos:
             a = args[j]._data
@@ -120,8 +120,8 @@ class _Entry:
 
     def run(self, args, want_grad: bool):
         from ..tensor import Tensor
-        vals, n = self._inputs(args)
         params = self.params_of(args)
+        vals, n = self._inputs(args, params)
         prog = self.prog
         fused = want_grad and prog.reduction != "none" and len(prog.per_sample) == 1
         if fused:
@@ -161,13 +161,17 @@ class _Entry:
             scale = 1.0
             p_flat, d_cols = outs[:n_p], outs[n_p:]
         grads = []
-        pos = 0
-        for i in self.grad_param_idx:
-            t = params[i]
-            m = t.numel()
-            arr = np.asarray(p_flat[pos:pos + m], dtype=np.float64) * scale
-            pos += m
-            grads.append(Tensor._wrap(arr.reshape(t.shape).astype(t.dtype.np), t.dtype))
+        if self.grad_param_idx:
+            flat = np.array(p_flat, dtype=np.float64)
+            if scale != 1.0:
+                flat *= scale
+            pos = 0
+            for i in self.grad_param_idx:
+                t = params[i]
+                m = t._data.size
+                grads.append(Tensor._wrap(flat[pos:pos + m].reshape(t._data.shape)
+                                          .astype(t._dtype.np), t._dtype))
+                pos += m
         pos = 0
         data_scale = scale / n if (prog.reduction == "mean" and n) else scale
         for i in self.grad_data_idx:
@@ -205,39 +209,40 @@ class CompiledFunction:
     def __repr__(self) -> str:
         return f"symad.compile({self._fn!r})"
 
-    def _classify(self, args):
+    @staticmethod
+    def _classify(args):
+        """(batch size, positions of batched tensors, signature key) in one pass.
+
+        A tensor is batched when it is not a leaf that requires grad and its leading dimension
+        equals that of the first such tensor; the key holds everything but the batch size."""
         from ..tensor import Tensor
         n = None
-        for a in args:
-            if isinstance(a, Tensor) and a.ndim >= 1 and not (a.is_leaf and a.requires_grad):
-                n = a.shape[0]
-                break
-        batched = [j for j, a in enumerate(args) if isinstance(a, Tensor) and n is not None
-                   and a.ndim >= 1 and a.shape[0] == n and not (a.is_leaf and a.requires_grad)]
-        return n, batched
-
-    def _signature(self, args, batched):
-        from ..tensor import Tensor
+        batched = []
         sig = []
-        bset = set(batched)
         for j, a in enumerate(args):
             if isinstance(a, Tensor):
-                shape = tuple(a.shape[1:]) if j in bset else tuple(a.shape)
-                sig.append(("T", j in bset, shape, a.dtype.name, a.requires_grad))
+                shape = a._data.shape
+                param_like = a._grad_fn is None and a._requires_grad
+                if n is None and shape and not param_like:
+                    n = shape[0]
+                is_b = bool(shape) and not param_like and shape[0] == n
+                if is_b:
+                    batched.append(j)
+                    shape = shape[1:]
+                sig.append((is_b, shape, a._dtype.name, a._requires_grad))
             elif isinstance(a, (int, float, bool, str, type(None))):
                 sig.append(("V", a))
             else:
                 sig.append(("O", id(a)))
-        return (tuple(sig), is_grad_enabled())
+        return n, batched, (tuple(sig), is_grad_enabled())
 
     def __call__(self, *args, **kwargs):
         from ..tensor import Tensor
         if kwargs:
             return self._eager(args, kwargs, "keyword arguments are not compiled")
-        args = tuple(Tensor._wrap(np.asarray(a)) if isinstance(a, np.ndarray) else a
-                     for a in args)
-        n, batched = self._classify(args)
-        key = self._signature(args, batched)
+        if any(type(a) is np.ndarray for a in args):
+            args = tuple(Tensor._wrap(a) if type(a) is np.ndarray else a for a in args)
+        n, batched, key = self._classify(args)
         entry = self._entries.get(key)
         if entry is None:
             entry = self._build(args, batched, key)
