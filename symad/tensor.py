@@ -517,25 +517,27 @@ class Tensor:
 
     def zero_(self):
         self._check_inplace()
-        return self._fill_constant(0)
+        return self._fill_constant(0, "ZeroBackward0")
 
     def fill_(self, value):
         self._check_inplace()
         if isinstance(value, Tensor):
             value = value.item()
-        return self._fill_constant(value)
+        return self._fill_constant(value, "FillBackward2")
 
-    def _fill_constant(self, value):
+    def _fill_constant(self, value, kind):
+        if is_grad_enabled() and self._requires_grad:
+            # a non-leaf in a graph stays in it, with a zero gradient (PyTorch's FillBackward2)
+            return self._inplace(lambda s: _apply("fill", s, value=value, kind=kind))
         self._write(np.full(self._data.shape, value, dtype=self._data.dtype))
-        if is_grad_enabled() and self._grad_fn is not None:
-            self._grad_fn = None  # the old history no longer reaches these values
-            self._requires_grad = False
         return self
 
     def copy_(self, src):
         src = src if isinstance(src, Tensor) else tensor(src)
+        # never o itself: self must get its own node, not share the source's grad_fn
         return self._inplace(lambda s, o: (o + F.zeros_like(s)).to(s.dtype)
-                             if tuple(o.shape) != tuple(s.shape) else o.to(s.dtype), src)
+                             if tuple(o.shape) != tuple(s.shape)
+                             else (F.clone(o) if o.dtype == s.dtype else o.to(s.dtype)), src)
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         from .random import default_generator

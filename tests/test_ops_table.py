@@ -221,6 +221,8 @@ row(Row("floor_divide", lambda a, b: a // b, np.floor_divide,
 row(Row("remainder", lambda a, b: a % b, np.remainder,
         lambda rng: [Sample([np.array([2.3, -1.7, 5.2]), np.array([1.5, 0.9, -2.1])])]))
 row(Row("where", symad.where, np.where, _where_samples))
+row(Row("fill", lambda x, **k: apply(R["fill"], x, **k), lambda x, value, kind=None:
+        np.full_like(x, value), lambda rng: [Sample([U(rng, (2, 3))], {"value": 2.5})]))
 
 # -- structured ops ---------------------------------------------------------------------------
 row(Row("matmul", symad.matmul, np.matmul, lambda rng: [

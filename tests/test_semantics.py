@@ -129,6 +129,39 @@ def test_inplace_on_non_leaf_is_differentiated():
     np.testing.assert_allclose(x.grad.numpy(), [14.7781, 109.1963], rtol=1e-5)  # PyTorch
 
 
+def test_fill_zero_copy_on_non_leaf_stay_in_graph():
+    # PyTorch: tensor([0., 0.]) <FillBackward2>, <ZeroBackward0>; copy_ routes the source's grad
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    y.fill_(3.0)
+    assert y.grad_fn.name() == "FillBackward2" and y.tolist() == [3.0, 3.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
+    y = x * 2
+    y.zero_()
+    assert y.grad_fn.name() == "ZeroBackward0" and y.requires_grad
+    x = leaf([1.0, 2.0])
+    z = symad.zeros(2)
+    src = x * 3
+    z.copy_(src)
+    assert z.grad_fn is not src.grad_fn
+    z.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_sub_with_alpha_and_scalar_first():
+    assert symad.sub(5.0, symad.tensor([1.0, 2.0]), alpha=2).tolist() == [3.0, 1.0]
+    assert symad.sub(symad.tensor([1.0, 2.0]), 1.0, alpha=2).tolist() == [-1.0, 0.0]
+    assert symad.add(symad.tensor([1.0, 2.0]), symad.tensor([1.0, 1.0]), alpha=3).tolist() == \
+        [4.0, 5.0]
+
+
+def test_grad_with_repeated_inputs():
+    x = leaf(3.0)
+    g1, g2 = symad.autograd.grad(x * x, [x, x])  # PyTorch: (tensor(6.), tensor(6.))
+    assert g1.item() == 6.0 and g2.item() == 6.0
+
+
 def test_inplace_with_itself_as_saved_operand_errors():
     x = leaf([1.0, 2.0])
     y = x * 2

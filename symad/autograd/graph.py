@@ -244,7 +244,7 @@ def run_backward(tensors, grad_tensors, *, retain_graph: bool, create_graph: boo
         roots.append(edge)
         root_grads.append(g)
 
-    targets: dict[tuple, int] = {}
+    targets: dict[tuple, list] = {}  # edge -> positions in ``inputs`` (an input may repeat)
     if inputs is not None:
         for i, t in enumerate(inputs):
             if not isinstance(t, Tensor):
@@ -253,7 +253,7 @@ def run_backward(tensors, grad_tensors, *, retain_graph: bool, create_graph: boo
             if edge is None:
                 raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not "
                                    "require grad")
-            targets[(edge[0], edge[1])] = i
+            targets.setdefault((edge[0], edge[1]), []).append(i)
     target_nodes = {n for n, _ in targets} if inputs is not None else None
 
     deps, useful = _collect([n for n, _ in roots], target_nodes)
@@ -323,8 +323,7 @@ def _process(node, grads, targets, captured, accumulate, create_graph, buffers):
                 g = grads[nr] if create_graph else grads[nr].detach()
                 t.grad = g if t.grad is None else t.grad + g
     for nr, g in enumerate(grads):
-        idx = targets.get((node, nr))
-        if idx is not None:
+        for idx in targets.get((node, nr), ()):
             captured[idx] = g if captured[idx] is None else captured[idx] + g
     if isinstance(node, AccumulateGrad):
         g = grads[0]

@@ -136,6 +136,12 @@ register("floor", grad_fn="FloorBackward0", forward=np.floor, nargs=1, dtype_rul
 register("floor_divide", grad_fn="", forward=np.floor_divide, nargs=2, dtype_rule="promote",
          nondiff_reason="floor division is piecewise constant",
          symbolic=_rel_symbolic(lambda a, b: sympy.floor(a / b)))
+register("fill", grad_fn=lambda x, value, kind="FillBackward2": kind,
+         forward=lambda x, value, kind=None: np.full_like(x, value), vjp=_zero_vjp, nargs=1,
+         params=("value", "kind"), dtype_rule="first",
+         doc="x's shape filled with a constant: fill_/zero_ on a tensor in a graph (zero grad)")
+
+
 def _remainder_vjp(ctx, g):
     """a - b * floor(a / b): d/da = 1, d/db = -floor(a / b) (PyTorch's RemainderBackward0)."""
     from .functional import div

@@ -72,7 +72,7 @@ def add(input, other, *, alpha=1):
 
 def sub(input, other, *, alpha=1):
     if _t(input) is None and _t(other) is not None:
-        return apply(_R["rsub"], other, input if alpha == 1 else input)
+        return apply(_R["rsub"], other if alpha == 1 else other * alpha, input)
     return apply(_R["sub"], input, other if alpha == 1 else other * alpha)
 
 
