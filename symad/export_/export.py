@@ -53,6 +53,7 @@ class OutSpec:
     reduce: str           # "none" | "sum" | "mean"
     exprs: list           # per-sample SymPy expressions, one per element
     expected: np.ndarray  # symad's eager value on the example inputs
+    formulas: list | None = None  # display strings, filled by formulas()
 
 
 @dataclass
@@ -397,8 +398,10 @@ def display_symbols(specs: list[ArgSpec]) -> dict:
 
 
 def formulas(o: OutSpec, specs: list[ArgSpec]) -> list[str]:
-    """Exact per-sample formula of each element of ``o`` (simplified for display only)."""
-    from ..symbolic.reverse import display_simplify, exactify_floats
-    sub = display_symbols(specs)
-    return [str(display_simplify(exactify_floats(sympy.sympify(e).xreplace(sub))))
-            for e in o.exprs]
+    """Exact per-sample formula of each element of ``o``, as traced (no simplify: it can take
+    seconds per formula; exact short binary fractions such as 0.5 are shown as 1/2)."""
+    from ..symbolic.reverse import exactify_floats
+    if o.formulas is None:
+        sub = display_symbols(specs)
+        o.formulas = [str(exactify_floats(sympy.sympify(e).xreplace(sub))) for e in o.exprs]
+    return o.formulas
