@@ -266,3 +266,49 @@ def test_cli_json_manifest(tmp_path, capsys):
     assert sorted(m["files"]) == ["h", "json", "ll", "test"]
     assert main(["export", f"{src}:loss", "--input", "X=float64[2,N]"]) == 2
     assert "N (the batch) must be the first" in capsys.readouterr().err
+
+
+@needs_cc
+def test_large_batch_through_ctypes(tmp_path):
+    """n = 1003 (vector body + remainder) through the .so, against the numpy oracle."""
+    import ctypes
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 4, 1003)
+    y = rng.normal(size=1003)
+    theta = np.array([1.2, 0.5, 1.8, 0.1, 0.3])
+    res = symad.export(curve_mse, (symad.tensor(x[:4]), symad.tensor(y[:4]),
+                                   symad.tensor(theta, requires_grad=True)), tmp_path,
+                       name="big", what=("grad",), formats=("so",))
+    lib = ctypes.CDLL(str(res.files["so"]))
+    f = lib.big_grad
+    f.restype = ctypes.c_int
+    P = ctypes.POINTER(ctypes.c_double)
+    f.argtypes = [ctypes.c_int64, P, P, P, P, P]
+    loss, g = np.zeros(1), np.zeros(5)
+    ptr = (lambda a: a.ctypes.data_as(P))
+    assert f(len(x), ptr(x), ptr(y), ptr(theta), ptr(loss), ptr(g)) == 0
+    want_loss, want_g = curve_oracle(x, y, theta)
+    assert_close(loss, want_loss)
+    assert_close(g, want_g)
+    assert f(-5, ptr(x), ptr(y), ptr(theta), ptr(loss), ptr(g)) == 2
+    assert f(len(x), ptr(x), None, ptr(theta), ptr(loss), ptr(g)) == 1
+
+
+@needs_cc
+def test_float32_module_export(tmp_path):
+    """An nn.Module (its weights become inputs) exported in float32, per-sample forward."""
+    symad.manual_seed(0)
+    model = symad.nn.Linear(3, 2)
+    X = np.random.default_rng(2).normal(size=(9, 3)).astype(np.float32)
+    res = symad.export(model, (symad.tensor(X),), tmp_path, name="lin", what=("forward",),
+                       formats=("h", "o"))
+    m = res.manifest
+    assert m["dtype"] == "float32" and m["c_type"] == "float"
+    assert [i["name"] for i in m["inputs"]] == ["input", "weight", "bias"]
+    assert m["functions"][0]["outputs"][0]["shape"] == ["N", 2]
+    rc, out = build_and_run(res, "o")
+    assert rc == 0, out
+    got = results(out)[("lin_forward", "out")].reshape(9, 2)
+    W, b = model.weight.detach().numpy(), model.bias.detach().numpy()
+    want = X.astype(np.float64) @ W.T.astype(np.float64) + b
+    assert np.all(np.abs(got - want) <= 1e-5 * np.maximum(1, np.abs(want)))

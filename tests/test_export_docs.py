@@ -34,3 +34,13 @@ def test_doc_c_example_compiles_and_fits(tmp_path, monkeypatch):
     # independent oracle: the data is exactly y = 2 x0 - 3.4 x1 + 4.2
     assert loss < 1e-8 and abs(w0 - 2.0) < 1e-3 and abs(w1 + 3.4) < 1e-3 and abs(b - 4.2) < 1e-3
     assert "w 2.0000 -3.4000 b 4.2000" in p.stdout
+
+
+def test_example_export_curve_fit_runs(tmp_path):
+    import importlib.util
+    path = DOC.parents[1] / "examples" / "export_curve_fit.py"
+    spec = importlib.util.spec_from_file_location("export_curve_fit", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(str(tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "curve.h").is_file()
