@@ -108,8 +108,8 @@ def test_seed003_global_variable_detected():
         assert ce is not None and ce.exact != ce.claimed
         # independent oracle: d(w*x_k + b)/dx_k . g_k = g_k * w ; the backward gives g_k * 2
         k = int(it.name[2])
-        assert ce.exact == ce[f"g[{k}]"] * ce["w"]
-        assert ce.claimed == ce[f"g[{k}]"] * 2
+        assert ce.exact == ce[f"grad_output[{k}]"] * ce["w"]
+        assert ce.claimed == ce[f"grad_output[{k}]"] * 2
     assert any("does not use input 'w'" in n for n in r.notes)
     # w and b gradients are right
     assert r["w"].ok and r["b"].ok

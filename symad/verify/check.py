@@ -54,6 +54,7 @@ def _spec_from(f, inputs, claimed_names) -> _Spec:
         arrays = {n: np.array(syms[n], dtype=object) for n in names}
         return _Spec(f if isinstance(f, str) else str(f), expr, names, arrays, {})
     if callable(f):
+        from ..symbolic import trace
         names = parameters(f)
         given: dict[str, Any] = {}
         if isinstance(inputs, dict):
@@ -61,22 +62,27 @@ def _spec_from(f, inputs, claimed_names) -> _Spec:
         elif inputs is not None:
             seq = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
             given = dict(zip(names, seq))
-        tensors = {}
-        for n in names:
-            ex = given.get(n)
-            shape = () if ex is None else tuple(np.shape(ex._data if isinstance(ex, Tensor)
-                                                        else ex))
-            tensors[n] = symbolic_tensor(n, shape)
-        out = f(*[tensors[n] for n in names])
-        data = out._data if isinstance(out, Tensor) else np.asarray(out, dtype=object)
-        if np.size(data) != 1:
+        # scalars without an example are traced from a float stand-in (any value will do)
+        examples = [given.get(n, 0.0) for n in names]
+        tr = trace(f, *examples, names=names)
+        data = tr.output_arrays[0] if tr.output_arrays else np.array([])
+        if len(tr.output_arrays) != 1 or np.size(data) != 1:
             raise ValueError(f"check_gradient needs a scalar-valued f; {_name(f)} returned shape "
                              f"{tuple(np.shape(data))} (reduce it, e.g. with .sum())")
         expr = exactify(sp.sympify(np.asarray(data, dtype=object).reshape(-1)[0]))
-        arrays = {n: np.asarray(tensors[n]._data, dtype=object) for n in names}
+        arrays = {v.name: np.asarray(v.symbols, dtype=object) for v in tr.variables
+                  if v.name in names}
+        names = [n for n in names if n in arrays]
+        tensors = {n: symbolic_tensor_from(arrays[n]) for n in names}
         return _Spec(_name(f), expr, names, arrays, tensors)
     raise TypeError(f"f must be a formula string, a SymPy expression or a callable, not "
                     f"{type(f).__name__}")
+
+
+def symbolic_tensor_from(arr: np.ndarray):
+    from .. import float64
+    from ..tensor import Tensor
+    return Tensor._wrap(np.asarray(arr, dtype=object), float64)
 
 
 def _name(fn) -> str:
@@ -315,71 +321,39 @@ def _shape_mismatch_item(n, e, c, spec, variables, rng) -> GradientItem:
 
 def check_function(function_cls, *example_inputs, seed: int = 0) -> GradientReport:
     """Check a custom ``autograd.Function``'s backward against the exact derivative of its
-    forward, for all inputs: both are run on symbolic tensors shaped like ``example_inputs``.
+    forward, for all inputs and all incoming gradients: both are traced on symbolic tensors
+    shaped like ``example_inputs`` (:func:`symad.symbolic.trace_function_backward`).
 
     A backward that reads a value not passed through ``ctx`` (a global) is caught: its traced
     gradient holds a constant where the exact one depends on an input.
     """
-    from ..autograd.grad_mode import enable_grad, no_grad
-    from ..tensor import Tensor
-    names = parameters(function_cls.forward)[1:]  # drop ctx
-    names += [f"input{i}" for i in range(len(names), len(example_inputs))]
-    sym_inputs: list[Any] = []
+    from ..symbolic import trace_function_backward
+    tr = trace_function_backward(function_cls, *example_inputs)
     arrays: dict[str, np.ndarray] = {}
-    for nm, ex in zip(names, example_inputs):
-        if isinstance(ex, Tensor) and ex.dtype.is_floating_point:
-            t = symbolic_tensor(nm, tuple(ex.shape))
-            t.requires_grad_(True)
-            arrays[nm] = np.asarray(t._data, dtype=object)
-            sym_inputs.append(t)
-        else:
-            sym_inputs.append(ex)
-    with enable_grad():
-        out = function_cls.apply(*sym_inputs)
-    outs = out if isinstance(out, tuple) else (out,)
-    node = next((o.grad_fn for o in outs if isinstance(o, Tensor) and o.grad_fn is not None),
-                None)
-    if node is None:
-        raise ValueError(f"{function_cls.__name__}.apply produced no differentiable output")
-    gs = []
-    for k, o in enumerate(outs):
-        if isinstance(o, Tensor) and o.dtype.is_floating_point:
-            gs.append(symbolic_tensor("g" if len(outs) == 1 else f"g{k}", tuple(o.shape)))
-        else:
-            gs.append(None)
-    # the exact vector-Jacobian product: d/d inputs of sum_j g_j * y_j
-    total = sp.S.Zero
-    for o, g in zip(outs, gs):
-        if g is None:
-            continue
-        for y, gj in zip(np.asarray(o._data, dtype=object).reshape(-1),
-                         np.asarray(g._data, dtype=object).reshape(-1)):
-            total += gj * exactify(sp.sympify(y))
-    in_syms = [s for nm in arrays for s in arrays[nm].reshape(-1)]
-    g_syms = [s for g in gs if g is not None for s in np.asarray(g._data).reshape(-1)]
-    exact_of = dict(zip(in_syms, gradient(total, in_syms)))
-    with no_grad():
-        traced = node.apply(gs)
+    for nm, sym in zip(tr.input_names, tr.inputs):
+        if sym is not None:
+            arrays[nm] = _as_array(sym, None)
+    g_syms = [s for g in tr.grad_outputs for s in _as_array(g, None).reshape(-1)]
+    in_syms = [s for a in arrays.values() for s in a.reshape(-1)]
+    variables = in_syms + g_syms
     report = GradientReport(f=f"{function_cls.__name__} (forward vs backward)",
                             title="check_function")
-    variables = in_syms + g_syms
-    i_arr = 0
-    for nm, ex, tg in zip(names, example_inputs, traced):
-        if nm not in arrays:
+    for nm, sym, got, want in zip(tr.input_names, tr.inputs, tr.grads, tr.expected):
+        if sym is None or want is None:
             continue
         arr = arrays[nm]
-        i_arr += 1
-        e = np.vectorize(lambda s: exact_of[s], otypes=[object])(arr) if arr.ndim else \
-            np.array(exact_of[arr[()]], dtype=object)
-        if tg is None:
-            c = np.zeros(arr.shape, dtype=object)
+        e = _as_array(want, arr.shape)
+        if got is None:
+            c = np.empty(arr.shape, dtype=object)
             c[...] = sp.S.Zero
             report.notes.append(f"backward returned None for {nm}: treated as a zero gradient")
         else:
-            c = tensor_values(tg)
+            c = tensor_values(np.asarray(_as_array(got, None), dtype=object))
+            if c.size == arr.size and c.shape != arr.shape:
+                c = c.reshape(arr.shape)
         if c.shape != e.shape:
             report.items.append(_shape_mismatch_item(
-                nm, e, c, _Spec("", total, list(arrays), arrays, {}), variables,
+                nm, e, c, _Spec("", sp.S.Zero, list(arrays), arrays, {}), variables,
                 random.Random(seed)))
             continue
         for idx in np.ndindex(*e.shape):
@@ -397,6 +371,20 @@ def check_function(function_cls, *example_inputs, seed: int = 0) -> GradientRepo
                 if note not in report.notes:
                     report.notes.append(note)
     return report
+
+
+def _as_array(m, shape) -> np.ndarray:
+    """A traced value (Expr, Matrix, ndarray) as an object array (of ``shape`` if given)."""
+    if isinstance(m, sp.MatrixBase):
+        a = np.array(m.tolist(), dtype=object)
+    else:
+        a = np.asarray(m, dtype=object) if isinstance(m, np.ndarray) else \
+            np.array(sp.sympify(m), dtype=object)
+    if shape is not None and a.shape != tuple(shape) and a.size == int(np.prod(shape)):
+        a = a.reshape(shape)
+    elif shape is None and a.ndim == 2 and a.shape[1] == 1 and isinstance(m, sp.MatrixBase):
+        a = a.reshape(-1)  # 1-d tensors trace to column matrices
+    return a
 
 
 def _ignored_input_hint(exact, traced, arrays, g_syms) -> str | None:
