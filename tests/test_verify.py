@@ -261,3 +261,23 @@ def test_not_ok_always_has_counterexample():
         for it in r.items:
             if not it.ok:
                 assert_real_counterexample(it)
+
+
+@pytest.mark.parametrize("f, claim, ok", [
+    ("abs(x)", 1, True), ("abs(x)", -1, True), ("abs(x)", 0, True), ("abs(x)", 2, False),
+    ("relu(x)", 1, True), ("relu(x)", 0.5, True), ("relu(x)", -1, False),
+])
+def test_value_claims_at_a_kink(f, claim, ok):
+    # at x = 0 f is not differentiable: any value between the one-sided derivatives is accepted
+    # (oracle: abs has -1/+1, relu 0/+1 there); anything else is wrong, with the point as witness
+    r = check_gradient(f, {"x": claim}, at={"x": 0})
+    assert r.ok is ok
+    assert "not differentiable" in r.items[0].hint
+    if not ok:
+        assert dict(r.items[0].counterexample) == {"x": 0}
+
+
+def test_numeric_only_verdict_is_labelled():
+    r = check_gradient("x", {"x": "1 + asinh(x) - log(x + sqrt(x**2 + 1))"})
+    assert r.ok and not r.proved and r.status == "right (not proved)"
+    assert "not proved" in str(r)

@@ -231,17 +231,59 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
     return report
 
 
+def _one_sided(e, var, point):
+    """The one-sided limits of the derivative ``e`` in ``var`` at ``point`` (others fixed)."""
+    from .decide import to_piecewise
+    rest = {k: v for k, v in point.items() if k != var}
+    g = to_piecewise(sp.sympify(e).xreplace(rest))
+    p = sp.sympify(point[var])
+    eps = sp.Rational(1, 10 ** 30)
+    out = []
+    for side in (1, -1):
+        branch = g
+        if isinstance(g, sp.Piecewise):
+            # the branch active just beside p; branches are continuous up to their boundary
+            near = {var: p + side * eps}
+            branch = next((ex for ex, cond in g.args if bool(cond.xreplace(near))), None)
+            if branch is None:
+                return None
+        try:
+            v = sp.sympify(branch).xreplace({var: p})
+            if v.has(sp.nan, sp.zoo) or not v.is_number:
+                v = sp.limit(branch, var, p, "+" if side > 0 else "-")
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+        out.append(v)
+    return out
+
+
 def _value_item(n, e, c, point, exact, spec) -> GradientItem:
+    from .decide import kink_expressions
     ev = exact_value(e, point)
     eq = ev is not None and sp.simplify(ev - c) == 0
     it = GradientItem(name=n, exact=e, claimed=c, equal=bool(eq), proved=True,
                       method="exact evaluation at the given point", at=_named(point),
                       exact_value=ev, claimed_value=c)
+    on_kink = [k for k in kink_expressions(spec.expr, e) if exact_value(k, point) == 0]
+    if on_kink:
+        var = spec.arrays[n][()]
+        lims = _one_sided(e, var, point)
+        note = (f"f is not differentiable at this point ({on_kink[0]} = 0); the exact value "
+                f"shown is PyTorch's convention")
+        if lims is not None and all(x.is_real for x in lims):
+            lo, hi = min(lims), max(lims)
+            note += f"; the one-sided derivatives in {n} are {lims[1]} (left) and {lims[0]} (right)"
+            if not eq and lo <= c <= hi:
+                it.equal = True
+                note += "; the claimed value lies between them (a valid subgradient choice)"
+        it.hint = note
+        if it.equal:
+            return it
     if not eq:
         it.residual = None if ev is None else sp.nsimplify(ev - c)
         it.counterexample = Counterexample(_named(point), ev, c)
         for other, arr in exact.items():
-            if other != n and arr.shape == ():
+            if it.hint is None and other != n and arr.shape == ():
                 ov = exact_value(arr[()], point)
                 if ov is not None and sp.simplify(ov - c) == 0:
                     it.hint = (f"the claimed value {c} is ∂f/∂{other} at this point: "
