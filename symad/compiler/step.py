@@ -1,0 +1,288 @@
+"""``symad.compile_step``: a whole training step (forward, loss, backward, update) as native calls.
+
+>>> import symad
+>>> from symad import nn, optim
+>>> net = nn.Sequential(nn.Linear(2, 1))
+>>> opt = optim.SGD(net.parameters(), lr=0.1)
+>>> step = symad.compile_step(net, nn.MSELoss(), opt)
+>>> X = symad.randn(32, 2); y = X.sum(1, keepdim=True)
+>>> loss = step(X, y)            # == loss(net(X), y); zero_grad(); backward(); opt.step()
+>>> history = step.fit(X, y, epochs=2, batch_size=8)
+
+Two gradient programs, chosen per model:
+
+* **scalarized** (small models, any compilable loss): ``symad.compile``'s per-sample SymPy program
+  with parameters as scalar symbols and its fused loss+gradient kernel — ONE native call;
+* **structured dense** (``nn.Sequential`` of Linear and ReLU/Tanh/Sigmoid with MSELoss or
+  CrossEntropyLoss, see :mod:`symad.compiler.structured`): BLAS matmuls around codegen kernels for
+  the activations and the loss, so a 64->32->10 network never becomes SymPy terms.
+
+The update is :class:`~symad.compiler.flat_update.FlatState`: the optimizer's own equations as a
+few numpy operations on flat buffers that the parameters and optimizer state are views of.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import _dtype as D
+from ..random import Generator, default_generator
+from ..tensor import Tensor
+from .flat_update import FlatState
+from .kernels import columns
+from .program import NotCompilable
+from .structured import DenseProgram, plan_dense
+
+#: Parameter count above which a model that fits the dense path takes it by default.
+STRUCTURED_MIN_PARAMS = 256
+
+
+def _np(a, dtype=None) -> np.ndarray:
+    arr = a._data if isinstance(a, Tensor) else np.asarray(a)
+    return arr if dtype is None else np.asarray(arr, dtype)
+
+
+class _DenseRunner:
+    """Dense path: loss+gradients into the flat gradient buffer."""
+
+    kind = "structured"
+
+    def __init__(self, prog: DenseProgram, flat: FlatState) -> None:
+        self.prog = prog
+        self.flat = flat
+        self._bind()
+
+    def _bind(self) -> None:
+        idx = {id(p): i for i, p in enumerate(self.flat.params)}
+        lins = self.prog.linears
+        self.W = [self.flat.views[idx[id(lin.weight)]] for lin in lins]
+        self.B = [self.flat.views[idx[id(lin.bias)]] if lin.bias is not None else None
+                  for lin in lins]
+        self.gW = [self.flat.gviews[idx[id(lin.weight)]] for lin in lins]
+        self.gB = [self.flat.gviews[idx[id(lin.bias)]] if lin.bias is not None else None
+                   for lin in lins]
+
+    def prepare(self, X: np.ndarray, y: np.ndarray):
+        """Whole-data layout: rows of X (contiguous), feature-major targets."""
+        return (np.ascontiguousarray(X, self.prog.np_dtype), self.prog.targets_T(y))
+
+    def run(self, data, s: int, e: int) -> float:
+        X, T = data
+        return self.prog.loss_and_grad(X[s:e], T[:, s:e], self.W, self.B, self.gW, self.gB)
+
+    @property
+    def native_calls(self) -> str:
+        n_act = sum(1 for _, a in self.prog.plan[:-1] if a)
+        n_lin = len(self.prog.plan)
+        return (f"{1 + n_act} codegen kernels (loss+dlogits, {n_act} activation) + "
+                f"{3 * n_lin - 1} BLAS matmuls + bias/sum/multiply numpy ops")
+
+
+class _ScalarRunner:
+    """Scalarized path: symad.compile's fused loss+gradient kernel (one native call)."""
+
+    kind = "scalarized"
+
+    def __init__(self, entry, params: list, flat: FlatState, dtype) -> None:
+        self.entry = entry
+        self.params = params        # every tensor entering as scalars, in kernel order
+        self.flat = flat
+        self.np_dtype = dtype.np
+        self.kernel = entry.k.fused
+        grad_ps = [params[i] for i in entry.grad_param_idx]
+        where = {id(p): (o, p._data.size) for p, o in zip(flat.params, flat.offsets)}
+        gidx = np.concatenate([np.arange(where[id(p)][0], where[id(p)][0] + where[id(p)][1])
+                               for p in grad_ps]) if grad_ps else np.zeros(0, np.int64)
+        self.n_g = gidx.size
+        self.gidx = None if np.array_equal(gidx, np.arange(flat.size)) else gidx
+
+    def prepare(self, X: np.ndarray, y: np.ndarray):
+        """Whole-data layout: feature-major copies whose row slices are the kernel's columns."""
+        dt = self.np_dtype
+        xs = [np.ascontiguousarray(np.stack(columns(a, dt))) if a.shape[0] else
+              np.empty((int(np.prod(a.shape[1:])), 0), dt) for a in (X, y)]
+        return xs
+
+    def run(self, data, s: int, e: int) -> float:
+        vals: list = []
+        for p in self.params:
+            vals.extend(p._data.reshape(-1).tolist())
+        for arr in data:
+            vals.extend(arr[:, s:e])
+        outs = self.kernel.call_arrays(vals)
+        g = np.array(outs[1:1 + self.n_g], dtype=self.np_dtype)
+        if self.gidx is None:
+            self.flat.G[...] = g
+        else:
+            self.flat.G[self.gidx] = g
+        return float(outs[0])
+
+    native_calls = "1 codegen kernel (fused loss + gradients)"
+
+
+class CompiledStep:
+    """The callable :func:`compile_step` returns; see the module docstring."""
+
+    def __init__(self, model, loss_fn, optimizer, *, structured: bool | None = None,
+                 threads: int | None = None, verbose: bool = False) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.structured = structured
+        self.threads = threads
+        self.verbose = verbose
+        self._runners: dict = {}
+        self.timings: dict[str, float] = {}
+        self.compile_count = 0
+
+    def __repr__(self) -> str:
+        return f"symad.compile_step({type(self.model).__name__}, " \
+               f"{type(self.loss_fn).__name__}, {type(self.optimizer).__name__})"
+
+    # -- building -----------------------------------------------------------------------------
+    def _trained(self) -> list:
+        return [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+
+    def _key(self, X: np.ndarray, y: np.ndarray):
+        return (X.shape[1:], X.dtype.str, y.shape[1:], y.dtype.str)
+
+    def _runner(self, X: np.ndarray, y: np.ndarray):
+        key = self._key(X, y)
+        r = self._runners.get(key)
+        if r is None:
+            r = self._build(X, y)
+            self._runners[key] = r
+        return r
+
+    def _build(self, X: np.ndarray, y: np.ndarray):
+        t0 = time.perf_counter()
+        plan = plan_dense(self.model, self.loss_fn)
+        n_params = sum(p.numel() for p in self._trained())
+        use_dense = self.structured
+        if use_dense is None:
+            use_dense = not isinstance(plan, str) and n_params > STRUCTURED_MIN_PARAMS
+        if use_dense:
+            if isinstance(plan, str):
+                raise NotCompilable(f"compile_step(structured=True): {plan}")
+            layers, kind, red = plan
+            dts = {p.dtype for lin, _ in layers for p in (lin.weight, lin.bias) if p is not None}
+            dt = D.float64 if D.float64 in dts else D.float32
+            prog = DenseProgram(layers, kind, red, dt, threads=self.threads)
+            flat = FlatState(self.optimizer, prog.params)
+            runner = _DenseRunner(prog, flat)
+            self.timings.update(prog.timings)
+        else:
+            runner = self._build_scalar(X, y)
+        self.compile_count += 1
+        self.timings["build"] = time.perf_counter() - t0
+        if self.verbose:
+            print(f"symad.compile_step: {runner.kind} program built in "
+                  f"{self.timings['build'] * 1e3:.0f} ms; per step: {runner.native_calls}")
+        return runner
+
+    def _build_scalar(self, X: np.ndarray, y: np.ndarray):
+        from .compiled import CompiledFunction
+        model, loss_fn = self.model, self.loss_fn
+
+        def loss_of(xb, yb):
+            return loss_fn(model(xb), yb)
+
+        cf = CompiledFunction(loss_of, fullgraph=True, threads=self.threads)
+        args = (Tensor._wrap(np.array(X[:4])), Tensor._wrap(np.array(y[:4])))
+        n, batched = cf._classify(args)
+        if batched != [0, 1]:
+            raise NotCompilable("compile_step: X and y must both be batched (leading dim = rows)")
+        entry = cf._build(args, batched, cf._signature(args, batched))
+        if entry.prog.reduction == "none" or len(entry.prog.per_sample) != 1:
+            raise NotCompilable("compile_step: the loss must be a scalar sum or mean over the "
+                                "batch")
+        params = entry.params_of(args)
+        grad_ps = [params[i] for i in entry.grad_param_idx]
+        flat = FlatState(self.optimizer, grad_ps)
+        self.timings.update(entry.k.timings)
+        return _ScalarRunner(entry, params, flat, entry.dtype)
+
+    # -- running ------------------------------------------------------------------------------
+    def _one(self, runner, data, s: int, e: int) -> float:
+        flat = runner.flat
+        flat.sync()
+        loss = runner.run(data, s, e)
+        flat.finish()
+        return loss
+
+    def __call__(self, X, y) -> Tensor:
+        """One step on the batch ``(X, y)``: returns the loss (a detached 0-d tensor) computed
+        before the update, like ``loss = loss_fn(model(X), y); loss.backward(); opt.step()``."""
+        Xa, ya = _np(X), _np(y)
+        runner = self._runner(Xa, ya)
+        loss = self._one(runner, runner.prepare(Xa, ya), 0, Xa.shape[0])
+        dt = runner.flat.dtype
+        return Tensor._wrap(np.array(loss, dtype=dt.np), dt)
+
+    def fit(self, X, y, *, epochs: int = 1, batch_size: int | None = None,
+            shuffle: bool = True, generator: Generator | None = None, drop_last: bool = False,
+            callback: Callable[[int, float], object] | None = None) -> list[float]:
+        """Train for ``epochs`` over the in-memory tensors ``X`` and ``y``.
+
+        Minibatches are taken in the order ``DataLoader(TensorDataset(X, y), batch_size,
+        shuffle=shuffle, generator=generator, drop_last=drop_last)`` would give (one
+        ``generator.permutation(n)`` per epoch; the default generator when ``None``), so the
+        eager loop over that DataLoader reproduces the same parameters. ``batch_size=None``:
+        full batch. Returns the per-epoch mean of the minibatch losses; ``callback(epoch,
+        epoch_loss)`` (epoch counts from 0) runs after each epoch and may return ``False`` to
+        stop early.
+        """
+        Xa, ya = _np(X), _np(y)
+        n = Xa.shape[0]
+        if ya.shape[0] != n:
+            raise ValueError(f"Size mismatch between tensors: X has {n} rows, y {ya.shape[0]}")
+        bs = n if batch_size is None else int(batch_size)
+        if bs <= 0:
+            raise ValueError(f"batch_size should be a positive integer value, but got "
+                             f"batch_size={batch_size}")
+        runner = self._runner(Xa, ya)
+        base = None if shuffle else runner.prepare(Xa, ya)
+        bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)]
+        if drop_last and bounds and bounds[-1][1] - bounds[-1][0] < bs:
+            bounds.pop()
+        history: list[float] = []
+        one = self._one
+        for epoch in range(epochs):
+            if shuffle:
+                perm = (generator or default_generator).permutation(n)
+                data = runner.prepare(Xa[perm], ya[perm])
+            else:
+                data = base
+            total = 0.0
+            for s, e in bounds:
+                total += one(runner, data, s, e)
+            history.append(total / len(bounds) if bounds else float("nan"))
+            if callback is not None and callback(epoch, history[-1]) is False:
+                break
+        return history
+
+    @property
+    def native_calls(self) -> str:
+        """What one step runs natively (per built signature)."""
+        return "; ".join(r.native_calls for r in self._runners.values()) or "not built yet"
+
+
+def compile_step(model, loss_fn, optimizer, *, structured: bool | None = None,
+                 threads: int | None = None, verbose: bool = False) -> CompiledStep:
+    """A fused training step ``step(X, y) -> loss`` for ``model``, ``loss_fn``, ``optimizer``.
+
+    Equivalent to (within float rounding)::
+
+        optimizer.zero_grad(); loss = loss_fn(model(X), y); loss.backward(); optimizer.step()
+
+    for ``optim.SGD`` (momentum, dampening, nesterov, weight_decay, maximize) and
+    ``optim.Adam``/``optim.AdamW`` (incl. amsgrad); the optimizer's ``state`` stays consistent, so
+    eager steps can follow. ``step.fit(X, y, epochs=, batch_size=, shuffle=, generator=,
+    callback=)`` runs whole epochs. ``structured``: force (True) or forbid (False) the dense
+    BLAS path; by default it is used for dense ``Sequential`` models above
+    ``STRUCTURED_MIN_PARAMS`` parameters.
+    """
+    return CompiledStep(model, loss_fn, optimizer, structured=structured, threads=threads,
+                        verbose=verbose)
