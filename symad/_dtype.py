@@ -101,13 +101,33 @@ def scalar_category(x) -> int:
     return 2
 
 
+_TENSOR = None
+
+
+def _tensor_cls():
+    global _TENSOR
+    if _TENSOR is None:
+        from .tensor import Tensor
+        _TENSOR = Tensor
+    return _TENSOR
+
+
 def result_type(*operands) -> dtype:
     """PyTorch's promotion: tensors decide within a category; Python scalars only lift the category.
 
     ``float32 tensor * 2.5 -> float32``; ``int64 tensor * 2.5 -> default float``;
     ``float32 tensor + float64 tensor -> float64``; 0-dim tensors rank below dimensioned ones.
     """
-    from .tensor import Tensor
+    Tensor = _tensor_cls()
+    # fast path: tensors of one dtype (the common case)
+    first = operands[0] if operands else None
+    if type(first) is Tensor:
+        dt = first._dtype
+        for o in operands:
+            if type(o) is not Tensor or o._dtype is not dt:
+                break
+        else:
+            return dt
 
     dims, zero_dims, scalars = [], [], []
     for o in operands:

@@ -9,12 +9,13 @@ from ..autograd.graph import OpNode, SavedContext, node_class, node_for
 from .registry import Op
 
 
+_OBJECT = np.dtype(object)
+
+
 def _as_tensor(x, dt):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (np.ndarray, list, tuple)):
-        return Tensor._wrap(np.asarray(x, dtype=dt.np))
     return Tensor._wrap(np.asarray(x, dtype=dt.np))
 
 
@@ -37,40 +38,48 @@ def result_dtype(op: Op, inputs, params=None) -> D.dtype:
 
 def apply(op: Op, *inputs, **params):
     """Run ``op`` on tensors (Python scalars are wrapped with PyTorch's promotion rules)."""
-    from ..tensor import Tensor
-
+    Tensor = D._tensor_cls()
+    rule = op.dtype_rule
     dt = result_dtype(op, inputs, params)
-    rule_where = op.dtype_rule == "where"
-    # comparisons: Python scalars take the inputs' promoted dtype, not the bool result dtype
-    # (``x > 0.5`` must not compare against ``True``)
-    wrap_dt = D.result_type(*inputs) if op.dtype_rule == "bool" else dt
-    tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule_where) else wrap_dt)
-                    for i, x in enumerate(inputs))
-    symbolic = any(t._data.dtype == object for t in tensors)
+    for x in inputs:
+        if type(x) is not Tensor:
+            break
+    else:
+        x = None
+    if x is None:
+        tensors = inputs
+    else:
+        # comparisons: Python scalars take the inputs' promoted dtype, not the bool result
+        # dtype (``x > 0.5`` must not compare against ``True``)
+        wrap_dt = D.result_type(*inputs) if rule == "bool" else dt
+        tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule == "where") else wrap_dt)
+                        for i, x in enumerate(inputs))
     arrays = [t._data for t in tensors]
-    if symbolic:
+    if any(a.dtype is _OBJECT for a in arrays):
         out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **params)
         out = np.asarray(out, dtype=object)
     else:
-        if op.dtype_rule in ("promote", "float") and op.formula is not None:
-            arrays = [a.astype(dt.np, copy=False) for a in arrays]
+        dnp = dt.np
+        if op.formula is not None and (rule == "promote" or rule == "float"):
+            arrays = [a if a.dtype == dnp else a.astype(dnp) for a in arrays]
         with np.errstate(all="ignore"):
             out = op.forward(*arrays, **params)
-        out = np.asarray(out)
-        if out.dtype != dt.np and op.dtype_rule != "custom":
-            out = out.astype(dt.np)
-        elif op.dtype_rule == "custom":
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if rule == "custom":
             dt = D.from_numpy_dtype(out.dtype)
+        elif out.dtype != dnp:
+            out = out.astype(dnp)
     result = Tensor._wrap(out, dt)
     if op.nondiff_reason is None and is_grad_enabled():
-        needs = tuple(t.requires_grad for t in tensors)
-        if any(needs):
+        needs = tuple(t._requires_grad for t in tensors)
+        if True in needs:
             if not dt.is_floating_point:
                 return result
             ctx = SavedContext(tensors, result, params, needs)
             cls = node_class(op.grad_fn_name(*tensors, **params), OpNode)
             result._grad_fn = node_for(tensors, lambda nf: cls(op, ctx, nf))
-            result.requires_grad = True
+            result._requires_grad = True
     return result
 
 
