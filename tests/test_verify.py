@@ -281,3 +281,17 @@ def test_numeric_only_verdict_is_labelled():
     r = check_gradient("x", {"x": "1 + asinh(x) - log(x + sqrt(x**2 + 1))"})
     assert r.ok and not r.proved and r.status == "right (not proved)"
     assert "not proved" in str(r)
+
+
+def test_square_matrix_used_where_transpose_needed():
+    g = np.random.default_rng(3)
+    X, w, y = (symad.tensor(g.standard_normal((2, 2))), symad.tensor(g.standard_normal(2)),
+               symad.tensor(g.standard_normal(2)))
+    r = check_gradient(_lsq, lambda X, w, y: (X @ (X @ w - y),), wrt=["w"], inputs=(X, w, y))
+    assert not r.ok and r.proved
+    for it in r.items:
+        assert "X.T is needed" in it.hint
+        assert_real_counterexample(it)
+    # the right one, for contrast (no hint can rescue a false "ok")
+    assert check_gradient(_lsq, lambda X, w, y: (X.t() @ (X @ w - y),), wrt=["w"],
+                          inputs=(X, w, y)).ok

@@ -67,6 +67,10 @@ def transpose_hints(name, exact: np.ndarray, claimed: np.ndarray, arrays: dict, 
             _all_same(exact, claimed.T, variables, rng):
         return f"transposed: the claimed gradient for {name} is the transpose of the exact one"
     for other, arr in arrays.items():
+        if arr.ndim == 2 and arr.shape[0] == arr.shape[1] > 1 and exact.shape == (arr.shape[0],) \
+                and _matrix_used_untransposed(exact, claimed, arr, variables, rng):
+            return (f"transposed: the claim uses {other} where {other}.T is needed (exact = "
+                    f"{other}.T @ r, claimed = {other} @ r for the same r)")
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
             swap = {arr[i, j]: arr[j, i] for i in range(arr.shape[0])
                     for j in range(arr.shape[1])}
@@ -102,3 +106,22 @@ def broadcast_sum_hint(exact: np.ndarray, claimed: np.ndarray, variables, rng) -
 
 def _all_same(a: np.ndarray, b: np.ndarray, variables, rng) -> bool:
     return all(_same(a[idx], b[idx], variables, rng, n=2) for idx in np.ndindex(*a.shape))
+
+
+def _matrix_used_untransposed(exact, claimed, M, variables, rng) -> bool:
+    """exact = M.T @ r and claimed = M @ r for one r, checked exactly at two rational points
+    (r solved from the first equation with rational linear algebra)."""
+    seen = 0
+    for pt in sample_points(variables, rng, 3):
+        Mv = sp.Matrix(M.shape[0], M.shape[1], [exact_value(m, pt) for m in M.reshape(-1)])
+        ev = sp.Matrix([exact_value(x, pt) for x in exact.reshape(-1)])
+        cv = sp.Matrix([exact_value(x, pt) for x in claimed.reshape(-1)])
+        if any(v is None for v in list(Mv) + list(ev) + list(cv)) or Mv.det() == 0:
+            continue
+        r = Mv.T.LUsolve(ev)
+        if list(sp.simplify(Mv * r - cv)) != [0] * len(cv):
+            return False
+        seen += 1
+        if seen == 2:
+            return True
+    return False
