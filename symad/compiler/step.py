@@ -122,6 +122,18 @@ class _ScalarRunner:
     native_calls = "1 codegen kernel (fused loss + gradients)"
 
 
+def _compiled_entry(cf, args):
+    """The compiled signature (``_Entry``) of ``cf(*args)`` — through symad.compile's own
+    classification and build (``_classify`` returns ``(n, batched)`` or ``(n, batched, key)``
+    depending on the compiler version)."""
+    res = cf._classify(args)
+    batched = res[1]
+    key = res[2] if len(res) > 2 else cf._signature(args, batched)
+    if list(batched) != [0, 1]:
+        raise NotCompilable("compile_step: X and y must both be batched (leading dim = rows)")
+    return cf._build(args, batched, key)
+
+
 class CompiledStep:
     """The callable :func:`compile_step` returns; see the module docstring."""
 
@@ -191,10 +203,7 @@ class CompiledStep:
 
         cf = CompiledFunction(loss_of, fullgraph=True, threads=self.threads)
         args = (Tensor._wrap(np.array(X[:4])), Tensor._wrap(np.array(y[:4])))
-        n, batched = cf._classify(args)
-        if batched != [0, 1]:
-            raise NotCompilable("compile_step: X and y must both be batched (leading dim = rows)")
-        entry = cf._build(args, batched, cf._signature(args, batched))
+        entry = _compiled_entry(cf, args)
         if entry.prog.reduction == "none" or len(entry.prog.per_sample) != 1:
             raise NotCompilable("compile_step: the loss must be a scalar sum or mean over the "
                                 "batch")
