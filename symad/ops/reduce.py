@@ -22,9 +22,9 @@ def _expand_back(g, ctx):
     if dim is not None and not keepdim and x.ndim:
         for d in sorted(_axes(dim, x.ndim)):
             g = g.unsqueeze(d)
-    elif dim is None and x.ndim:
+    elif dim is None and x.ndim and g.ndim:
         g = g.reshape((1,) * x.ndim)
-    return g.expand(*x.shape)
+    return g.expand(*x.shape)  # a 0-d gradient broadcasts directly
 
 
 def _sum_np(x, dim=None, keepdim=False):

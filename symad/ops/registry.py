@@ -56,17 +56,21 @@ class Op:
 
     # -- elementwise support: everything below derives from ``formula`` -------------------------
     def _symbols(self, params: dict) -> tuple[list, dict, tuple]:
-        key = tuple(sorted((k, v is None) for k, v in params.items()))
+        key = self._pattern(params)
         args = [sympy.Symbol(f"_a{i}", real=True) for i in range(self.nargs)]
         psyms = {k: (None if v is None else sympy.Symbol(f"_p_{k}", real=True))
                  for k, v in params.items()}
         return args, psyms, key
 
+    @staticmethod
+    def _pattern(params: dict) -> tuple:
+        return tuple((k, v is None) for k, v in params.items()) if params else ()
+
     def derivative_exprs(self, params: dict) -> tuple[list, dict, list]:
         """(arg symbols, param symbols, [d formula / d arg_i]) for this param pattern (cached)."""
-        args, psyms, key = self._symbols(params)
-        hit = self._cache.get(("d", key))
+        hit = self._cache.get(("d", self._pattern(params)))
         if hit is None:
+            args, psyms, key = self._symbols(params)
             if self.derivatives is not None:
                 ders = list(self.derivatives(*args, **psyms))
             else:
@@ -78,7 +82,7 @@ class Op:
 
     def derivative_numpy(self, i: int, params: dict) -> Callable:
         """A numpy function (args..., params...) evaluating d formula / d arg_i."""
-        args, psyms, key = self._symbols(params)
+        key = self._pattern(params)
         fn = self._cache.get(("np", i, key))
         if fn is None:
             args, psyms, ders = self.derivative_exprs(params)
