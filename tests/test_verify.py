@@ -295,3 +295,20 @@ def test_square_matrix_used_where_transpose_needed():
     # the right one, for contrast (no hint can rescue a false "ok")
     assert check_gradient(_lsq, lambda X, w, y: (X.t() @ (X @ w - y),), wrt=["w"],
                           inputs=(X, w, y)).ok
+
+
+@pytest.mark.parametrize("f, claim, oracle", [
+    # a branch far from the simple sample points must still be searched (no false "ok")
+    ("Piecewise((x, x < 1000), (2*x, True))", "1", lambda p: 1 if p["x"] < 1000 else 2),
+    ("Piecewise((x**2, x > -500), (0, True))", "2*x", lambda p: 2 * p["x"] if p["x"] > -500 else 0),
+])
+def test_far_piecewise_branch_is_searched(f, claim, oracle):
+    r = check_gradient(f, {"x": claim})
+    assert not r.ok and r.proved
+    assert_real_counterexample(r.items[0], oracle)
+
+
+def test_far_piecewise_branch_right_claim():
+    r = check_gradient("Piecewise((x, x < 1000), (2*x, True))",
+                       {"x": "Piecewise((1, x < 1000), (2, True))"})
+    assert r.ok and r.proved

@@ -292,7 +292,9 @@ def compare(exact, claimed, variables, *, seed: int = 0, f=None, n_points: int =
         if simplifies_to_zero(residual):
             return Verdict(True, True, "the residual simplifies to 0", sp.S.Zero)
     else:
-        v = _prove_piecewise(residual, variables, rng)
+        v = _prove_piecewise(residual, variables, rng, exact, claimed)
+        if v is not None and v.equal is False:
+            return v
         if v is not None:
             return _with_kink_probe(v, exact, claimed, variables, kinks, rng)
 
@@ -307,7 +309,35 @@ def _display_residual(residual):
         return residual
 
 
-def _prove_piecewise(residual, variables, rng) -> Verdict | None:
+def _region_point(region, variables, rng) -> dict | None:
+    """A rational point strictly inside a univariate region (e.g. x >= 1000), others random."""
+    syms = list(region.free_symbols)
+    if len(syms) != 1:
+        return None
+    try:
+        st = region.as_set()
+    except (NotImplementedError, ValueError, TypeError, AttributeError):
+        return None
+    parts = st.args if isinstance(st, sp.Union) else (st,)
+    for iv in parts:
+        if not isinstance(iv, sp.Interval) or iv.measure == 0:
+            continue
+        a, b = iv.start, iv.end
+        if a.is_infinite and b.is_infinite:
+            v = sp.Integer(1)
+        elif a.is_infinite:
+            v = sp.floor(b) - 1
+        elif b.is_infinite:
+            v = sp.ceiling(a) + 1
+        else:
+            v = sp.nsimplify((a + b) / 2)
+        base = next(iter(sample_points([x for x in variables if x != syms[0]], rng, 1)), {})
+        base[syms[0]] = sp.Rational(v)
+        return base
+    return None
+
+
+def _prove_piecewise(residual, variables, rng, exact=None, claimed=None) -> Verdict | None:
     try:
         parts = branches(residual)
     except (TypeError, ValueError, NotImplementedError):
@@ -320,6 +350,12 @@ def _prove_piecewise(residual, variables, rng) -> Verdict | None:
         if mz:
             skipped.append(region)
             continue
+        pt = _region_point(region, variables, rng)
+        if pt is not None and exact is not None:
+            ev, cv = exact_value(exact, pt), exact_value(claimed, pt)
+            if ev is not None and (cv is None or certified_nonzero(sp.sympify(ev - cv))):
+                return Verdict(False, True, "exact evaluation inside a region of the piecewise "
+                               "residual", _display_residual(residual), Counterexample(pt, ev, cv))
         if mz is None and not _region_hit(region, variables, rng):
             skipped.append(region)
             continue
