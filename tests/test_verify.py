@@ -312,3 +312,20 @@ def test_far_piecewise_branch_right_claim():
     r = check_gradient("Piecewise((x, x < 1000), (2*x, True))",
                        {"x": "Piecewise((1, x < 1000), (2, True))"})
     assert r.ok and r.proved
+
+
+def test_callable_claim_for_formula_like_a_backward():
+    right = check_gradient(F, lambda x, y: (2 * x + 3 * y, 3 * x + 2 * y))
+    assert right.ok and right.proved
+    wrong = check_gradient(F, lambda x, y: (2 * x + 3 * y, 3 * x + 3 * y))
+    assert not wrong.ok and wrong["x"].ok and not wrong["y"].ok
+    assert_real_counterexample(wrong["y"], lambda p: oracle_grad(p["x"], p["y"])[1])
+
+
+def test_callable_f_with_scalars():
+    def f(x, y):
+        return x ** 2 + 3 * x * y + y ** 2
+    r = check_gradient(f, {"x": "2*x + 3*y", "y": "3*x + 2*y"})
+    assert r.ok and r.proved
+    r = check_gradient(f, {"x": 10, "y": 13}, at={"x": 2, "y": 3})
+    assert (r["x"].exact_value, r["y"].exact_value) == (13, 12) and not r.ok
