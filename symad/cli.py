@@ -16,10 +16,22 @@ SUBCOMMANDS = {
 }
 
 
+EPILOG = """\
+examples:
+  symad demo                                   # the tour, on the seed tutorials' examples
+  symad diff "x**2 + 3*x*y + y**2" --at x=2 y=3
+  symad check "x**2 + 3*x*y + y**2" --claim x=10 y=13 --at x=2 y=3
+  symad export model.py:loss --input X=float64[N,2] --input w=float64[2] --name m
+  symad COMMAND --help                         # options and examples of one command
+
+exit codes: 0 success (or "proved right"), 1 a negative verdict (e.g. a gradient proved
+wrong), 2 a usage error or an undecided verdict. --json gives machine-readable output."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symad", description="symad: exact symbolic gradients, verified and compiled.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, help_) in SUBCOMMANDS.items():

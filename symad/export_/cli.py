@@ -26,7 +26,9 @@ examples:
       --input w=float64[2,1] --input b=float64[1] --name linreg --out-dir build
   symad export fit.py:mse --input x=float64[N] --input y=float64[N] --input theta=float64[5] \\
       --name curve --target aarch64-unknown-linux-gnu --formats h,o,ll --json
-  cd build && cc -O2 linreg_test.c linreg.o -lm && ./a.out    # verify on this machine"""
+  cd build && cc -O2 linreg_test.c linreg.o -lm && ./a.out    # verify on this machine
+
+exit codes: 0 exported, 2 usage error (bad --input, no such file, not exportable)"""
 
 _SPEC = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(float64|float32)\s*\[([^\]]*)\]\s*\Z")
 

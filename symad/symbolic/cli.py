@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import sympy
 
@@ -15,14 +16,16 @@ EPILOG = """examples:
   symad diff "x**2 + 3*x*y + y**2" --wrt x y --at x=2 y=3     # 13 and 12
   symad diff "tanh(w*x + b)" --latex
   symad diff "abs(x) + max(x, 0)" --json
+
+exit codes: 0 success, 2 usage error (the expression or a --at value cannot be parsed)
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("expression", help='the expression, e.g. "x**2 + 3*x*y + y**2"')
-    parser.add_argument("--wrt", nargs="+", metavar="VAR",
+    parser.add_argument("--wrt", nargs="+", action="extend", metavar="VAR",
                         help="variables to differentiate by (default: all, sorted)")
-    parser.add_argument("--at", nargs="+", metavar="VAR=VALUE", default=[],
+    parser.add_argument("--at", nargs="+", action="extend", metavar="VAR=VALUE", default=[],
                         help="evaluate the partials at this point")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--latex", action="store_true", help="print LaTeX")
@@ -44,7 +47,7 @@ def run(args) -> int:
     try:
         expr = _parse(args.expression)
     except (SyntaxError, TypeError, sympy.SympifyError, TokenError_()) as e:
-        print(f"symad diff: cannot parse {args.expression!r}: {e}")
+        print(f"symad diff: cannot parse {args.expression!r}: {e}", file=sys.stderr)
         return 2
     syms = {s.name: s for s in expr.free_symbols}
     names = args.wrt or sorted(syms)
@@ -53,7 +56,7 @@ def run(args) -> int:
     point = {}
     for item in args.at:
         if "=" not in item:
-            print(f"symad diff: --at expects VAR=VALUE, got {item!r}")
+            print(f"symad diff: --at expects VAR=VALUE, got {item!r}", file=sys.stderr)
             return 2
         k, v = item.split("=", 1)
         point[syms.get(k, sympy.Symbol(k, real=True))] = sympy.sympify(v)

@@ -21,9 +21,10 @@ exit codes: 0 proved right, 1 wrong, 2 undecided
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("f", help="the function, a formula in named variables (SymPy syntax; "
                         "^ is a power; sigmoid, relu, softplus are known)")
-    parser.add_argument("--claim", action="append", default=[], metavar="VAR=FORMULA",
+    parser.add_argument("--claim", action="extend", nargs="+", default=[],
+                        metavar="VAR=FORMULA",
                         help="a claimed partial derivative (a formula, or a number with --at)")
-    parser.add_argument("--at", action="append", default=[], metavar="VAR=VALUE",
+    parser.add_argument("--at", action="extend", nargs="+", default=[], metavar="VAR=VALUE",
                         help="a point for value claims (and for showing values)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
