@@ -74,7 +74,8 @@ def render_header(name: str, specs, functions, manifest: dict) -> str:
             "w[k] is", "// element k of a parameter, row-major.", ""]
     out += ["#ifdef __cplusplus", 'extern "C" {', "#endif", ""]
     for f in functions:
-        out.append(f"// {f.c_name}: the {'loss and its exact gradient' if f.what == 'grad' else 'forward value'}.")
+        role = "loss and its exact gradient" if f.what == "grad" else "forward value"
+        out.append(f"// {f.c_name}: the {role}.")
         for o in f.outputs:
             fs = formulas(o, specs)
             if o.batched:

@@ -190,7 +190,8 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
     >>> import symad, tempfile
     >>> def loss(x, y, a):
     ...     return ((a * x - y) ** 2).mean()
-    >>> x = symad.linspace(0, 1, 4, dtype=symad.float64); a = symad.tensor([2.0], requires_grad=True)
+    >>> x = symad.linspace(0, 1, 4, dtype=symad.float64)
+    >>> a = symad.tensor([2.0], dtype=symad.float64, requires_grad=True)
     >>> r = symad.export(loss, (x, 3 * x, a), tempfile.mkdtemp(), name="fit", formats=("h",))
     >>> [f["name"] for f in r.manifest["functions"]]
     ['fit_forward', 'fit_grad']
@@ -273,9 +274,10 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
             red, list(prog.per_sample), value)]))
     if want_grad:
         if red == "none" or len(prog.per_sample) != 1:
+            kind = "per sample" if red == "none" else "not a scalar"
             raise ExportError("what='grad' needs a scalar loss that is a sum or mean over the "
-                              f"batch; this function's output is {'per sample' if red == 'none' else 'not a scalar'}"
-                              " (export what=('forward',) instead)")
+                              f"batch; this function's output is {kind} (export "
+                              "what=('forward',) instead)")
         if not grad_args:
             raise ExportError("what='grad': no parameter requires grad (set requires_grad=True "
                               "on the tensors to differentiate)")
