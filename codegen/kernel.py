@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import math
 import os
 import re
@@ -12,6 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -44,6 +46,46 @@ def _ndarray_data_offset() -> int | None:
     return offset
 
 
+def _fingerprint(expr: sympy.Basic, out: list[str]) -> None:
+    """Structural serialization (much faster than srepr): class names, arity, atom values."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        args = node.args
+        name = type(node).__name__
+        if args:
+            out.append(f"{name}/{len(args)}")
+            stack.extend(reversed(args))
+        elif isinstance(node, sympy.Dummy):
+            out.append(f"D:{node.name}:{node.dummy_index}")
+        elif isinstance(node, sympy.Symbol):
+            out.append(f"S:{node.name}:{sorted(node.assumptions0.items())}")
+        elif isinstance(node, sympy.Float):
+            out.append(f"F:{node._mpf_}")
+        elif isinstance(node, sympy.Rational):
+            out.append(f"Q:{node.p}/{node.q}")
+        else:
+            out.append(f"A:{name}:{node}")
+
+
+def _spec_fingerprint(spec: KernelSpec) -> str:
+    parts = [repr((spec.name, spec.batched, spec.reduce, spec.dtype, spec.accumulate,
+                   spec.fast_math, spec.cse))]
+    for e in (*spec.inputs, *spec.outputs):
+        _fingerprint(e, parts)
+        parts.append(";")
+    return " ".join(parts)
+
+
+@functools.cache
+def _source_hash() -> str:
+    """Hash of the codegen sources: a code change invalidates cached objects by itself."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def _wrapper_ir(spec: KernelSpec, offset: int) -> str:
     """``NAME_py``: same arguments but numpy array objects instead of data pointers."""
     ty = spec.ty
@@ -72,9 +114,10 @@ def _wrapper_ir(spec: KernelSpec, offset: int) -> str:
 class Kernel:
     """A compiled batch kernel; see :func:`codegen.compile_kernel` for the meaning of the options.
 
-    Attributes: ``llvm_ir`` (text IR as generated), ``optimized_ir`` and ``asm`` (computed on
-    first access), ``cache_hit`` (object code came from the disk cache), ``compile_seconds``
-    (LLVM optimization + code generation time of this process, 0 on a cache hit).
+    Attributes: ``llvm_ir`` (text IR as generated), ``optimized_ir`` and ``asm`` (all computed on
+    first access after a cache hit), ``cache_hit`` (object code came from the disk cache),
+    ``compile_seconds`` (LLVM optimization + code generation in this process, 0 on a cache hit),
+    ``ir_seconds`` (sympy.cse + IR text generation, 0 until ``llvm_ir`` is needed).
     """
 
     def __init__(self, spec: KernelSpec, *, threads: int | None = None,
@@ -93,22 +136,28 @@ class Kernel:
         self._target = _target.host_target()
         variants = _target.libmvec_variants(self._target)
 
-        t0 = time.perf_counter()
-        ir = build_kernel_ir(spec, variants)
+        self._variants = variants
         self._offset = _ndarray_data_offset()
-        if self._offset is not None:
-            ir += "\n" + _wrapper_ir(spec, self._offset)
-        self.llvm_ir: str = ir
-        self.ir_seconds = time.perf_counter() - t0
+        self._ir: str | None = None
+        self.ir_seconds = 0.0
 
+        # The cache key hashes everything the IR is a deterministic function of (the spec, the
+        # codegen sources, SymPy's version for cse, the libmvec table) plus the target, so a
+        # warm hit skips sympy.cse and IR generation as well as LLVM.
         self._cache = _make_cache(cache)
-        key = cache_key(ir, self._target.triple, self._target.cpu, self._target.features,
-                        _target.version_tag())
-        obj = self._cache.load(key) if self._cache is not None else None
+        obj = None
+        key = ""
+        if self._cache is not None:
+            key = cache_key(_spec_fingerprint(spec), repr(sorted(variants.items())),
+                            repr(self._offset), self._target.triple, self._target.cpu,
+                            self._target.features, _target.version_tag(), _source_hash(),
+                            sympy.__version__)
+            obj = self._cache.load(key)
         self.cache_hit = obj is not None
         self.compile_seconds = 0.0
         self._optimized: tuple[llvm.ModuleRef, llvm.TargetMachine] | None = None
         if obj is None:
+            ir = self.llvm_ir
             t0 = time.perf_counter()
             module, tm = _target.compile_ir(ir, self._target, jit=True)
             obj = bytes(tm.emit_object(module))
@@ -148,6 +197,18 @@ class Kernel:
         self._pool_lock = threading.Lock()
 
     # -- inspection -------------------------------------------------------------------------
+    @property
+    def llvm_ir(self) -> str:
+        """Text LLVM IR of the kernel module as generated (before optimization)."""
+        if self._ir is None:
+            t0 = time.perf_counter()
+            ir = build_kernel_ir(self.spec, self._variants)
+            if self._offset is not None:
+                ir += "\n" + _wrapper_ir(self.spec, self._offset)
+            self._ir = ir
+            self.ir_seconds = time.perf_counter() - t0
+        return self._ir
+
     def _compiled(self) -> tuple[llvm.ModuleRef, llvm.TargetMachine]:
         if self._optimized is None:
             self._optimized = _target.compile_ir(self.llvm_ir, self._target, jit=True)

@@ -19,10 +19,16 @@ FORMAT_VERSION = 1
 
 
 @functools.cache
-def _init_targets() -> None:
-    # Idempotent; llvmlite >= 0.45 no longer needs llvm.initialize().
+def _init_native() -> None:
+    # llvmlite >= 0.45 no longer needs (or allows) llvm.initialize().
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def _init_all() -> None:
+    # Only for foreign triples (export); costs ~10 ms, so not on the JIT path.
+    _init_native()
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
 
@@ -46,7 +52,7 @@ class TargetInfo:
 @functools.cache
 def host_target() -> TargetInfo:
     """The machine we run on (process triple, host CPU name and its feature flags)."""
-    _init_targets()
+    _init_native()
     return TargetInfo(
         llvm.get_process_triple(), llvm.get_host_cpu_name(),
         llvm.get_host_cpu_features().flatten(),
@@ -65,7 +71,8 @@ def resolve_target(triple: str | None, cpu: str | None, features: str | None) ->
 def create_target_machine(target: TargetInfo, *, reloc: str = "default", opt: int = 3,
                           jit: bool = False) -> llvm.TargetMachine:
     """A fresh TargetMachine (never share one between engines: MCJIT takes ownership)."""
-    _init_targets()
+    if target.triple != host_target().triple:
+        _init_all()
     if reloc not in ("default", "pic", "static"):
         raise ValueError(f"reloc must be 'default', 'pic' or 'static', not {reloc!r}")
     return llvm.Target.from_triple(target.triple).create_target_machine(
@@ -138,15 +145,18 @@ _MVEC_BINARY = ("pow", "atan2", "hypot")
 
 @functools.cache
 def _libmvec_loaded() -> bool:
-    name = ctypes.util.find_library("mvec")
-    for candidate in ("libmvec.so.1", name):
-        if not candidate:
-            continue
+    try:
+        llvm.load_library_permanently("libmvec.so.1")
+        return True
+    except RuntimeError:
+        pass
+    name = ctypes.util.find_library("mvec")  # slow (may run ldconfig): only as a fallback
+    if name:
         try:
-            llvm.load_library_permanently(candidate)
+            llvm.load_library_permanently(name)
             return True
         except RuntimeError:
-            continue
+            pass
     return False
 
 
