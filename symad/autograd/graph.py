@@ -130,12 +130,13 @@ class SavedContext:
 class OpNode(Node):
     """A node for a registered op: its VJP comes from the op registry."""
 
-    __slots__ = ("op", "ctx", "_out_ref", "_out_meta")
+    __slots__ = ("op", "ctx", "_kept")
 
     def __init__(self, op, ctx: SavedContext, next_functions) -> None:
         super().__init__(next_functions)
         self.op = op
         self.ctx: SavedContext | None = ctx
+        self._kept = None
 
     def _check_saved(self):
         ctx = self.ctx
@@ -162,6 +163,13 @@ class OpNode(Node):
         return run_vjp(self.op, ctx, grads[0])
 
     def release(self) -> None:
+        ctx = self.ctx
+        if ctx is not None:
+            # keep what a symbolic re-evaluation (symad.explain after backward) needs: the op's
+            # parameters and its constant inputs; tensors on the graph and the output are freed
+            self._kept = (ctx.params, tuple(t if fn is None else None
+                                            for t, (fn, _) in zip(ctx.inputs,
+                                                                  self.next_functions)))
         self.ctx = None
 
     @property

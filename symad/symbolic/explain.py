@@ -223,11 +223,15 @@ class _Rebuilder:
         if op is None:
             raise NotImplementedError(f"explain: cannot re-evaluate graph node "
                                       f"{type(node).__name__}")
-        if ctx is None:
-            raise RuntimeError("explain: the graph was freed by backward(); call explain() before "
-                               "backward(), or use backward(retain_graph=True)")
-        arrays = [self._edge_value(e, t) for e, t in zip(node.next_functions, ctx.inputs)]
-        out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **ctx.params)
+        if ctx is not None:
+            params, inputs = ctx.params, ctx.inputs
+        elif getattr(node, "_kept", None) is not None:  # freed by backward(): structure kept
+            params, inputs = node._kept
+        else:
+            raise RuntimeError("explain: the graph was freed; call explain() before backward(), "
+                               "or use backward(retain_graph=True)")
+        arrays = [self._edge_value(e, t) for e, t in zip(node.next_functions, inputs)]
+        out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **params)
         _ = (FunctionCtx, Tensor)
         return [np.asarray(out, dtype=object)]
 
