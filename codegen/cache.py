@@ -39,7 +39,9 @@ class DiskCache:
 
     >>> import tempfile
     >>> c = DiskCache(tempfile.mkdtemp())
-    >>> c.store("k" * 64, b"payload"); c.load("k" * 64)
+    >>> c.store("k" * 64, b"payload")
+    True
+    >>> c.load("k" * 64)
     b'payload'
     """
 
