@@ -255,3 +255,20 @@ def test_large_expression_compiles() -> None:
     xs = np.linspace(0, 1, 33)
     want = sum(np.sin(xs * (i + 1)) * np.exp(-xs / (i + 1)) for i in range(300))
     np.testing.assert_allclose(k(xs)[0], want, rtol=1e-12, atol=1e-12)
+
+
+def test_concurrent_calls_from_python_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = compile_kernel([x, t0], [sp.exp(t0 * x), sp.exp(t0 * x)], batched=[x],
+                       reduce=["none", "sum"], threads=2, min_chunk=64, cache=False)
+    xs = np.linspace(-1, 1, 5000)
+
+    def job(i: int) -> bool:
+        a = 0.01 * i
+        v, s = k(xs, a)
+        want = np.exp(a * xs)
+        return bool(np.allclose(v, want, rtol=1e-15) and abs(s - math.fsum(want)) < 1e-9)
+
+    with ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(job, range(40)))
