@@ -58,10 +58,7 @@ def plan_dense(model, loss_fn) -> tuple[list, str, str] | str:
         elif type(m) in _ACT:
             if not plan:
                 return "the Sequential does not start with nn.Linear"
-            if getattr(m, "inplace", False):
-                plan[-1][1].append(_ACT[type(m)])
-            else:
-                plan[-1][1].append(_ACT[type(m)])
+            plan[-1][1].append(_ACT[type(m)])
         elif isinstance(m, _SKIP):
             continue
         else:
@@ -77,8 +74,6 @@ def plan_dense(model, loss_fn) -> tuple[list, str, str] | str:
         return f"the loss is {type(loss_fn).__name__} (supported: MSELoss, CrossEntropyLoss)"
     if loss_fn.reduction not in ("mean", "sum"):
         return f"the loss reduction is {loss_fn.reduction!r} (supported: mean, sum)"
-    if kind == "ce" and plan[-1][1]:
-        pass  # activations before a cross-entropy are allowed (they are just a chain)
     return plan, kind, loss_fn.reduction
 
 
@@ -226,7 +221,10 @@ class DenseProgram:
                 np.sum(g, axis=1, out=gB[l])
             if l > 0:
                 gp = dZ[l - 1]
-                np.matmul(W[l].T, g, out=gp)
+                if W[l].shape[0] == 1:  # an outer product: numpy's matmul is slow for it
+                    np.multiply(W[l].T, g, out=gp)
+                else:
+                    np.matmul(W[l].T, g, out=gp)
                 if Dv[l - 1] is not None:
                     np.multiply(gp, Dv[l - 1], out=gp)
                 g = gp
