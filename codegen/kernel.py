@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import hashlib
 import math
@@ -14,6 +15,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -23,7 +25,7 @@ from . import target as _target
 from .cache import DiskCache, cache_key
 from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir
 
-_NP = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32)}
+_NP: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32)}
 _CT = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 
 #: Below this many elements per thread a call stays on the calling thread (thread hand-off
@@ -69,11 +71,17 @@ def _fingerprint(expr: sympy.Basic, out: list[str]) -> None:
 
 
 def _spec_fingerprint(spec: KernelSpec) -> str:
-    parts = [repr((spec.name, spec.batched, spec.reduce, spec.dtype, spec.accumulate,
-                   spec.fast_math, spec.cse))]
-    for e in (*spec.inputs, *spec.outputs):
-        _fingerprint(e, parts)
-        parts.append(";")
+    """Every field of the spec (so new fields join the cache key by themselves)."""
+    parts: list[str] = []
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        parts.append(field.name + "=")
+        if field.name in ("inputs", "outputs"):
+            for e in value:
+                _fingerprint(e, parts)
+                parts.append(";")
+        else:
+            parts.append(repr(value))
     return " ".join(parts)
 
 
@@ -175,7 +183,7 @@ class Kernel:
         scalar_ct = _CT[spec.dtype]
         fast = self._offset is not None
         ptr_t = ctypes.py_object if fast else ctypes.c_void_p
-        argtypes = [ctypes.c_int64, ctypes.c_int64]
+        argtypes: list[Any] = [ctypes.c_int64, ctypes.c_int64]
         argtypes += [ptr_t if b else scalar_ct for b in spec.batched]
         argtypes += [ptr_t] * (sum(r == "none" for r in spec.reduce) + 1)
         fname = spec.name + ("_py" if fast else "")
@@ -270,7 +278,7 @@ class Kernel:
         n = -1
         call_args: list[object] = list(values)
         for j in self._batched_idx:
-            a = values[j]
+            a: Any = values[j]
             if (type(a) is not np.ndarray or a.ndim != 1
                     or (a.dtype is not dt and a.dtype != dt)
                     or not a.flags.c_contiguous or not a.flags.aligned):

@@ -110,7 +110,7 @@ def build_kernel_ir(spec: KernelSpec,
     values = [lowerer.value(sympy.sympify(e)) for e in outputs]
 
     body = list(loads) + lowerer.lines
-    stores = []
+    stores: list[str] = []
     for k in array_outs:
         i = index("o", spec.output_strides, k, stores)
         stores.append(f"  %o{k}.p = getelementptr inbounds {ty}, ptr %o{k}, i64 {i}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 import sympy
@@ -80,7 +80,7 @@ def round_constant(value: sympy.Expr, dtype: str) -> float:
 
 def ir_float(value: float) -> str:
     """An LLVM IR literal for ``value`` (hex form is exact; float constants use double hex)."""
-    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", value))[0]
+    return f"0x{struct.unpack('<Q', struct.pack('<d', value))[0]:016X}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,15 +262,14 @@ class Lowerer:
                 num.append(self.value(arg))
         if divisor is not None:
             den.append(divisor)
-        result = num[0] if num else None
+        result = num[0] if num else self.const(1.0)
         for v in num[1:]:
             result = self.binop("fmul", result, v)
         if den:
             d = den[0]
             for v in den[1:]:
                 d = self.binop("fmul", d, v)
-            result = self.binop("fdiv", result if result is not None else self.const(1.0), d)
-        assert result is not None
+            result = self.binop("fdiv", result, d)
         if negate:
             result = self.emit(f"fneg {self.fm}{self.ty} {result}")
         return result

@@ -60,7 +60,7 @@ def test_scalar_parameter_types(k64: Kernel) -> None:
 def test_out_arrays_are_written(k64: Kernel) -> None:
     xs, ys = np.linspace(0, 1, 9), np.zeros(9)
     buf = np.full(9, np.nan)
-    f, s, m = k64(xs, ys, 1.0, 2.0, out=[buf, None, None])
+    f, _, _ = k64(xs, ys, 1.0, 2.0, out=[buf, None, None])
     assert f is buf
     np.testing.assert_allclose(buf, model(xs, ys, 1.0, 2.0)[0], rtol=1e-15)
 
@@ -272,3 +272,15 @@ def test_concurrent_calls_from_python_threads() -> None:
 
     with ThreadPoolExecutor(4) as ex:
         assert all(ex.map(job, range(40)))
+
+
+def test_shared_condition_after_cse() -> None:
+    cond = sp.And(x > 0, y < 1)
+    e1 = sp.Piecewise((x, cond), (0, True))
+    e2 = sp.Piecewise((y, cond), (1, True)) * sp.Piecewise((2, cond), (3, True))
+    k = compile_kernel([x, y], [e1, e2], cache=False)
+    xs, ys = np.array([1.0, -1.0, 1.0, np.nan]), np.array([0.5, 0.5, 2.0, 0.0])
+    a, b = k(xs, ys)
+    c = (xs > 0) & (ys < 1)
+    np.testing.assert_array_equal(a, np.where(c, xs, 0.0))
+    np.testing.assert_array_equal(b, np.where(c, ys, 1.0) * np.where(c, 2.0, 3.0))

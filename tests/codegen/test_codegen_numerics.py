@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import mpmath
 import numpy as np
@@ -111,12 +111,16 @@ class Row:
     ulp: tuple[float, float] = (4, 4)  # (float64, float32)
 
 
+def isnan(v) -> bool:
+    return v != v  # noqa: PLR0124 - works for floats, numpy and mpmath numbers
+
+
 def heav(m, u, at0):
-    return m.nan() if u != u else (1 if u > 0 else 0 if u < 0 else at0)
+    return m.nan() if isnan(u) else (1 if u > 0 else 0 if u < 0 else at0)
 
 
 def sign(m, u):
-    return u if u != u else (1 if u > 0 else -1 if u < 0 else 0)
+    return u if isnan(u) else (1 if u > 0 else -1 if u < 0 else 0)
 
 
 def pw1(m, u):
@@ -136,11 +140,11 @@ def pw3(m, u, v):
 
 
 def nanmin(m, *vals):  # NaN-propagating like llvm.minimum / numpy.minimum
-    return m.nan() if any(v != v for v in vals) else min(vals)
+    return m.nan() if any(isnan(v) for v in vals) else min(vals)
 
 
 def nanmax(m, *vals):
-    return m.nan() if any(v != v for v in vals) else max(vals)
+    return m.nan() if any(isnan(v) for v in vals) else max(vals)
 
 
 LIBM = 4
