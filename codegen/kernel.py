@@ -164,12 +164,14 @@ class Kernel:
         self.cache_hit = obj is not None
         self.compile_seconds = 0.0
         self._optimized: tuple[llvm.ModuleRef, llvm.TargetMachine] | None = None
+        self.compile_cpu_seconds = 0.0
         if obj is None:
             ir = self.llvm_ir
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             module, tm = _target.compile_ir(ir, self._target, jit=True)
             obj = bytes(tm.emit_object(module))
             self.compile_seconds = time.perf_counter() - t0
+            self.compile_cpu_seconds = time.process_time() - c0
             self._optimized = (module, tm)
             if self._cache is not None:
                 self._cache.store(key, obj)
