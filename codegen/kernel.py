@@ -319,7 +319,7 @@ class Kernel:
         if length < self._min_threaded:
             partials = self._tls_partials()
             self._cfunc(0, length, *call_args, self._ptr(partials))
-            sums = partials[0].tolist()
+            sums = partials.tolist()
         else:
             chunks = self._chunks(length)
             partials = np.zeros((len(chunks), max(self._n_red, 1)), self._acc_dtype)
@@ -357,7 +357,7 @@ class Kernel:
         try:
             return self._tls.partials
         except AttributeError:
-            self._tls.partials = np.zeros((1, max(self._n_red, 1)), self._acc_dtype)
+            self._tls.partials = np.zeros(max(self._n_red, 1), self._acc_dtype)
             return self._tls.partials
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
@@ -396,6 +396,12 @@ class Kernel:
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{self.spec.name}: {what} {name!r} must be a numpy array of {dt}, "
                             f"got {type(a).__name__}; {fix}")
+        if isinstance(a, np.ma.MaskedArray):
+            raise TypeError(f"{self.spec.name}: {what} {name!r} is a masked array; the kernel "
+                            f"would ignore the mask. Pass {name}.filled(...) or compress it")
+        if (a.dtype == self.dtype and a.ndim == 1 and a.flags.c_contiguous
+                and a.flags.aligned):
+            return  # an ndarray subclass (e.g. numpy.memmap) that is fine as it is
         if a.dtype != self.dtype:
             raise TypeError(f"{self.spec.name}: {what} {name!r} has dtype {a.dtype}, the kernel "
                             f"is {dt}; {fix} (or compile the kernel with dtype={a.dtype.name!r})")

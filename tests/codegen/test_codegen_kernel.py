@@ -284,3 +284,13 @@ def test_shared_condition_after_cse() -> None:
     c = (xs > 0) & (ys < 1)
     np.testing.assert_array_equal(a, np.where(c, xs, 0.0))
     np.testing.assert_array_equal(b, np.where(c, ys, 1.0) * np.where(c, 2.0, 3.0))
+
+
+def test_ndarray_subclasses(k64: Kernel, tmp_path) -> None:
+    mm = np.memmap(tmp_path / "x.bin", dtype=np.float64, mode="w+", shape=(4,))
+    mm[:] = [0.0, 1.0, 2.0, 3.0]
+    ys = np.zeros(4)
+    np.testing.assert_array_equal(k64(mm, ys, 1.0, 2.0)[0], k64(np.array(mm), ys, 1.0, 2.0)[0])
+    masked = np.ma.masked_array(np.zeros(4), mask=[0, 1, 0, 0])
+    with pytest.raises(TypeError, match=r"'x' is a masked array"):
+        k64(masked, ys, 1.0, 2.0)
