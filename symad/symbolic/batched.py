@@ -119,18 +119,25 @@ class BatchedTrace:
         what = self.per_sample_array if what is None else what
         what_arr = np.asarray(list(what) if isinstance(what, (list, sympy.MatrixBase))
                               else what, dtype=object)
-        env = {}
+        from ..ops.registry import NUMPY_FUNCS
+        args, vals = [], []
         for v, val in zip(self.params, pvals):
             arr = np.asarray(getattr(val, "_data", val), dtype=np.float64).reshape(v.shape)
-            env.update({s: float(x) for s, x in zip(v.flat, arr.reshape(-1))})
-        rows = []
-        n = np.asarray(getattr(dvals[0], "_data", dvals[0])).shape[0]
-        darrs = [np.asarray(getattr(d, "_data", d), dtype=np.float64) for d in dvals]
-        for i in range(n):
-            for v, arr in zip(self.data, darrs):
-                env.update({s: float(x) for s, x in zip(v.flat, arr[i].reshape(-1))})
-            rows.append(evaluate_numeric(what_arr, env))
-        rows = np.asarray(rows, dtype=np.float64)
+            args += v.flat
+            vals += [float(x) for x in arr.reshape(-1)]
+        n = None
+        for v, d in zip(self.data, dvals):
+            arr = np.asarray(getattr(d, "_data", d), dtype=np.float64)
+            n = arr.shape[0]
+            cols = arr.reshape(n, -1)
+            args += v.flat
+            vals += [cols[:, j] for j in range(cols.shape[1])]
+        flat = [sympy.sympify(e) for e in what_arr.reshape(-1)]
+        f = sympy.lambdify(args, flat, modules=[NUMPY_FUNCS, "numpy"], cse=True)
+        with np.errstate(all="ignore"):
+            res = f(*vals)
+        rows = np.stack([np.broadcast_to(np.asarray(r, dtype=np.float64), (n,)) for r in res],
+                        axis=1).reshape((n,) + what_arr.shape)
         if self.reduction == "none":
             return rows
         return rows.sum(axis=0) if self.reduction == "sum" else rows.mean(axis=0)

@@ -1,0 +1,270 @@
+"""Tracing beyond the op table: Hessians, PyTorch's kink conventions, control-flow errors,
+batched tracing, custom Function backward tracing, the ``symad diff`` command."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import sympy
+
+import symad
+from symad import nn
+from symad.symbolic import (NotBatchSeparable, reverse_gradient, symbolic_tensor, trace,
+                            trace_batched, trace_function_backward)
+
+
+def test_seed_000_and_002_gradients():
+    tr = trace(lambda w: 2 * w ** 2, 10.0)
+    w = tr.symbols[0]
+    assert tr.output == 2 * w ** 2 and tr.gradient() == 4 * w
+    assert tr.evaluate(tr.gradient()) == 40.0
+    tr = trace(lambda x, y: x ** 2 + 3 * x * y + y ** 2, 2.0, 3.0)
+    assert [float(tr.evaluate(g)) for g in tr.gradient()] == [13.0, 12.0]  # not 10 and 13
+
+
+def test_gradient_shapes_follow_inputs():
+    tr = trace(lambda W, b: ((W @ symad.ones(3, dtype=symad.float64)) * b).sum(),
+               np.ones((2, 3)), 0.5)
+    gW, gb = tr.gradient()
+    assert isinstance(gW, sympy.Matrix) and gW.shape == (2, 3)
+    assert isinstance(gb, sympy.Expr)
+    assert tr.gradient(wrt="b") == gb
+    assert str(tr.symbols[1]) == "W[0,1]" and sympy.latex(tr.symbols[1]) == "W_{0,1}"
+
+
+def test_hessian_of_tiny_mlp_matches_central_differences():
+    symad.manual_seed(3)
+    net = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    X = np.array([[0.3, -0.5], [1.1, 0.2], [-0.4, 0.9]])
+    Y = np.array([[0.2], [-0.1], [0.5]])
+    loss = nn.MSELoss()
+    tr = trace(lambda x, y: loss(net(x), y), X, Y, constants=(0, 1))
+    params = [p for _, p in net.named_parameters()]
+    H = np.array(tr.evaluate(tr.hessian()), dtype=np.float64)
+    theta0 = np.concatenate([p._data.reshape(-1) for p in params])
+
+    def eager_grad(theta):
+        k = 0
+        for p in params:
+            n = p._data.size
+            p._data = theta[k:k + n].reshape(p._data.shape).copy()
+            k += n
+        net.zero_grad()
+        loss(net(symad.tensor(X)), symad.tensor(Y)).backward()
+        return np.concatenate([p.grad._data.reshape(-1) for p in params])
+
+    eps = 1e-5
+    fd = np.empty_like(H)
+    for j in range(theta0.size):
+        e = np.zeros_like(theta0)
+        e[j] = eps
+        fd[:, j] = (eager_grad(theta0 + e) - eager_grad(theta0 - e)) / (2 * eps)
+    eager_grad(theta0)
+    assert H.shape == (17, 17)
+    np.testing.assert_allclose(H, H.T, atol=1e-12)
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("fn, at, expected", [
+    (lambda x: x.relu(), 0.0, 0.0),                              # relu'(0) = 0
+    (lambda x: x.abs(), 0.0, 0.0),                               # abs'(0) = 0
+    (lambda x: x.clamp(-1.0, 1.0), 1.0, 1.0),                    # clamp edge gradient 1
+    (lambda x: x.clamp(-1.0, 1.0), -1.0, 1.0),
+    (lambda x: symad.maximum(x, symad.tensor(0.0, dtype=symad.float64)), 0.0, 0.5),  # ties
+    (lambda x: symad.stack([x, x * 1, x - 1]).amax(), 0.0, 1.0),  # 2-way tie on one symbol
+    (lambda x: symad.where(x > 0, x * x, 3 * x), 0.0, 3.0),
+])
+def test_kink_conventions_match_eager(fn, at, expected):
+    t = symad.tensor(at, dtype=symad.float64, requires_grad=True)
+    fn(t).sum().backward()
+    tr = trace(lambda x: fn(x).sum(), at)
+    assert float(tr.evaluate(tr.gradient())) == expected == float(t.grad._data)
+
+
+def test_kinks_listed():
+    tr = trace(lambda x, y: x.abs() + symad.maximum(x, y) + y.relu(), 1.0, 2.0)
+    x, y = tr.symbols
+    ks = set(tr.kinks())
+    assert {sympy.Eq(x, 0), sympy.Eq(y, 0)} <= ks
+    assert sympy.Eq(x, y) in ks or sympy.Eq(y, x) in ks
+
+
+def test_control_flow_on_traced_value_names_the_line():
+    def f(x):
+        if x > 0:  # the offending line
+            return x
+        return -x
+    with pytest.raises(symad.TracingError) as ei:
+        trace(f, 1.0)
+    msg = str(ei.value)
+    assert "if x > 0:  # the offending line" in msg and "symad.where" in msg
+    assert "test_trace.py" in msg
+
+
+def test_control_flow_on_shapes_and_concrete_values_works():
+    def f(x, n):
+        out = x
+        for _ in range(int(n)):
+            out = out * 2 if x.shape[0] == 3 else out
+        return out.sum()
+    tr = trace(f, np.ones(3), 2, constants=(1,))
+    assert tr.gradient() == sympy.Matrix([4, 4, 4])
+
+
+def _dag_eval(expr, env, memo=None):
+    """float value of an expression, memoized per DAG node (a tree walk would be exponential)."""
+    memo = {} if memo is None else memo
+    if expr in memo:
+        return memo[expr]
+    if expr.is_Symbol:
+        v = env[expr]
+    elif expr.is_Number:
+        v = float(expr)
+    else:
+        a = [_dag_eval(c, env, memo) for c in expr.args]
+        v = {sympy.Add: lambda: sum(a), sympy.Mul: lambda: float(np.prod(a)),
+             sympy.Pow: lambda: a[0] ** a[1], sympy.sin: lambda: np.sin(a[0]),
+             sympy.cos: lambda: np.cos(a[0])}[type(expr)]()
+    memo[expr] = v
+    return v
+
+
+def test_reverse_gradient_shares_subexpressions():
+    x = sympy.Symbol("x", real=True)
+    e = x
+    for _ in range(14):  # a tower whose tree has ~2**14 nodes; its DAG ~60
+        e = sympy.sin(e) * sympy.cos(e)
+    t0 = time.perf_counter()
+    (g,) = reverse_gradient(e, [x])
+    assert time.perf_counter() - t0 < 5
+    assert symad.symbolic.expression_size(g) < 200
+    # oracle: the same tower by hand in floats, value and derivative (forward mode)
+    v, dv = 0.3, 1.0
+    for _ in range(14):
+        v, dv = np.sin(v) * np.cos(v), (np.cos(v) ** 2 - np.sin(v) ** 2) * dv
+    assert _dag_eval(g, {x: 0.3}) == pytest.approx(dv, rel=1e-9)
+
+
+def test_symbolic_tensor():
+    t = symbolic_tensor("W", (2, 2))
+    assert t.shape == (2, 2) and t.dtype == symad.float64
+    assert str((t @ t)._data[0, 1]) == "W[0,0]*W[0,1] + W[0,1]*W[1,1]"
+
+
+# -- batched tracing -------------------------------------------------------------------------
+
+def _linreg_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    y = X @ np.array([[2.0], [-3.4]]) + 4.2 + 0.01 * rng.normal(size=(n, 1))
+    return X, y
+
+
+def _linreg_loss(w, b, X, y):  # the seed's squared loss, averaged over the batch
+    return ((X @ w + b - y) ** 2 / 2).mean()
+
+
+def test_batched_linear_regression_is_fast_and_size_independent_of_n():
+    w, b = np.array([[0.1], [-0.2]]), 0.3
+    X, y = _linreg_data(1000)
+    t0 = time.perf_counter()
+    bt = trace_batched(_linreg_loss, w, b, X, y, batched=("X", "y"))
+    assert time.perf_counter() - t0 < 0.2
+    assert bt.reduction == "mean" and bt.batch_size == 1000
+    X10, y10 = _linreg_data(10)
+    X10k, y10k = _linreg_data(10_000)
+    s10 = trace_batched(_linreg_loss, w, b, X10, y10, batched=("X", "y"))
+    s10k = trace_batched(_linreg_loss, w, b, X10k, y10k, batched=("X", "y"))
+    assert s10.size() == s10k.size() == bt.size()
+    assert s10.per_sample == s10k.per_sample
+    # the per-sample term times the reduction reproduces eager value and gradient
+    ts = [symad.tensor(a, dtype=symad.float64, requires_grad=True) for a in (w, b)]
+    out = _linreg_loss(ts[0], ts[1], symad.tensor(X), symad.tensor(y))
+    out.backward()
+    assert bt.evaluate() == pytest.approx(float(out._data), rel=1e-10)
+    g = bt.evaluate(bt.gradient())
+    np.testing.assert_allclose(g, np.concatenate([ts[0].grad._data.reshape(-1),
+                                                  ts[1].grad._data.reshape(-1)]), rtol=1e-10)
+
+
+def test_batched_reductions_and_failure():
+    w = np.array([[0.5], [0.25]])
+    X = np.ones((7, 2))
+    assert trace_batched(lambda w, X: (X @ w).tanh(), w, X, batched=("X",)).reduction == "none"
+    assert trace_batched(lambda w, X: (X @ w).sum() * 3, w, X, batched=(1,)).reduction == "sum"
+    with pytest.raises(NotBatchSeparable):
+        trace_batched(lambda w, X: (X @ w).sum() ** 2, w, X, batched=("X",))
+    with pytest.raises(NotBatchSeparable):  # batch-norm-like: mixes samples
+        trace_batched(lambda w, X: ((X @ w) - (X @ w).mean()).pow(2).mean(), w, X,
+                      batched=("X",))
+
+
+def test_batched_with_nn_module_closed_over():
+    symad.manual_seed(1)
+    net = nn.Sequential(nn.Linear(2, 1)).double()
+    X, y = _linreg_data(50)
+    bt = trace_batched(lambda X, y: nn.MSELoss()(net(X), y), X, y, batched=(True, True))
+    assert bt.reduction == "mean"
+    assert [str(s) for s in bt.param_symbols] == ["0.weight[0,0]", "0.weight[0,1]", "0.bias[0]"]
+    out = nn.MSELoss()(net(symad.tensor(X)), symad.tensor(y))
+    assert bt.evaluate() == pytest.approx(float(out._data), rel=1e-10)
+
+
+# -- custom Function backward ----------------------------------------------------------------
+
+W_GLOBAL = symad.tensor(1.0, requires_grad=True)
+
+
+class ComputeGradients(symad.autograd.Function):
+    """Seed 003: the backward reads the global ``W_GLOBAL`` instead of a saved tensor."""
+
+    @staticmethod
+    def forward(ctx, w, x, b):
+        ctx.save_for_backward(x)
+        return w * x + b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return (grad_output * x).sum(), grad_output * W_GLOBAL, grad_output.sum()
+
+
+class Square(symad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 2
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+def test_trace_function_backward_finds_the_global_read():
+    fb = trace_function_backward(ComputeGradients, 2.0, np.array([1.0, 2.0]), 0.5)
+    assert fb.input_names == ["w", "x", "b"]
+    assert fb.mismatches() == [1]                 # grad_x uses the global, not the traced w
+    w = fb.inputs[0]
+    g = fb.grad_outputs[0]
+    assert fb.expected[1] == g * w                 # what it should have been
+    ok = trace_function_backward(Square, np.array([1.0, -2.0]))
+    assert ok.mismatches() == []
+    assert ok.grads[0] == 2 * ok.inputs[0].multiply_elementwise(ok.grad_outputs[0])
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+def test_cli_diff(capsys):
+    from symad.cli import main
+    assert main(["diff", "x**2 + 3*x*y + y**2", "--wrt", "x", "y", "--at", "x=2", "y=3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["d/dx = 2*x + 3*y = 13", "d/dy = 3*x + 2*y = 12"]
+    assert main(["diff", "x**2*y", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["partials"]["x"]["expr"] == "2*x*y" and data["partials"]["y"]["expr"] == "x**2"
+    assert main(["diff", "sin(x)", "--latex"]) == 0
+    assert capsys.readouterr().out.strip() == r"\frac{\partial f}{\partial x} = \cos{\left(x \right)}"
+    assert main(["diff", "x +* "]) == 2
