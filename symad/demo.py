@@ -33,7 +33,7 @@ A tour of symad on the seed tutorials' own examples, in four parts:
   2  the verifier catching a hand-derived slip (seed 002 claims 10 and 13; the truth is 13, 12)
   3  the d2l linear regression trained eagerly and compiled (symad.compile), with the speed-up
   4  the model's exact loss gradient exported as a C library and called from a C program
-Every number is computed as the demo runs (about 20 seconds)."""
+Every number is computed as the demo runs (well under a minute)."""
 
 EPILOG = """\
 examples:
