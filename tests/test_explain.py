@@ -76,3 +76,13 @@ def test_explain_custom_function_and_freed_graph():
         assert "freed" in str(exc)
     else:
         assert again["a"].exact == e["a"].exact
+
+
+def test_docs_tracing_code_blocks_run():
+    import pathlib
+    import re
+    src = (pathlib.Path(__file__).parent.parent / "docs" / "tracing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
+    assert len(blocks) >= 5
+    for i, b in enumerate(blocks):
+        exec(compile(b, f"docs/tracing.md block {i}", "exec"), {})
