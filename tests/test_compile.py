@@ -355,3 +355,12 @@ def test_hessian_of_tiny_mlp_matches_finite_differences():
         fd[i] = (g(tp, X, Y) - g(tm, X, Y)) / (2 * h)
     np.testing.assert_allclose(H, H.T, atol=1e-12)
     np.testing.assert_allclose(H, fd, atol=1e-6)
+
+
+def test_large_dense_model_falls_back_with_a_pointer_to_compile_step():
+    net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    cnet = symad.compile(net)
+    X = symad.randn(8, 64)
+    with pytest.warns(CompileWarning, match="compile_step"):
+        out = cnet(X)
+    np.testing.assert_allclose(out.detach().numpy(), net(X).detach().numpy(), rtol=1e-6)

@@ -22,6 +22,9 @@ from .kernels import ProgramKernels, columns
 from .program import NotCompilable, trace_program
 
 
+MAX_SCALAR_PARAMS = 2048  # beyond this, scalarizing parameters into SymPy is too slow
+
+
 class CompileWarning(UserWarning):
     """symad.compile fell back to eager execution for a signature."""
 
@@ -304,6 +307,13 @@ class CompiledFunction:
             floats = [d for d in dts if d.is_floating_point]
             dt = D.float64 if any(d == D.float64 for d in floats) else D.float32
         bshapes = [tuple(args[j].shape[1:]) for j in batched]
+        n_scalars = sum(p.numel() for p in params)
+        if n_scalars > MAX_SCALAR_PARAMS:
+            return self._fail(key, (
+                f"{n_scalars} parameter elements enter the kernel as scalars (limit "
+                f"{MAX_SCALAR_PARAMS}): the per-sample program would be too large for SymPy. For "
+                "dense nn.Sequential models use symad.compile_step(model, loss_fn, optimizer), "
+                "which keeps matmuls structured"))
 
         def run(param_syms, data_syms):
             saved = [p._data for p in params]
