@@ -19,7 +19,7 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
 from .kernels import ProgramKernels, columns
-from .program import NotCompilable, trace_program
+from .program import NotCompilable, symbolic_caller, trace_program
 
 
 MAX_SCALAR_PARAMS = 2048  # beyond this, scalarizing parameters into SymPy is too slow
@@ -315,18 +315,7 @@ class CompiledFunction:
                 "dense nn.Sequential models use symad.compile_step(model, loss_fn, optimizer), "
                 "which keeps matmuls structured"))
 
-        def run(param_syms, data_syms):
-            saved = [p._data for p in params]
-            try:
-                for p, s in zip(params, param_syms):
-                    p._data = s
-                call = list(args)
-                for j, d in zip(batched, data_syms):
-                    call[j] = Tensor._wrap(d, D.float64)
-                return self._fn(*call)
-            finally:
-                for p, s in zip(params, saved):
-                    p._data = s
+        run = symbolic_caller(self._fn, args, params, batched)
 
         try:
             prog = trace_program(run, [(id(p), p._data) for p in params], bshapes, dt.name)

@@ -12,13 +12,12 @@ tensors), :meth:`FlatState.sync` notices (identity checks, cheap) and repacks.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from .. import _dtype as D
-from ..optim.adam import Adam
-from ..optim.sgd import SGD
+from ..optim.adam import Adam, adam_update
+from ..optim.sgd import SGD, sgd_update
 from ..tensor import Tensor
 
 _SGD_KEYS = ("momentum_buffer",)
@@ -195,25 +194,17 @@ class FlatState:
     def _sgd(self, grp: _Group) -> None:
         group = grp.group
         s, e = grp.start, grp.end
-        P, grad = self.P[s:e], self.G[s:e]
-        if group["maximize"]:
-            grad = -grad
-        wd, momentum = group["weight_decay"], group["momentum"]
-        if wd != 0:
-            grad = grad + wd * P
-        if momentum != 0:
-            if "momentum_buffer" not in grp.state_keys:
-                buf = self._state_tensor("momentum_buffer", None)[s:e]
-                buf[...] = grad
-                self._bind_state(grp, "momentum_buffer")
-                grp.state_keys = grp.state_keys + ("momentum_buffer",)
-            else:
-                buf = self.S["momentum_buffer"][s:e]
-                np.multiply(buf, momentum, out=buf)
-                np.add(buf, (1 - group["dampening"]) * grad, out=buf, casting="unsafe")
-                self._bump(grp, "momentum_buffer")
-            grad = grad + momentum * buf if group["nesterov"] else buf
-        np.add(P, -group["lr"] * grad, out=P, casting="unsafe")
+        buf, first = None, False
+        if group["momentum"] != 0:
+            first = "momentum_buffer" not in grp.state_keys
+            buf = self._state_tensor("momentum_buffer", None)[s:e] if first \
+                else self.S["momentum_buffer"][s:e]
+        sgd_update(self.P[s:e], self.G[s:e], buf, group, first)
+        if first:
+            self._bind_state(grp, "momentum_buffer")
+            grp.state_keys = grp.state_keys + ("momentum_buffer",)
+        elif buf is not None:
+            self._bump(grp, "momentum_buffer")
 
     def _bump(self, grp: _Group, key: str) -> None:
         state = self.optimizer.state
@@ -234,36 +225,11 @@ class FlatState:
             for p in grp.params:
                 state[p]["step"] = Tensor._wrap(np.array(0.0, dtype=np.float32), D.float32)
             grp.state_keys = keys
-        if group["maximize"]:
-            grad = -grad
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-        beta1, beta2 = group["betas"]
         for p in grp.params:
             state[p]["step"]._data[...] += 1
         step = float(state[grp.params[0]]["step"]._data)
-        if wd != 0:
-            if self.optimizer._decoupled:
-                np.multiply(P, 1 - lr * wd, out=P, casting="unsafe")
-            else:
-                grad = grad + wd * P
-        m, v = self.S["exp_avg"][s:e], self.S["exp_avg_sq"][s:e]
-        w = 1 - beta1
-        if abs(w) < 0.5:
-            np.add(m, w * (grad - m), out=m, casting="unsafe")
-        else:
-            np.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
-        np.multiply(v, beta2, out=v)
-        np.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = math.sqrt(bias_correction2)
-        if amsgrad:
-            mx = self.S["max_exp_avg_sq"][s:e]
-            np.maximum(mx, v, out=mx)
-            denom = np.sqrt(mx) / bias_correction2_sqrt + eps
-        else:
-            denom = np.sqrt(v) / bias_correction2_sqrt + eps
-        np.add(P, -step_size * (m / denom), out=P, casting="unsafe")
+        adam_update(P, grad, self.S["exp_avg"][s:e], self.S["exp_avg_sq"][s:e],
+                    self.S["max_exp_avg_sq"][s:e] if amsgrad else None, step, group,
+                    self.optimizer._decoupled)
         for k in grp.state_keys:
             self._bump(grp, k)

@@ -56,6 +56,28 @@ class Program:
     timings: dict = field(default_factory=dict)
 
 
+def symbolic_caller(fn, args, params, batched_pos):
+    """``run(param_syms, data_syms)`` for :func:`trace_program`: calls ``fn(*args)`` with each
+    tensor in ``params`` temporarily holding symbols (so modules and closures see them) and the
+    batched arguments replaced by symbolic samples; the tensors are restored afterwards."""
+    from .. import _dtype as D
+    from ..tensor import Tensor
+
+    def run(param_syms, data_syms):
+        saved = [p._data for p in params]
+        try:
+            for p, s in zip(params, param_syms):
+                p._data = s
+            call = list(args)
+            for j, d in zip(batched_pos, data_syms):
+                call[j] = Tensor._wrap(d, D.float64)
+            return fn(*call)
+        finally:
+            for p, s in zip(params, saved):
+                p._data = s
+    return run
+
+
 def _tensor_out(out):
     from ..tensor import Tensor
     if not isinstance(out, Tensor):

@@ -134,23 +134,11 @@ def _discover(fn, example_inputs, batched_names):
 
 
 def _trace(fn, args, batched, extra, dtype):
-    from ..compiler.program import trace_program
-    from ..tensor import Tensor
+    from ..compiler.program import symbolic_caller, trace_program
     params = [a for a, b in zip(args, batched) if not b] + list(extra)
     bpos = [j for j, b in enumerate(batched) if b]
 
-    def run(param_syms, data_syms):
-        saved = [p._data for p in params]
-        try:
-            for p, s in zip(params, param_syms):
-                p._data = s
-            call = list(args)
-            for j, d in zip(bpos, data_syms):
-                call[j] = Tensor._wrap(d, D.float64)
-            return fn(*call)
-        finally:
-            for p, s in zip(params, saved):
-                p._data = s
+    run = symbolic_caller(fn, args, params, bpos)
 
     bshapes = [tuple(args[j].shape[1:]) for j in bpos]
     return trace_program(run, [(id(p), p._data) for p in params], bshapes, dtype), params, bpos

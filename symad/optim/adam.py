@@ -49,41 +49,47 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = _zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = _zeros_like(p)
-        grad = p._grad._data
-        if group["maximize"]:
-            grad = -grad
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-        beta1, beta2 = group["betas"]
         state["step"]._data[...] += 1
-        step = float(state["step"]._data)
-        if wd != 0:
-            if self._decoupled:
-                np.multiply(p._data, 1 - lr * wd, out=p._data, casting="unsafe")
-            else:
-                grad = grad + wd * p._data
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        # m.lerp_(grad, 1 - beta1), written as PyTorch's kernel computes it for weight < 0.5
-        w = 1 - beta1
-        if abs(w) < 0.5:
-            np.add(m, w * (grad - m), out=m, casting="unsafe")
-        else:
-            np.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
-        np.multiply(v, beta2, out=v)
-        np.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = math.sqrt(bias_correction2)
-        if group["amsgrad"]:
-            mx = state["max_exp_avg_sq"]._data
-            np.maximum(mx, v, out=mx)
-            denom = np.sqrt(mx) / bias_correction2_sqrt + eps
-        else:
-            denom = np.sqrt(v) / bias_correction2_sqrt + eps
-        np.add(p._data, -step_size * (m / denom), out=p._data, casting="unsafe")
+        adam_update(p._data, p._grad._data, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                    state["max_exp_avg_sq"]._data if group["amsgrad"] else None,
+                    float(state["step"]._data), group, self._decoupled)
         for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             if k in state:
                 state[k]._version.value += 1
+
+
+def adam_update(P: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                mx: np.ndarray | None, step: float, group: dict, decoupled: bool) -> None:
+    """PyTorch's Adam/AdamW equations on arrays, in place (``step`` already incremented): the one
+    implementation, used by ``Adam.step`` per parameter and by ``symad.compile_step`` on flat
+    buffers. ``mx`` is the amsgrad running maximum (``None`` without amsgrad)."""
+    if group["maximize"]:
+        grad = -grad
+    lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+    beta1, beta2 = group["betas"]
+    if wd != 0:
+        if decoupled:
+            np.multiply(P, 1 - lr * wd, out=P, casting="unsafe")
+        else:
+            grad = grad + wd * P
+    # m.lerp_(grad, 1 - beta1), written as PyTorch's kernel computes it for weight < 0.5
+    w = 1 - beta1
+    if abs(w) < 0.5:
+        np.add(m, w * (grad - m), out=m, casting="unsafe")
+    else:
+        np.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
+    np.multiply(v, beta2, out=v)
+    np.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = math.sqrt(bias_correction2)
+    if mx is not None:
+        np.maximum(mx, v, out=mx)
+        denom = np.sqrt(mx) / bias_correction2_sqrt + eps
+    else:
+        denom = np.sqrt(v) / bias_correction2_sqrt + eps
+    np.add(P, -step_size * (m / denom), out=P, casting="unsafe")
 
 
 class AdamW(Adam):

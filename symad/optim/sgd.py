@@ -35,21 +35,32 @@ class SGD(Optimizer):
                                       maximize=maximize))
 
     def _update(self, p: Tensor, group, state) -> None:
-        grad = p._grad._data
-        if group["maximize"]:
-            grad = -grad
-        wd, momentum = group["weight_decay"], group["momentum"]
-        if wd != 0:
-            grad = grad + wd * p._data
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = Tensor._wrap(np.array(grad, dtype=p.dtype.np, copy=True), p.dtype)
-                state["momentum_buffer"] = buf
-            else:
-                b = buf._data
-                np.multiply(b, momentum, out=b)
-                np.add(b, (1 - group["dampening"]) * grad, out=b, casting="unsafe")
-                buf._version.value += 1
-            grad = grad + momentum * buf._data if group["nesterov"] else buf._data
-        np.add(p._data, -group["lr"] * grad, out=p._data, casting="unsafe")
+        buf = state.get("momentum_buffer")
+        first = buf is None and group["momentum"] != 0
+        if first:
+            buf = state["momentum_buffer"] = Tensor._wrap(np.empty_like(p._data), p.dtype)
+        elif buf is not None:
+            buf._version.value += 1
+        sgd_update(p._data, p._grad._data, None if buf is None else buf._data, group, first)
+
+
+def sgd_update(P: np.ndarray, grad: np.ndarray, buf: np.ndarray | None, group: dict,
+               first: bool) -> None:
+    """PyTorch's SGD equations on arrays, in place: the one implementation, used by
+    ``SGD.step`` per parameter and by ``symad.compile_step`` on flat buffers.
+
+    ``buf`` is the momentum buffer (``None`` without momentum); ``first`` fills it with the
+    (weight-decayed) gradient as PyTorch's first step does."""
+    if group["maximize"]:
+        grad = -grad
+    wd, momentum = group["weight_decay"], group["momentum"]
+    if wd != 0:
+        grad = grad + wd * P
+    if momentum != 0:
+        if first:
+            np.copyto(buf, grad, casting="unsafe")
+        else:
+            np.multiply(buf, momentum, out=buf)
+            np.add(buf, (1 - group["dampening"]) * grad, out=buf, casting="unsafe")
+        grad = grad + momentum * buf if group["nesterov"] else buf
+    np.add(P, -group["lr"] * grad, out=P, casting="unsafe")
