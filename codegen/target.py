@@ -169,18 +169,21 @@ def libmvec_variants(target: TargetInfo) -> dict[str, list[tuple[int, str, str]]
     """Scalar libm name -> [(VF, vector name, ISA letter)] usable on ``target`` in this process.
 
     Only for the host (the vector symbols must resolve when the object is loaded) and only with
-    AVX2 ('d' variants: 4 doubles / 8 floats) and SSE2 ('b': 2 doubles / 4 floats).
+    AVX2 ('d' variants: 4 doubles / 8 floats), SSE2 ('b': 2 doubles / 4 floats) and, where the
+    CPU has AVX-512F, 'e' (8 doubles / 16 floats).
     """
     host = host_target()
     if not (target.is_x86_64 and target.triple == host.triple and target.has_feature("avx2")
             and _libmvec_loaded()):
         return {}
+    # 'b' SSE2, 'd' AVX2, 'e' AVX-512 (used only where the CPU has avx512f: 8 doubles/16 floats)
+    isas = "bde" if target.has_feature("avx512f") else "bd"
     table: dict[str, list[tuple[int, str, str]]] = {}
     for names, params in ((_MVEC_UNARY, "v"), (_MVEC_BINARY, "vv")):
         for base in names:
-            for scalar, suffix, lanes in ((base, "", (2, 4)), (base + "f", "f", (4, 8))):
+            for scalar, suffix, lanes in ((base, "", (2, 4, 8)), (base + "f", "f", (4, 8, 16))):
                 variants = []
-                for isa, vf in zip("bd", lanes):
+                for isa, vf in zip(isas, lanes):
                     vname = f"_ZGV{isa}N{vf}{params}_{base}{suffix}"
                     if _has_symbol(vname):
                         variants.append((vf, vname, params))

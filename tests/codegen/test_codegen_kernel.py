@@ -294,3 +294,18 @@ def test_ndarray_subclasses(k64: Kernel, tmp_path) -> None:
     masked = np.ma.masked_array(np.zeros(4), mask=[0, 1, 0, 0])
     with pytest.raises(TypeError, match=r"'x' is a masked array"):
         k64(masked, ys, 1.0, 2.0)
+
+
+@pytest.mark.skipif(not (platform.machine() == "x86_64" and HOST.has_feature("avx512f")),
+                    reason="the AVX-512 libmvec variants need a host with AVX-512F")
+@pytest.mark.parametrize("dtype,variant,ty", [("float64", "_ZGVeN8v_", "<8 x double>"),
+                                              ("float32", "_ZGVeN16v_", "<16 x float>")])
+def test_avx512_hosts_use_512_bit_vector_math(dtype: str, variant: str, ty: str) -> None:
+    k = compile_kernel([x], [sp.sin(x) * sp.exp(x)], reduce="sum", dtype=dtype, cache=False)
+    assert "zmm" in k.asm
+    assert f"{variant}sin" in k.asm and f"{variant}exp" in k.asm
+    assert ty in k.optimized_ir
+    xs = np.linspace(-1, 1, 1001).astype(dtype)
+    (s,) = k(xs)
+    want = math.fsum((np.sin(xs.astype(float)) * np.exp(xs.astype(float))).tolist())
+    assert abs(float(s) - want) <= (1e-12 if dtype == "float64" else 1e-4) * 1001
