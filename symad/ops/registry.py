@@ -81,7 +81,22 @@ class Op:
         return hit
 
     def derivative_numpy(self, i: int, params: dict) -> Callable:
-        """A numpy function (args..., params...) evaluating d formula / d arg_i."""
+        """A numpy function (args..., params...) evaluating d formula / d arg_i.
+
+        For the few distinct numeric parameter values a program uses (``x ** 2``, ``clamp(x, 0)``)
+        the parameters are substituted before lambdify, so piecewise rules on them (``pow``'s
+        exponent-0 case) fold away instead of being evaluated per call."""
+        if params and len(self._cache) < 256 and all(
+                v is None or type(v) in (int, float) for v in params.values()):
+            vkey = ("npv", i, tuple(params.items()))
+            fn = self._cache.get(vkey)
+            if fn is None:
+                args, psyms, ders = self.derivative_exprs(params)
+                expr = ders[i].subs({s: params[k] for k, s in psyms.items() if s is not None})
+                f = sympy.lambdify(args, expr, modules=[NUMPY_FUNCS, "numpy"])
+                n = len(args)
+                fn = self._cache[vkey] = lambda *a: f(*a[:n])
+            return fn
         key = self._pattern(params)
         fn = self._cache.get(("np", i, key))
         if fn is None:
