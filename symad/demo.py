@@ -317,7 +317,6 @@ def _run(cmd, cwd) -> subprocess.CompletedProcess:
 
 
 def part4(out: _Out, out_dir: str | None = None) -> dict:
-    import symad
     export = _need("symad.export_", "export")
     cc = _find_cc()
     if out_dir:

@@ -11,7 +11,7 @@ import itertools
 import weakref
 from typing import Any, Sequence
 
-from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .grad_mode import enable_grad, no_grad
 
 _seq = itertools.count()
 

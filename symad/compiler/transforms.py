@@ -102,7 +102,7 @@ class _MatrixKernel:
 
         from ..symbolic.reverse import reverse_gradient, reverse_jacobian
         from ..tensor import Tensor
-        from .program import symbol_array, trace_program
+        from .program import trace_program
         tensors = [a for a in targs if isinstance(a, Tensor)]
         dt = D.float64 if any(t.dtype == D.float64 for t in tensors) else D.float32
 

@@ -7,7 +7,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import elementwise, linalg, loss, reduce, shape  # noqa: F401  (register the ops)
+from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops)
+from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
 from .dispatch import apply
 from .loss import check_reduction
 from .registry import REGISTRY

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence

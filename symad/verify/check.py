@@ -16,7 +16,7 @@ from .decide import Counterexample, compare, exact_value, fmt_number, sample_poi
 from .hints import broadcast_sum_hint, scalar_hint, transpose_hints
 from .report import GradientItem, GradientReport
 from .symbolic_inputs import (exactify, gradient, is_number, parameters, parse, realify,
-                              real_symbols_for, symbolic_tensor, tensor_values, to_number)
+                              real_symbols_for, tensor_values, to_number)
 
 __all__ = ["check_gradient", "check_function"]
 
@@ -42,7 +42,6 @@ class _Spec:
 
 
 def _spec_from(f, inputs, claimed_names) -> _Spec:
-    from ..tensor import Tensor
     if isinstance(f, str) or isinstance(f, sp.Basic):
         if isinstance(f, str):
             expr = parse(f)

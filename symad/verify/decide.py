@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 import sympy as sp
 from sympy.core.evalf import PrecisionExhausted
