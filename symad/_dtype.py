@@ -119,14 +119,19 @@ def result_type(*operands) -> dtype:
     ``float32 tensor + float64 tensor -> float64``; 0-dim tensors rank below dimensioned ones.
     """
     Tensor = _tensor_cls()
-    # fast path: tensors of one dtype (the common case)
-    first = operands[0] if operands else None
-    if type(first) is Tensor:
-        dt = first._dtype
-        for o in operands:
-            if type(o) is not Tensor or o._dtype is not dt:
+    # fast path: tensors of one dtype, Python numbers that do not lift its category
+    dt = None
+    for o in operands:
+        if type(o) is Tensor:
+            if dt is None:
+                dt = o._dtype
+            elif o._dtype is not dt:
                 break
-        else:
+        elif not ((type(o) is float and dt is not None and dt.category == 2)
+                  or (type(o) is int and dt is not None and dt.category >= 1)):
+            break
+    else:
+        if dt is not None:
             return dt
 
     dims, zero_dims, scalars = [], [], []

@@ -82,9 +82,19 @@ class Tensor:
         t = object.__new__(Tensor)
         if dt is None:
             dt = D.float64 if arr.dtype == object else D.from_numpy_dtype(arr.dtype)
-        if arr.dtype != dt.np and arr.dtype != object:
+        elif arr.dtype is not dt.np and arr.dtype != dt.np and arr.dtype != object:
             arr = arr.astype(dt.np)
-        t._init(arr, dt)
+        # inlined _init (this is the hottest constructor)
+        t._data = arr
+        t._dtype = dt
+        t._requires_grad = False
+        t._grad_fn = None
+        t._output_nr = 0
+        t._version = _Version()
+        t._grad = None
+        t._hooks = None
+        t._acc_ref = None
+        t._name = None
         return t
 
     # -- basic properties -----------------------------------------------------------------

@@ -7,6 +7,7 @@ from .. import _dtype as D
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.graph import OpNode, SavedContext, node_class, node_for
 from .registry import Op
+from .shape import sum_to_shape
 
 
 _OBJECT = np.dtype(object)
@@ -91,7 +92,7 @@ def run_vjp(op: Op, ctx: SavedContext, g):
         grads = _elementwise_vjp(op, ctx, g)
     out = []
     for t, gi in zip(ctx.inputs, grads):
-        if gi is not None and tuple(gi.shape) != tuple(t.shape):
+        if gi is not None and gi._data.shape != t._data.shape:
             gi = gi.sum_to_size(t.shape)
         out.append(gi)
     return tuple(out)
@@ -115,10 +116,15 @@ def _elementwise_vjp(op: Op, ctx: SavedContext, g):
             env.update({s: params[k] for k, s in psyms.items() if s is not None})
             d = evaluate(ders[i], env)
         else:
+            # no graph needed: the same SymPy partial, evaluated and contracted in numpy
             fn = op.derivative_numpy(i, params)
             pvals = [v for v in params.values() if v is not None]
+            gd = g._data
             with np.errstate(all="ignore"):
-                val = fn(*[x._data for x in ctx.inputs], *pvals)
-            d = Tensor._wrap(np.asarray(val, dtype=g._data.dtype))
+                val = gd * np.asarray(fn(*[x._data for x in ctx.inputs], *pvals), dtype=gd.dtype)
+            if val.shape != t._data.shape:
+                val = sum_to_shape(val, t._data.shape)
+            grads.append(Tensor._wrap(val.astype(gd.dtype, copy=False), g._dtype))
+            continue
         grads.append(g * d)
     return grads

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops)
 from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
+from .. import _dtype as D
 from .dispatch import apply
 from .loss import check_reduction
 from .registry import REGISTRY
@@ -17,8 +18,7 @@ _R = REGISTRY
 
 
 def _t(x):
-    from ..tensor import Tensor
-    return x if isinstance(x, Tensor) else None
+    return x if isinstance(x, D._tensor_cls()) else None
 
 
 def as_tensor_like(x, other=None):
