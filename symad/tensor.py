@@ -16,6 +16,7 @@ from ._format import format_values
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle, run_backward
 from .ops import functional as F
+from .ops.dispatch import apply
 from .ops.registry import REGISTRY
 
 
@@ -381,7 +382,6 @@ class Tensor:
         dt = D.as_dtype(dtype)
         if dt == self._dtype and not copy:
             return self
-        from .ops.dispatch import apply
         return apply(REGISTRY["to_dtype"], self, dtype=dt)
 
     def cpu(self) -> "Tensor":
@@ -590,13 +590,11 @@ class Tensor:
 
     def __getitem__(self, key):
         key = self._key(key)
-        from .ops.dispatch import apply
         return apply(REGISTRY["getitem"], self, key=key)
 
     def __setitem__(self, key, value):
         key = self._key(key)
         self._check_inplace()
-        from .ops.dispatch import apply
         if not isinstance(value, Tensor):
             value = tensor(value, dtype=self._dtype) if not isinstance(value, np.ndarray) \
                 else Tensor._wrap(value.astype(self._dtype.np))
@@ -779,7 +777,6 @@ class Tensor:
 
 
 def _apply(name, *args, **params):
-    from .ops.dispatch import apply
     return apply(REGISTRY[name], *args, **params)
 
 

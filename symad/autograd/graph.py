@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from .grad_mode import enable_grad, no_grad
 
 _seq = itertools.count()
+_run_vjp = None  # symad.ops.dispatch.run_vjp, bound on first use (import cycle)
 
 
 class Node:
@@ -159,8 +160,10 @@ class OpNode(Node):
 
     def apply(self, grads):
         ctx = self._check_saved()
-        from ..ops.dispatch import run_vjp
-        return run_vjp(self.op, ctx, grads[0])
+        global _run_vjp
+        if _run_vjp is None:
+            from ..ops.dispatch import run_vjp as _run_vjp
+        return _run_vjp(self.op, ctx, grads[0])
 
     def release(self) -> None:
         ctx = self.ctx

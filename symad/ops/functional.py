@@ -165,12 +165,12 @@ def logical_or(a, b):
 
 
 def zeros_like(t, *, dtype=None):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     return Tensor._wrap(np.zeros(t.shape, dtype=(dtype or t.dtype).np), dtype or t.dtype)
 
 
 def ones_like(t, *, dtype=None):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     return Tensor._wrap(np.ones(t.shape, dtype=(dtype or t.dtype).np), dtype or t.dtype)
 
 
@@ -209,7 +209,7 @@ def amin(input, dim=None, keepdim=False):
 
 
 def _extreme(input, dim, keepdim, other, largest):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     if other is not None or isinstance(dim, Tensor):
         return (maximum if largest else minimum)(input, other if other is not None else dim)
     if dim is None:
@@ -231,7 +231,7 @@ def min(input, dim=None, keepdim=False, *, other=None):
 
 
 def argmax(input, dim=None, keepdim=False):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     a = input._data
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmax(a), dtype=np.int64))
@@ -240,7 +240,7 @@ def argmax(input, dim=None, keepdim=False):
 
 
 def argmin(input, dim=None, keepdim=False):
-    from ..tensor import Tensor
+    Tensor = D._tensor_cls()
     a = input._data
     if dim is None:
         return Tensor._wrap(np.asarray(np.argmin(a), dtype=np.int64))
