@@ -143,3 +143,14 @@ def test_console_script_entry_point():
                         "y=13", "--at", "x=2", "y=3"], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 1 and "proved wrong" in p.stdout
+
+
+def test_export_of_a_function_that_raises_is_a_usage_error(tmp_path, capsys):
+    from symad.cli import main
+    src = tmp_path / "bad.py"
+    src.write_text("def f(x, w):\n    raise RuntimeError('boom')\n")
+    code = main(["export", f"{src}:f", "--input", "x=float64[N]", "--input", "w=float64[2]",
+                 "--out-dir", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err and "boom" in err

@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ExportError) as e:
         print(f"symad export: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # the user's code raised: a usage problem, not a verdict
+        print(f"symad export: error: {args.function} raised {type(e).__name__}: {e}",
+              file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result.manifest, indent=2))
     else:
