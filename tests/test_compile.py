@@ -364,3 +364,10 @@ def test_large_dense_model_falls_back_with_a_pointer_to_compile_step():
     with pytest.warns(CompileWarning, match="compile_step"):
         out = cnet(X)
     np.testing.assert_allclose(out.detach().numpy(), net(X).detach().numpy(), rtol=1e-6)
+
+
+def test_mismatched_batch_raises_the_eager_error():
+    f = symad.compile(lambda w, x, y: ((w * x - y) ** 2).mean())
+    w = symad.tensor(1.0, requires_grad=True)
+    with pytest.raises(RuntimeError, match="size of tensor a"):
+        f(w, symad.ones(10), symad.ones(8))

@@ -574,7 +574,9 @@ def test_matmul_shape_errors():
 def test_reshape_and_broadcast_errors():
     with pytest.raises(RuntimeError, match=r"shape '\[4, 2\]' is invalid for input of size 6"):
         symad.ones(2, 3).reshape(4, 2)
-    with pytest.raises(ValueError):
+    # PyTorch raises RuntimeError here (numpy would raise ValueError)
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
+                                           r"tensor b \(4\) at non-singleton dimension 1"):
         symad.ones(2, 3) + symad.ones(4)
 
 
@@ -768,3 +770,11 @@ def test_default_dtype_switch():
     finally:
         symad.set_default_dtype(symad.float32)
     assert symad.tensor([1.0]).dtype == symad.float32
+
+
+def test_broadcast_mismatch_is_pytorchs_runtime_error():
+    # torch: RuntimeError: The size of tensor a (3) must match the size of tensor b (4) at
+    # non-singleton dimension 1
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
+                                           r"tensor b \(4\) at non-singleton dimension 1"):
+        symad.ones(2, 3) + symad.ones(2, 4)

@@ -287,9 +287,14 @@ class CompiledFunction:
         t0 = time.perf_counter()
         # 1. eager discovery on a few samples: the parameters are the graph's leaves that
         #    require grad; the same probe checks the kernel against eager afterwards.
-        args = self._probe(args, batched)
-        with no_grad() if not is_grad_enabled() else _null():
+        full_args, args = args, self._probe(args, batched)
+        try:
             ref = self._fn(*args)
+        except Exception:
+            # the probe changed the batch size: let the user's own call raise its own error
+            self._fn(*full_args)
+            return self._fail(key, "the function fails on a 4-sample slice of the batch but not "
+                                   "on the whole batch (it depends on the batch size)")
         if not isinstance(ref, Tensor):
             return self._fail(key, f"it returned {type(ref).__name__}, not a tensor")
         bset = set(batched)
@@ -379,14 +384,6 @@ class CompiledFunction:
 def Tensor_ones_like(t):
     from ..ops.functional import ones_like
     return ones_like(t)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def compile(fn=None, *, fullgraph: bool = False, dtype=None, threads: int | None = None,

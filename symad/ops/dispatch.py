@@ -20,6 +20,18 @@ def _as_tensor(x, dt):
     return Tensor._wrap(np.asarray(x, dtype=dt.np))
 
 
+def _check_broadcast(arrays) -> None:
+    """PyTorch's error for operands that do not broadcast (numpy's would be a ValueError)."""
+    shapes = [a.shape for a in arrays]
+    nd = max(len(sh) for sh in shapes)
+    for k in range(1, nd + 1):
+        sizes = {sh[-k] for sh in shapes if len(sh) >= k and sh[-k] != 1}
+        if len(sizes) > 1:
+            a, b = sorted(sizes)[:2]
+            raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b "
+                               f"({b}) at non-singleton dimension {nd - k}")
+
+
 def result_dtype(op: Op, inputs, params=None) -> D.dtype:
     rule = op.dtype_rule
     if op.dtype_params and params:
@@ -63,8 +75,12 @@ def apply(op: Op, *inputs, **params):
         dnp = dt.np
         if op.formula is not None and (rule == "promote" or rule == "float"):
             arrays = [a if a.dtype == dnp else a.astype(dnp) for a in arrays]
-        with np.errstate(all="ignore"):
-            out = op.forward(*arrays, **params)
+        try:
+            with np.errstate(all="ignore"):
+                out = op.forward(*arrays, **params)
+        except ValueError:
+            _check_broadcast(arrays)
+            raise
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if rule == "custom":
