@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype as D
-from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
 from .kernels import ProgramKernels, columns

@@ -13,6 +13,7 @@ import numpy as np
 import sympy
 
 from ..autograd.grad_mode import no_grad
+from ..symbolic.batched import classify_reduction
 
 
 class NotCompilable(Exception):
@@ -116,55 +117,17 @@ def trace_program(run, params, batched_shapes, n_params_dtype: str) -> Program:
         prog.timings["trace"] = time.perf_counter() - t0
         return prog
     out2 = run_n(2)
-    swap = {a: b for j in range(len(batched_shapes))
-            for a, b in zip(samples[0][j].reshape(-1), samples[1][j].reshape(-1))}
-    shape1, shape2 = tuple(out1.shape), tuple(out2.shape)
-    e1, e2 = _flat(out1), _flat(out2)
+    pairs = [(a, b) for j in range(len(batched_shapes))
+             for a, b in zip(samples[0][j].reshape(-1), samples[1][j].reshape(-1))]
     bins = [BatchedInput(j, tuple(shape), samples[0][j]) for j, shape in enumerate(batched_shapes)]
-    if shape1 and shape2 and shape1[0] == 1 and shape2[0] == 2 and shape1[1:] == shape2[1:]:
-        # per-sample outputs: row 0 of the N=2 trace must equal the N=1 trace, row 1 the same
-        # expression over sample 1.
-        k = len(e1)
-        if _equal_all(e2[:k], e1) and _equal_all(e2[k:], [e.xreplace(swap) for e in e1]):
-            prog = Program(pins, bins, e1, shape1[1:], "none", n_params_dtype)
-            prog.timings["trace"] = time.perf_counter() - t0
-            return prog
-    if shape1 == shape2:
-        q1 = [e.xreplace(swap) for e in e1]
-        if _equal_all(e2, [a + b for a, b in zip(e1, q1)]):
-            red = "sum"
-        elif _equal_all(e2, [(a + b) / 2 for a, b in zip(e1, q1)]):
-            red = "mean"
-        else:
-            red = None
-        if red is not None:
-            prog = Program(pins, bins, e1, shape1, red, n_params_dtype)
-            prog.timings["trace"] = time.perf_counter() - t0
-            return prog
+    found = classify_reduction(out1._data, out2._data, pairs)
+    if found is not None:
+        red, q = found
+        out_shape = tuple(out1.shape[1:]) if red == "none" else tuple(out1.shape)
+        prog = Program(pins, bins, [sympy.sympify(e) for e in np.asarray(q).reshape(-1)],
+                       out_shape, red, n_params_dtype)
+        prog.timings["trace"] = time.perf_counter() - t0
+        return prog
     raise NotCompilable("the output is neither per sample nor a sum/mean over the batch of a "
                         "per-sample term (it mixes samples), so it cannot be compiled as a batch "
                         "kernel")
-
-
-def _equal_all(a: list, b: list, rtol: float = 1e-9) -> bool:
-    """Whether two lists of expressions agree, by float64 evaluation at random points (shared
-    subexpressions evaluated once). This detects the batch structure; it is not a proof — the
-    compiled kernel is checked against the eager result when it is built."""
-    if len(a) != len(b):
-        return False
-    from ..ops.sym2tensor import evaluate_many
-    from ..tensor import Tensor
-    syms = set()
-    for e in list(a) + list(b):
-        syms |= e.free_symbols
-    rng = np.random.default_rng(20261123)
-    env = {s: Tensor._wrap(rng.uniform(0.3, 1.7, 3) * rng.choice([-1.0, 1.0], 3)) for s in syms}
-    with no_grad(), np.errstate(all="ignore"):
-        vals = evaluate_many([x - y for x, y in zip(a, b)] + list(a), env)
-    n = len(a)
-    for d, x in zip(vals[:n], vals[n:]):
-        dv = np.asarray(d._data if isinstance(d, Tensor) else d, dtype=np.float64)
-        xv = np.asarray(x._data if isinstance(x, Tensor) else x, dtype=np.float64)
-        if not np.all(np.abs(dv) <= rtol * (1.0 + np.abs(xv))):
-            return False
-    return True

@@ -28,7 +28,7 @@ import sympy
 
 from .reverse import expression_size, reverse_gradient
 from .symbols import ElementSymbol, scalar_symbol, symbol_array
-from .trace import Variable, _param_names, evaluate_numeric, to_sympy, trace
+from .trace import Variable, _param_names, to_sympy, trace
 
 __all__ = ["trace_batched", "BatchedTrace", "NotBatchSeparable"]
 
@@ -140,6 +140,65 @@ class BatchedTrace:
     __repr__ = __str__
 
 
+def classify_reduction(e1: np.ndarray, e2: np.ndarray, pairs, rtol: float = 1e-9):
+    """How a function's output depends on the batch, from its traces at N = 1 and N = 2.
+
+    ``e1``/``e2``: the outputs (object arrays) traced with one and two symbolic samples, where
+    sample 0 uses the same symbols in both traces; ``pairs``: ``(sample-0 symbol, sample-1
+    symbol)`` for every per-sample element. Returns ``(reduction, q)`` with ``q`` the per-sample
+    term (an object array) and ``reduction`` in ``"none"`` (row i of e2 is q of sample i),
+    ``"mean"`` or ``"sum"`` (e2 is (q(s0)+q(s1))/2 or q(s0)+q(s1)), or ``None``. Decided by float64
+    evaluation at three random points with shared subexpressions evaluated once (a probabilistic
+    identity test; q is never substituted symbolically)."""
+    from ..autograd.grad_mode import no_grad
+    from ..ops.sym2tensor import evaluate_many
+    from ..tensor import Tensor
+    e1 = np.asarray(e1, dtype=object)
+    e2 = np.asarray(e2, dtype=object)
+    s0 = [a for a, _ in pairs]
+    s1 = [b for _, b in pairs]
+    syms = set()
+    for e in list(e1.flat) + list(e2.flat):
+        syms |= sympy.sympify(e).free_symbols
+    rng = np.random.default_rng(20261123)
+
+    def draw():
+        return Tensor._wrap(rng.uniform(0.3, 1.7, 3) * rng.choice([-1.0, 1.0], 3))
+
+    shared = {s: draw() for s in syms if s not in set(s0) | set(s1)}
+    a = {s: draw() for s in s0}
+    b = {s: draw() for s in s0}
+    env2 = dict(shared) | a | {t: b[u] for u, t in zip(s0, s1)}
+    env_q0 = dict(shared) | a
+    env_q1 = dict(shared) | b
+
+    def values(exprs, env):
+        with no_grad(), np.errstate(all="ignore"):
+            out = evaluate_many(list(exprs), env)
+        return np.array([np.broadcast_to(np.asarray(v._data if isinstance(v, Tensor) else v,
+                                                    dtype=np.float64), (3,)) for v in out])
+
+    def close(x, y):
+        return x.shape == y.shape and bool(np.all(np.isfinite(y))) and \
+            bool(np.all(np.abs(x - y) <= rtol * (1.0 + np.abs(y))))
+
+    try:
+        v2 = values(e2.flat, env2)
+        if e1.ndim >= 1 and e1.shape[0] == 1 and e2.shape == (2,) + e1.shape[1:]:
+            q = np.asarray(e1[0], dtype=object)
+            q0, q1 = values(q.flat, env_q0), values(q.flat, env_q1)
+            if close(v2, np.concatenate([q0, q1])):
+                return "none", q
+        if e1.shape == e2.shape:
+            q0, q1 = values(e1.flat, env_q0), values(e1.flat, env_q1)
+            for red, comb in (("mean", (q0 + q1) / 2), ("sum", q0 + q1)):
+                if close(v2, comb):
+                    return red, e1
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    return None
+
+
 def trace_batched(fn: Callable, *examples, batched: Sequence[int | str | bool],
                   names: Sequence[str] | None = None) -> BatchedTrace:
     """Trace ``fn`` whose inputs in ``batched`` (indices, names, or one bool per input) carry a
@@ -182,41 +241,10 @@ def trace_batched(fn: Callable, *examples, batched: Sequence[int | str | bool],
     data_names = {arg_names[i] for i in bset}
     params = [v for v in t2.variables if v.name not in data_names]
     second = {i: _sample_symbols(arg_names[i], 2, shapes[i][1:])[1] for i in bset}
-    rng = np.random.default_rng(1234)
-
-    # Compare at random points: E2(s0, s1) against q(s0) and q(s1), all in float64 with
-    # lambdify+cse (DAG-sized work; no symbolic substitution of the big expressions)
-    def check(combine) -> bool:
-        for _ in range(2):
-            env = {s: float(rng.uniform(0.1, 0.9)) for v in params for s in v.flat}
-            env0, env1 = dict(env), dict(env)
-            for i in bset:
-                p0 = np.asarray(per[i]).reshape(-1)
-                for s0, s1 in zip(p0, np.asarray(second[i]).reshape(-1)):
-                    a, b = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9))
-                    env[s0], env[s1], env0[s0], env1[s0] = a, b, a, b
-            try:
-                with np.errstate(all="ignore"):
-                    v2 = evaluate_numeric(e2, env)
-                    q0 = evaluate_numeric(q, env0)
-                    q1 = evaluate_numeric(q, env1)
-            except (ValueError, TypeError):
-                return False
-            if not _close(v2, combine(np.asarray(q0), np.asarray(q1))):
-                return False
-        return True
-
-    reduction = None
-    if e1.ndim >= 1 and e1.shape[0] == 1 and e2.shape == (2,) + e1.shape[1:]:
-        q = e1[0]
-        if check(lambda a, b: np.stack([a, b])):
-            reduction = "none"
-    if reduction is None and e1.shape == e2.shape:
-        q = e1
-        for red, comb in (("mean", lambda a, b: (a + b) / 2), ("sum", lambda a, b: a + b)):
-            if check(comb):
-                reduction = red
-                break
+    pairs = [(u, v) for i in sorted(bset) for u, v in zip(np.asarray(per[i]).reshape(-1),
+                                                           np.asarray(second[i]).reshape(-1))]
+    found = classify_reduction(e1, e2, pairs)
+    reduction, q = found if found is not None else (None, None)
     if reduction is None:
         raise NotBatchSeparable(
             f"{getattr(fn, '__name__', 'fn')}: the output (shape {e1.shape} at N=1, {e2.shape} "
