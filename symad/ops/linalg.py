@@ -33,8 +33,31 @@ def check_matmul(a_shape, b_shape) -> None:
 def _matmul_np(a, b):
     check_matmul(a.shape, b.shape)
     if a.dtype == object or b.dtype == object:
-        return np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        return _object_matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
     return np.matmul(a, b)
+
+
+def _object_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """matmul of SymPy object arrays, each dot product built as ONE ``Add`` (numpy's pairwise
+    accumulation re-flattens a growing sum k times: ~9x slower for a 64-term dot product)."""
+    import sympy
+    a2 = a if a.ndim > 1 else a[None, :]
+    b2 = b if b.ndim > 1 else b[:, None]
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    A = np.broadcast_to(a2, batch + a2.shape[-2:])
+    B = np.broadcast_to(b2, batch + b2.shape[-2:])
+    n, k, m = A.shape[-2], A.shape[-1], B.shape[-1]
+    out = np.empty(batch + (n, m), dtype=object)
+    for idx in np.ndindex(*batch):
+        Ai, Bi = A[idx], B[idx]
+        for i in range(n):
+            for j in range(m):
+                out[idx + (i, j)] = sympy.Add(*[Ai[i, t] * Bi[t, j] for t in range(k)])
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out
 
 
 def _grad_fn(a, b):
