@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .registry import register
+from .registry import register, sym_map
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -52,7 +52,7 @@ register("mse_loss", grad_fn="MseLossBackward0", forward=_mse_np, vjp=_mse_vjp, 
 
 
 def _sym_log(a):
-    return np.frompyfunc(sympy.log, 1, 1)(a)
+    return sym_map(sympy.log)(a)
 
 
 def _bce_np(x, y, reduction="mean"):

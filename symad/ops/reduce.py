@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .registry import register
+from .registry import register, sym_map
 
 
 def _axes(dim, ndim):
@@ -169,7 +169,7 @@ register("max_dim", grad_fn=lambda x, dim, keepdim=False, largest=True:
 def _norm_np(x, dim=None, keepdim=False):
     if x.dtype == object:
         s = np.sum(x * x, axis=_axes(dim, x.ndim), keepdims=keepdim)
-        return np.frompyfunc(sympy.sqrt, 1, 1)(s)
+        return sym_map(sympy.sqrt)(s)
     return np.sqrt(np.sum(x * x, axis=_axes(dim, x.ndim), keepdims=keepdim))
 
 
@@ -187,11 +187,11 @@ register("norm2", grad_fn="LinalgVectorNormBackward0", forward=_norm_np, vjp=_no
 
 
 def _sym_exp(a):
-    return np.frompyfunc(sympy.exp, 1, 1)(a)
+    return sym_map(sympy.exp)(a)
 
 
 def _sym_log(a):
-    return np.frompyfunc(sympy.log, 1, 1)(a)
+    return sym_map(sympy.log)(a)
 
 
 def _logsumexp_np(x, dim, keepdim=False):

@@ -152,6 +152,19 @@ def _instantiate(template, env: dict):
     return go(template)
 
 
+def sym_call(func, arg):
+    """``func(arg)`` for a SymPy function, unevaluated when ``arg`` is a large sum (see
+    :meth:`Op.apply_formula`)."""
+    if isinstance(arg, sympy.Add) and len(arg.args) > _BIG_SUM:
+        return func(arg, evaluate=False)
+    return func(arg)
+
+
+def sym_map(func):
+    """Elementwise ``sym_call(func, .)`` over an object array."""
+    return np.frompyfunc(lambda a: sym_call(func, a), 1, 1)
+
+
 def register(name: str, *, grad_fn, forward, **kw) -> Op:
     """Declare an op. Raises if the name is taken: one declaration per op."""
     if name in REGISTRY:
