@@ -371,3 +371,20 @@ def test_mismatched_batch_raises_the_eager_error():
     w = symad.tensor(1.0, requires_grad=True)
     with pytest.raises(RuntimeError, match="size of tensor a"):
         f(w, symad.ones(10), symad.ones(8))
+
+
+def test_keyword_arguments_run_eagerly_with_one_warning():
+    f = symad.compile(lambda w, x: (w * x).sum())
+    w = symad.tensor(2.0, requires_grad=True)
+    with pytest.warns(CompileWarning, match="keyword"):
+        out = f(w, x=symad.tensor([1.0, 2.0]))
+    assert out.item() == pytest.approx(6.0)
+    out.backward()
+    assert w.grad.item() == pytest.approx(3.0)
+
+
+def test_verbose_reports_phase_times(capsys):
+    f = symad.compile(lambda w, x: ((w * x) ** 2).mean(), verbose=True)
+    f(symad.tensor(2.0, requires_grad=True), symad.tensor([1.0, 2.0, 3.0]))
+    out = capsys.readouterr().out
+    assert "symad.compile: built" in out and "trace" in out and "lower+jit" in out

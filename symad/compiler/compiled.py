@@ -9,15 +9,18 @@ run the kernels; the output's ``grad_fn`` is one compiled node whose backward ac
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
 import numpy as np
+from codegen import LoweringError
 
 from .. import _dtype as D
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
+from ..ops.functional import ones_like
 from .kernels import ProgramKernels, columns
 from .program import NotCompilable, symbolic_caller, trace_program
 
@@ -242,7 +245,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         from ..tensor import Tensor
         if kwargs:
-            return self._eager(args, kwargs, "keyword arguments are not compiled")
+            self._warn("keyword arguments are not compiled; pass them positionally")
+            return self._fn(*args, **kwargs)
         if any(type(a) is np.ndarray for a in args):
             args = tuple(Tensor._wrap(a) if type(a) is np.ndarray else a for a in args)
         n, batched, key = self._classify(args)
@@ -250,25 +254,25 @@ class CompiledFunction:
         if entry is None:
             entry = self._build(args, batched, key)
         if isinstance(entry, str):
-            return self._eager(args, kwargs, entry)
+            return self._fn(*args)  # this signature runs eagerly (warned once)
         params = entry.params_of(args)
         want = is_grad_enabled() and (any(params[i].requires_grad for i in entry.grad_param_idx)
                                       or any(args[entry.batched_pos[i]].requires_grad
                                              for i in entry.grad_data_idx))
         return entry.run(args, want)
 
-    def _eager(self, args, kwargs, reason):
-        return self._fn(*args, **kwargs)
-
     def _fail(self, key, reason):
         if self.fullgraph:
             raise NotCompilable(f"symad.compile(fullgraph=True): {reason}")
-        if not self._warned:
-            warnings.warn(f"symad.compile: running {getattr(self._fn, '__name__', self._fn)!r} "
-                          f"eagerly: {reason}", CompileWarning, stacklevel=3)
-            self._warned = True
+        self._warn(reason)
         self._entries[key] = reason
         return reason
+
+    def _warn(self, reason: str) -> None:
+        if not self._warned:
+            warnings.warn(f"symad.compile: running {getattr(self._fn, '__name__', self._fn)!r} "
+                          f"eagerly: {reason}", CompileWarning, stacklevel=4)
+            self._warned = True
 
     @staticmethod
     def _probe(args, batched, k: int = 4):
@@ -340,19 +344,16 @@ class CompiledFunction:
             self._selfcheck(entry, args, ref)
         except NotCompilable as e:
             return self._fail(key, str(e))
-        except Exception as e:  # a lowering error names the SymPy construct
-            if type(e).__name__ == "LoweringError":
-                return self._fail(key, str(e))
-            raise
+        except LoweringError as e:  # names the SymPy construct with no lowering
+            return self._fail(key, str(e))
         self.compile_count += 1
         self._entries[key] = entry
         total = time.perf_counter() - t0
-        if self.verbose or total > 1.0:
+        if self.verbose or total > 1.0:  # a slow build says where its time went
             parts = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in kern.timings.items())
-            msg = f"symad.compile: built {getattr(self._fn, '__name__', 'module')} in " \
-                  f"{total * 1e3:.0f} ms ({parts})"
-            if self.verbose:
-                print(msg)
+            print(f"symad.compile: built {getattr(self._fn, '__name__', 'module')} in "
+                  f"{total * 1e3:.0f} ms ({parts})",
+                  file=sys.stdout if self.verbose else sys.stderr)
         return entry
 
     def _selfcheck(self, entry, args, ref) -> None:
@@ -368,7 +369,7 @@ class CompiledFunction:
         if want and entry.grad_param_idx:
             from ..autograd import grad as agrad
             ps = [entry.params_of(args)[i] for i in entry.grad_param_idx]
-            g = Tensor_ones_like(ref)
+            g = ones_like(ref)
             eager = agrad([ref], ps, grad_outputs=[g], allow_unused=True, retain_graph=True)
             comp = entry.backward(out.grad_fn._state, g)[:len(ps)]
             for e, c in zip(eager, comp):
@@ -379,11 +380,6 @@ class CompiledFunction:
                         initial=0))):
                     raise NotCompilable("the compiled gradient disagrees with eager autograd "
                                         f"(max abs difference {np.abs(ca - ea).max():.3g})")
-
-
-def Tensor_ones_like(t):
-    from ..ops.functional import ones_like
-    return ones_like(t)
 
 
 def compile(fn=None, *, fullgraph: bool = False, dtype=None, threads: int | None = None,
