@@ -388,3 +388,15 @@ def test_verbose_reports_phase_times(capsys):
     f(symad.tensor(2.0, requires_grad=True), symad.tensor([1.0, 2.0, 3.0]))
     out = capsys.readouterr().out
     assert "symad.compile: built" in out and "trace" in out and "lower+jit" in out
+
+
+def test_class_label_targets_fall_back_with_a_clear_reason():
+    symad.manual_seed(0)
+    net = nn.Linear(4, 3)
+    lossf = nn.CrossEntropyLoss()
+    f = symad.compile(lambda X, y: lossf(net(X), y))
+    X, y = symad.randn(8, 4), symad.randint(0, 3, (8,))
+    with pytest.warns(CompileWarning, match="class labels") as rec:
+        out = f(X, y)
+    assert rec[0].filename == __file__          # the warning points at the user's call
+    assert out.item() == pytest.approx(lossf(net(X), y).item(), rel=1e-6)

@@ -245,7 +245,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         from ..tensor import Tensor
         if kwargs:
-            self._warn("keyword arguments are not compiled; pass them positionally")
+            self._warn("keyword arguments are not compiled; pass them positionally",
+                       stacklevel=3)
             return self._fn(*args, **kwargs)
         if any(type(a) is np.ndarray for a in args):
             args = tuple(Tensor._wrap(a) if type(a) is np.ndarray else a for a in args)
@@ -268,10 +269,12 @@ class CompiledFunction:
         self._entries[key] = reason
         return reason
 
-    def _warn(self, reason: str) -> None:
+    def _warn(self, reason: str, stacklevel: int = 5) -> None:
+        """One warning per compiled callable, pointing at the user's call (default: the call
+        went through ``__call__`` -> ``_build`` -> ``_fail``)."""
         if not self._warned:
             warnings.warn(f"symad.compile: running {getattr(self._fn, '__name__', self._fn)!r} "
-                          f"eagerly: {reason}", CompileWarning, stacklevel=4)
+                          f"eagerly: {reason}", CompileWarning, stacklevel=stacklevel)
             self._warned = True
 
     @staticmethod
@@ -316,6 +319,13 @@ class CompiledFunction:
             floats = [d for d in dts if d.is_floating_point]
             dt = D.float64 if any(d == D.float64 for d in floats) else D.float32
         bshapes = [tuple(args[j].shape[1:]) for j in batched]
+        for j in batched:
+            if not args[j].dtype.is_floating_point:
+                return self._fail(key, (
+                    f"argument {j} is {args[j].dtype} data with a batch dimension (class "
+                    "labels?): batch kernels trace floating per-sample data only. Use one-hot "
+                    "float targets, or symad.compile_step, whose structured path handles "
+                    "CrossEntropyLoss with class indices"))
         n_scalars = sum(p.numel() for p in params)
         if n_scalars > MAX_SCALAR_PARAMS:
             return self._fail(key, (
