@@ -22,6 +22,7 @@ few numpy operations on flat buffers that the parameters and optimizer state are
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -134,6 +135,15 @@ def _compiled_entry(cf, args):
     return cf._build(args, batched, key)
 
 
+@functools.lru_cache(maxsize=64)
+def _bounds(n: int, bs: int, drop_last: bool) -> tuple:
+    """The ``(start, end)`` rows of each minibatch of an epoch, as DataLoader forms them."""
+    bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)]
+    if drop_last and bounds and bounds[-1][1] - bounds[-1][0] < bs:
+        bounds.pop()
+    return tuple(bounds)
+
+
 class CompiledStep:
     """The callable :func:`compile_step` returns; see the module docstring."""
 
@@ -232,7 +242,8 @@ class CompiledStep:
 
     def fit(self, X, y, *, epochs: int = 1, batch_size: int | None = None,
             shuffle: bool = True, generator: Generator | None = None, drop_last: bool = False,
-            callback: Callable[[int, float], object] | None = None) -> list[float]:
+            callback: Callable[[int, float], object] | None = None,
+            native: bool | None = None) -> list[float]:
         """Train for ``epochs`` over the in-memory tensors ``X`` and ``y``.
 
         Minibatches are taken in the order ``DataLoader(TensorDataset(X, y), batch_size,
@@ -242,6 +253,11 @@ class CompiledStep:
         full batch. Returns the per-epoch mean of the minibatch losses; ``callback(epoch,
         epoch_loss)`` (epoch counts from 0) runs after each epoch and may return ``False`` to
         stop early.
+
+        ``native``: on the scalarized path, run the epochs as one generated native function
+        (:mod:`symad.compiler.native_fit`; one native call per epoch with a ``callback``, else one
+        for all epochs). ``None`` (default): when available, else the Python loop; ``True``:
+        required (raises :class:`NotCompilable` otherwise); ``False``: the Python loop.
         """
         Xa, ya = _np(X), _np(y)
         n = Xa.shape[0]
@@ -252,10 +268,13 @@ class CompiledStep:
             raise ValueError(f"batch_size should be a positive integer value, but got "
                              f"batch_size={batch_size}")
         runner = self._runner(Xa, ya)
+        bounds = _bounds(n, bs, bool(drop_last))
+        if native is not False:
+            nf = self._native(runner, native, bool(bounds))
+            if nf is not None:
+                return self._fit_native(nf, Xa, ya, bounds, epochs, shuffle, generator,
+                                        callback)
         base = None if shuffle else runner.prepare(Xa, ya)
-        bounds = [(s, min(s + bs, n)) for s in range(0, n, bs)]
-        if drop_last and bounds and bounds[-1][1] - bounds[-1][0] < bs:
-            bounds.pop()
         history: list[float] = []
         one = self._one
         for epoch in range(epochs):
@@ -270,6 +289,53 @@ class CompiledStep:
             history.append(total / len(bounds) if bounds else float("nan"))
             if callback is not None and callback(epoch, history[-1]) is False:
                 break
+        return history
+
+    def _native(self, runner, native: bool | None, have_batches: bool):
+        """The runner's :class:`~symad.compiler.native_fit.NativeFit`, or None (Python loop)."""
+        from .native_fit import NativeFit, NativeFitUnavailable
+        why = None
+        nf = getattr(runner, "native_fit", None)
+        if runner.kind != "scalarized":
+            why = "the native fit loop covers the scalarized path only"
+        elif not have_batches:
+            why = "no minibatches"
+        elif nf is None:
+            why = getattr(runner, "native_fit_error", None)
+            if why is None:
+                try:
+                    nf = runner.native_fit = NativeFit(runner)
+                    nf.loop()
+                except (NativeFitUnavailable, NotImplementedError) as e:
+                    runner.native_fit = None
+                    why = runner.native_fit_error = f"{type(e).__name__}: {e}"
+        if why is not None and native:
+            raise NotCompilable(f"step.fit(native=True): {why}")
+        return nf if why is None else None
+
+    def _fit_native(self, nf, Xa, ya, bounds, epochs, shuffle, generator, callback):
+        n = Xa.shape[0]
+        per_epoch = bounds[-1][1]          # rows used per epoch (drop_last drops the tail)
+        n_b = len(bounds)
+        data = nf.data(Xa, ya)
+        chunk = 1 if callback is not None else max(int(epochs), 0)
+        history: list[float] = []
+        done = 0
+        gen = generator or default_generator
+        while done < epochs:
+            k = min(chunk, epochs - done)
+            if shuffle:
+                perms = [np.asarray(gen.permutation(n), np.int64)[:per_epoch]
+                         for _ in range(k)]
+                perm = perms[0] if k == 1 else np.concatenate(perms)
+            else:
+                perm = np.tile(np.arange(per_epoch, dtype=np.int64), k)
+            totals = nf.run(data, perm, nf.offsets(bounds, per_epoch, k), n_b)
+            for e in range(k):
+                history.append(float(totals[e]) / n_b)
+                if callback is not None and callback(done + e, history[-1]) is False:
+                    return history
+            done += k
         return history
 
     @property

@@ -1,0 +1,575 @@
+"""A native training loop: many minibatch optimizer steps in ONE generated function.
+
+:func:`compile_fit_loop` lowers a per-sample loss and its exact parameter gradients (SymPy, the
+same expressions a fused batch kernel takes) into a function that runs, for each step ``s``::
+
+    theta = P                                   # parameters: loaded once per step, kept in registers
+    for j in [offsets[s], offsets[s+1]):        # the minibatch rows, through an index array
+        i = perm[j]; row = D[i, :]              # row-major data, one row per sample
+        acc += (loss, dloss/dtheta)(theta, consts, row)    # float64 accumulators
+    G = acc / count (mean) or acc (sum)         # the batch gradient (kept: the last one is .grad)
+    losses[s] = loss; totals[s // steps_per_epoch] += loss
+    update(P, G, state)                         # per group: SGD or Adam/AdamW equations
+
+The update equations are PyTorch's SGD (momentum, dampening, Nesterov, weight decay, maximize)
+and Adam/AdamW (L2 or decoupled weight decay, amsgrad, maximize), written elementwise in the same
+operation order as numpy evaluates them on arrays (``symad.optim.sgd_update`` /
+``adam_update``), with the hyperparameters rounded to the kernel type where numpy rounds them:
+the parameters match an eager loop up to the summation order of the batch gradient.
+
+Which update runs is structure (:class:`UpdateRule`, part of the compiled code); the
+hyperparameter values are a runtime float64 array (``HP_WIDTH`` slots per group, filled by
+:func:`sgd_hyperparameters` / :func:`adam_hyperparameters`), so a learning-rate change does not
+recompile. codegen knows nothing about symad: callers pass symbols, expressions and plain data.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import llvmlite.binding as llvm
+import numpy as np
+import sympy
+
+from . import target as _target
+from .cache import DiskCache, cache_key
+from .kernel import _NP, _fingerprint, _make_cache, _ndarray_data_offset, _source_hash
+from .kernel_ir import _TY
+from .lowering import Lowerer
+
+#: float64 hyperparameter slots per group in the ``hp`` array.
+HP_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """The optimizer update of the flat parameter range ``[start, end)`` (one param group).
+
+    ``kind``: ``"sgd"`` or ``"adam"``. The flags say which terms exist (a zero weight decay or
+    momentum is no term at all, as in the optimizers' ``!= 0`` tests); ``lerp_small`` is
+    ``abs(1 - beta1) < 0.5`` (which of PyTorch's two lerp formulas updates ``exp_avg``).
+    """
+
+    kind: str
+    start: int
+    end: int
+    maximize: bool = False
+    weight_decay: bool = False
+    momentum: bool = False
+    nesterov: bool = False
+    decoupled: bool = False
+    amsgrad: bool = False
+    lerp_small: bool = True
+
+
+def sgd_hyperparameters(lr: float, momentum: float, dampening: float, weight_decay: float,
+                        first: bool) -> list[float]:
+    """The ``hp`` row of an SGD group. ``first``: the momentum buffer does not exist yet (the
+    loop's first step fills it with the gradient, as PyTorch's first step does)."""
+    row = [1.0 if first else 0.0, float(weight_decay), float(momentum), 1 - dampening, -lr]
+    return row + [0.0] * (HP_WIDTH - len(row))
+
+
+def adam_hyperparameters(lr: float, beta1: float, beta2: float, eps: float,
+                         weight_decay: float, decoupled: bool, step: float) -> list[float]:
+    """The ``hp`` row of an Adam/AdamW group; ``step``: the step count before the loop."""
+    w = 1 - beta1
+    lerp = w if abs(w) < 0.5 else 1 - w
+    wd = 1 - lr * weight_decay if decoupled else float(weight_decay)
+    return [float(step), float(beta1), float(beta2), float(lr), wd, lerp, 1 - beta2, float(eps)]
+
+
+@dataclass(frozen=True)
+class FitLoopSpec:
+    """Everything that determines the IR of a fit loop.
+
+    ``params[k]`` is read from ``P[k]`` (the trained parameters, updated in place), ``consts[k]``
+    from ``C[k]`` (inputs that are not trained), ``columns[c]`` from ``D[i, c]`` for sample
+    ``i``. ``grads[k]`` is d(loss)/d(params[k]). ``groups`` cover ``[0, len(params))``.
+    """
+
+    name: str
+    params: tuple[sympy.Symbol, ...]
+    consts: tuple[sympy.Symbol, ...]
+    columns: tuple[sympy.Symbol, ...]
+    loss: sympy.Expr
+    grads: tuple[sympy.Expr, ...]
+    reduction: str
+    groups: tuple[UpdateRule, ...]
+    dtype: str = "float64"
+    cse: bool = True
+
+    @property
+    def ty(self) -> str:
+        return _TY[self.dtype]
+
+
+def _check_spec(spec: FitLoopSpec) -> None:
+    if spec.dtype not in _TY:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {spec.dtype!r}")
+    if spec.reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {spec.reduction!r}")
+    if len(spec.grads) != len(spec.params):
+        raise ValueError(f"{len(spec.grads)} gradients for {len(spec.params)} parameters")
+    syms = spec.params + spec.consts + spec.columns
+    if len(set(syms)) != len(syms):
+        raise ValueError("params, consts and columns must be distinct symbols")
+    known = set(syms)
+    for e in (spec.loss,) + spec.grads:
+        extra = sympy.sympify(e).free_symbols - known
+        if extra:
+            raise ValueError(f"expression uses {sorted(map(str, extra))}, which are not inputs")
+    pos = 0
+    for g in spec.groups:
+        if g.kind not in ("sgd", "adam"):
+            raise ValueError(f"update kind must be 'sgd' or 'adam', got {g.kind!r}")
+        if g.start != pos or g.end < g.start:
+            raise ValueError("groups must cover the parameters in order, without gaps")
+        pos = g.end
+    if pos != len(spec.params):
+        raise ValueError(f"groups cover {pos} of {len(spec.params)} parameters")
+
+
+# ---------------------------------------------------------------------------------------------
+# IR
+
+_ARGS = ["i64 %n_steps", "i64 %spe", "ptr noalias %perm", "ptr noalias %off", "ptr noalias %D",
+         "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
+         "ptr noalias %S1", "ptr noalias %S2", "ptr noalias %hp", "ptr noalias %losses",
+         "ptr noalias %totals"]
+_PTRS = ["perm", "off", "D", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
+
+
+def build_fit_loop_ir(spec: FitLoopSpec) -> str:
+    """IR text of the module holding ``spec.name`` (and ``spec.name + "_py"``, which takes numpy
+    array objects instead of data pointers when the ndarray layout is the known one)."""
+    ty = spec.ty
+    is_f32 = ty == "float"
+    n_col = len(spec.columns)
+    symbols: dict[sympy.Basic, Any] = {}
+    pre: list[str] = []  # the step block: parameter and constant loads
+    for k, sym in enumerate(spec.params):
+        pre.append(f"  %th{k}.p = getelementptr inbounds {ty}, ptr %P, i64 {k}")
+        pre.append(f"  %th{k} = load {ty}, ptr %th{k}.p")
+        symbols[sym] = (lambda k=k: f"%th{k}")
+    for k, sym in enumerate(spec.consts):
+        pre.append(f"  %c{k}.p = getelementptr inbounds {ty}, ptr %C, i64 {k}")
+        pre.append(f"  %c{k} = load {ty}, ptr %c{k}.p")
+        symbols[sym] = (lambda k=k: f"%c{k}")
+    lowerer: Lowerer
+
+    def column(c: int):
+        def get() -> str:
+            lowerer.lines.append(f"  %x{c}.i = add nsw i64 %rb, {c}")
+            lowerer.lines.append(f"  %x{c}.p = getelementptr inbounds {ty}, ptr %D, i64 %x{c}.i")
+            lowerer.lines.append(f"  %x{c} = load {ty}, ptr %x{c}.p")
+            return f"%x{c}"
+        return get
+
+    for c, sym in enumerate(spec.columns):
+        symbols[sym] = column(c)
+    lowerer = Lowerer(ty, symbols)
+    outputs = [sympy.sympify(spec.loss)] + [sympy.sympify(g) for g in spec.grads]
+    if spec.cse:
+        replacements, outputs = sympy.cse(
+            outputs, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none")
+        for sym, sub in replacements:
+            if isinstance(sub, sympy.logic.boolalg.Boolean):
+                lowerer.memo[("bool", sym)] = lowerer.boolean(sub)
+            else:
+                lowerer.memo[sym] = lowerer.value(sub)
+    values = [lowerer.value(e) for e in outputs]
+    n_out = len(values)
+
+    phis, accs, sums, fin, gvals = [], [], [], [], []
+    for r, v in enumerate(values):
+        if is_f32:
+            accs.append(f"  %v{r}.d = fpext float {v} to double")
+            v = f"%v{r}.d"
+        phis.append(f"  %acc{r} = phi double [ 0.0, %step ], [ %acc{r}.next, %row ]")
+        accs.append(f"  %acc{r}.next = fadd double %acc{r}, {v}")
+        sums.append(f"  %sum{r} = phi double [ 0.0, %step ], [ %acc{r}.next, %row ]")
+        m = f"%sum{r}"
+        if spec.reduction == "mean":
+            fin.append(f"  %m{r} = fdiv double %sum{r}, %cntf")
+            m = f"%m{r}"
+        if is_f32:
+            fin.append(f"  %g{r} = fptrunc double {m} to float")
+            m = f"%g{r}"
+        gvals.append(m)
+    # loss (rounded to the kernel type, as a batch kernel returns it) and the epoch totals
+    loss = gvals[0]
+    if is_f32:
+        fin.append(f"  %loss = fpext float {loss} to double")
+        loss = "%loss"
+    fin += ["  %loss.p = getelementptr inbounds double, ptr %losses, i64 %s",
+            f"  store double {loss}, ptr %loss.p",
+            f"  %tot.next0 = fadd double %tot, {loss}",
+            "  %ep = udiv i64 %s, %spe",
+            "  %tot.p = getelementptr inbounds double, ptr %totals, i64 %ep",
+            "  store double %tot.next0, ptr %tot.p",
+            "  %ep.rem = urem i64 %s1, %spe",
+            "  %ep.end = icmp eq i64 %ep.rem, 0",
+            "  %tot.next = select i1 %ep.end, double 0.0, double %tot.next0"]
+    for k in range(1, n_out):
+        fin.append(f"  %gs{k}.p = getelementptr inbounds {ty}, ptr %G, i64 {k - 1}")
+        fin.append(f"  store {ty} {gvals[k]}, ptr %gs{k}.p")
+
+    upd_blocks: list[str] = []
+    declarations = dict(lowerer.declarations)
+    for gi, rule in enumerate(spec.groups):
+        nxt = f"upd{gi + 1}" if gi + 1 < len(spec.groups) else "step.end"
+        upd_blocks += _update_ir(rule, gi, ty, nxt, declarations)
+
+    lines = [
+        f"define void @{spec.name}({', '.join(_ARGS)}) #1 {{",
+        "entry:",
+        "  %has = icmp sgt i64 %n_steps, 0",
+        "  br i1 %has, label %step, label %exit",
+        "step:",
+        "  %s = phi i64 [ 0, %entry ], [ %s.next, %step.end ]",
+        "  %tot = phi double [ 0.0, %entry ], [ %tot.next, %step.end ]",
+        *pre,
+        "  %lo.p = getelementptr inbounds i64, ptr %off, i64 %s",
+        "  %lo = load i64, ptr %lo.p",
+        "  %s1 = add nsw i64 %s, 1",
+        "  %hi.p = getelementptr inbounds i64, ptr %off, i64 %s1",
+        "  %hi = load i64, ptr %hi.p",
+        "  %nonempty = icmp slt i64 %lo, %hi",
+        "  br i1 %nonempty, label %row, label %rows.done",
+        "row:",
+        "  %j = phi i64 [ %lo, %step ], [ %j.next, %row ]",
+        *phis,
+        "  %r.p = getelementptr inbounds i64, ptr %perm, i64 %j",
+        "  %r = load i64, ptr %r.p",
+        f"  %rb = mul nsw i64 %r, {n_col}",
+        *lowerer.lines, *accs,
+        "  %j.next = add nsw i64 %j, 1",
+        "  %more.rows = icmp slt i64 %j.next, %hi",
+        "  br i1 %more.rows, label %row, label %rows.done",
+        "rows.done:",
+        *sums,
+        "  %cnt = sub nsw i64 %hi, %lo",
+        "  %cntf = sitofp i64 %cnt to double",
+        *fin,
+        f"  br label %{'upd0' if spec.groups else 'step.end'}",
+        *upd_blocks,
+        "step.end:",
+        "  %s.next = add nsw i64 %s, 1",
+        "  %more = icmp slt i64 %s.next, %n_steps",
+        "  br i1 %more, label %step, label %exit",
+        "exit:",
+        "  ret void",
+        "}",
+        "",
+    ]
+    offset = _ndarray_data_offset()
+    if offset is not None:
+        loads, pargs = [], []
+        for p in _PTRS:
+            loads.append(f"  %{p}.f = getelementptr i8, ptr %obj.{p}, i64 {offset}")
+            loads.append(f"  %{p} = load ptr, ptr %{p}.f, align 8")
+            pargs.append(f"ptr %{p}")
+        params = ["i64 %n_steps", "i64 %spe"] + [f"ptr %obj.{p}" for p in _PTRS]
+        lines += [f"define void @{spec.name}_py({', '.join(params)}) #1 {{", "entry:", *loads,
+                  f"  call void @{spec.name}(i64 %n_steps, i64 %spe, {', '.join(pargs)})",
+                  "  ret void", "}", ""]
+    lines += sorted(declarations.values())
+    lines += ["", "attributes #0 = { nounwind willreturn memory(none) }",
+              "attributes #1 = { nounwind }", ""]
+    return "\n".join(lines)
+
+
+def _update_ir(rule: UpdateRule, gi: int, ty: str, nxt: str, decl: dict) -> list[str]:
+    """The blocks ``upd{gi}`` (group constants) and ``upd{gi}.loop`` (one element per turn)."""
+    is_f32 = ty == "float"
+    sfx = "f32" if is_f32 else "f64"
+    b = f"u{gi}"
+    out = [f"upd{gi}:"]
+
+    def hp(slot: int, name: str) -> str:
+        out.append(f"  %{b}.{name}.p = getelementptr inbounds double, ptr %hp, i64 "
+                   f"{gi * HP_WIDTH + slot}")
+        out.append(f"  %{b}.{name}.d = load double, ptr %{b}.{name}.p")
+        return f"%{b}.{name}.d"
+
+    def to_ty(v: str, name: str) -> str:
+        if not is_f32:
+            return v
+        out.append(f"  %{b}.{name} = fptrunc double {v} to float")
+        return f"%{b}.{name}"
+
+    c: dict[str, str] = {}
+    if rule.kind == "sgd":
+        first = hp(0, "first")
+        out.append(f"  %{b}.firstflag = fcmp une double {first}, 0.0")
+        out.append(f"  %{b}.s0 = icmp eq i64 %s, 0")
+        out.append(f"  %{b}.isfirst = and i1 %{b}.firstflag, %{b}.s0")
+        c["wd"] = to_ty(hp(1, "wd"), "wd")
+        c["mom"] = to_ty(hp(2, "mom"), "mom")
+        c["omd"] = to_ty(hp(3, "omd"), "omd")
+        c["nlr"] = to_ty(hp(4, "nlr"), "nlr")
+    else:
+        t0 = hp(0, "t0")
+        beta1, beta2, lr = hp(1, "b1"), hp(2, "b2"), hp(3, "lr")
+        c["wd"] = to_ty(hp(4, "wd"), "wd")
+        c["lerp"] = to_ty(hp(5, "lerp"), "lerp")
+        c["b2"] = to_ty(beta2, "b2t")
+        c["omb2"] = to_ty(hp(6, "omb2"), "omb2")
+        c["eps"] = to_ty(hp(7, "eps"), "eps")
+        decl["llvm.pow.f64"] = "declare double @llvm.pow.f64(double, double)"
+        decl["llvm.sqrt.f64"] = "declare double @llvm.sqrt.f64(double)"
+        out += [f"  %{b}.s1f = sitofp i64 %s1 to double",
+                f"  %{b}.t = fadd double {t0}, %{b}.s1f",
+                f"  %{b}.pw1 = call double @llvm.pow.f64(double {beta1}, double %{b}.t)",
+                f"  %{b}.bc1 = fsub double 1.0, %{b}.pw1",
+                f"  %{b}.pw2 = call double @llvm.pow.f64(double {beta2}, double %{b}.t)",
+                f"  %{b}.bc2 = fsub double 1.0, %{b}.pw2",
+                f"  %{b}.ss = fdiv double {lr}, %{b}.bc1",
+                f"  %{b}.nss.d = fneg double %{b}.ss",
+                f"  %{b}.bc2s.d = call double @llvm.sqrt.f64(double %{b}.bc2)"]
+        c["nss"] = to_ty(f"%{b}.nss.d", "nss")
+        c["bc2s"] = to_ty(f"%{b}.bc2s.d", "bc2s")
+    if rule.end == rule.start:
+        out.append(f"  br label %{nxt}")
+        return out
+    loop = f"upd{gi}.loop"
+    out += [f"  br label %{loop}", f"{loop}:",
+            f"  %{b}.k = phi i64 [ {rule.start}, %upd{gi} ], [ %{b}.k.next, %{loop} ]"]
+    n = [0]
+
+    def op(rhs: str) -> str:
+        n[0] += 1
+        name = f"%{b}.v{n[0]}"
+        out.append(f"  {name} = {rhs}")
+        return name
+
+    def arr(ptr: str) -> tuple[str, str]:
+        p = op(f"getelementptr inbounds {ty}, ptr %{ptr}, i64 %{b}.k")
+        return p, op(f"load {ty}, ptr {p}")
+
+    def bop(name: str, a: str, b_: str) -> str:
+        return op(f"{name} {ty} {a}, {b_}")
+
+    _, g = arr("G")
+    pp, p = arr("P")
+    if rule.maximize:
+        g = op(f"fneg {ty} {g}")
+    if rule.kind == "sgd":
+        if rule.weight_decay:
+            g = bop("fadd", g, bop("fmul", c["wd"], p))
+        if rule.momentum:
+            bp, bold = arr("S0")
+            upd = bop("fadd", bop("fmul", bold, c["mom"]), bop("fmul", c["omd"], g))
+            buf = op(f"select i1 %{b}.isfirst, {ty} {g}, {ty} {upd}")
+            out.append(f"  store {ty} {buf}, ptr {bp}")
+            g = bop("fadd", g, bop("fmul", c["mom"], buf)) if rule.nesterov else buf
+        p = bop("fadd", p, bop("fmul", c["nlr"], g))
+    else:
+        if rule.weight_decay:
+            if rule.decoupled:
+                p = bop("fmul", p, c["wd"])
+            else:
+                g = bop("fadd", g, bop("fmul", c["wd"], p))
+        mp, m = arr("S0")
+        vp, v = arr("S1")
+        diff = bop("fsub", g, m)
+        if rule.lerp_small:
+            m = bop("fadd", m, bop("fmul", c["lerp"], diff))
+        else:
+            m = bop("fsub", g, bop("fmul", diff, c["lerp"]))
+        out.append(f"  store {ty} {m}, ptr {mp}")
+        v = bop("fmul", v, c["b2"])
+        v = bop("fadd", v, bop("fmul", bop("fmul", c["omb2"], g), g))
+        out.append(f"  store {ty} {v}, ptr {vp}")
+        den_in = v
+        if rule.amsgrad:
+            xp, mx = arr("S2")
+            decl[f"llvm.maximum.{sfx}"] = f"declare {ty} @llvm.maximum.{sfx}({ty}, {ty})"
+            den_in = op(f"call {ty} @llvm.maximum.{sfx}({ty} {mx}, {ty} {v})")
+            out.append(f"  store {ty} {den_in}, ptr {xp}")
+        decl[f"llvm.sqrt.{sfx}"] = f"declare {ty} @llvm.sqrt.{sfx}({ty})"
+        sq = op(f"call {ty} @llvm.sqrt.{sfx}({ty} {den_in})")
+        denom = bop("fadd", bop("fdiv", sq, c["bc2s"]), c["eps"])
+        p = bop("fadd", p, bop("fmul", c["nss"], bop("fdiv", m, denom)))
+    out.append(f"  store {ty} {p}, ptr {pp}")
+    out += [f"  %{b}.k.next = add nsw i64 %{b}.k, 1",
+            f"  %{b}.more = icmp slt i64 %{b}.k.next, {rule.end}",
+            f"  br i1 %{b}.more, label %{loop}, label %{nxt}"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# compiling and calling
+
+def _spec_fingerprint(spec: FitLoopSpec) -> str:
+    parts: list[str] = []
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        parts.append(field.name + "=")
+        if field.name in ("params", "consts", "columns", "grads"):
+            for e in value:
+                _fingerprint(sympy.sympify(e), parts)
+                parts.append(";")
+        elif field.name == "loss":
+            _fingerprint(sympy.sympify(value), parts)
+        else:
+            parts.append(repr(value))
+    return " ".join(parts)
+
+
+class FitLoop:
+    """A compiled fit loop (see the module docstring); call :meth:`run`.
+
+    Attributes: ``spec``, ``llvm_ir`` (generated on first access after a cache hit),
+    ``cache_hit``, ``compile_seconds``.
+    """
+
+    def __init__(self, spec: FitLoopSpec, *,
+                 cache: bool | str | DiskCache = True) -> None:
+        _check_spec(spec)
+        self.spec = spec
+        self.dtype = _NP[spec.dtype]
+        self._target = _target.host_target()
+        self._offset = _ndarray_data_offset()
+        self._ir: str | None = None
+        self._cache = _make_cache(cache)
+        key, obj = "", None
+        if self._cache is not None:
+            key = cache_key("fit_loop", _spec_fingerprint(spec), repr(self._offset),
+                            self._target.triple, self._target.cpu, self._target.features,
+                            _target.version_tag(), _source_hash(), sympy.__version__)
+            obj = self._cache.load(key)
+        self.cache_hit = obj is not None
+        self.compile_seconds = 0.0
+        if obj is None:
+            t0 = time.perf_counter()
+            module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
+            obj = bytes(tm.emit_object(module))
+            self.compile_seconds = time.perf_counter() - t0
+            if self._cache is not None:
+                self._cache.store(key, obj)
+        self._tm = _target.create_target_machine(self._target, jit=True)
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self._engine.finalize_object()
+        fast = self._offset is not None
+        ptr_t = ctypes.py_object if fast else ctypes.c_void_p
+        addr = self._engine.get_function_address(spec.name + ("_py" if fast else ""))
+        self._cfunc = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
+                                       *([ptr_t] * len(_PTRS)))(addr)
+        self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
+        self._empty = np.zeros(1, self.dtype)
+        kinds = {g.kind for g in spec.groups}
+        n = len(spec.params)
+        self._state_needed = [
+            any(g.kind == "adam" or g.momentum for g in spec.groups if g.end > g.start),
+            "adam" in kinds and n > 0,
+            any(g.amsgrad for g in spec.groups if g.kind == "adam" and g.end > g.start)]
+
+    @property
+    def llvm_ir(self) -> str:
+        if self._ir is None:
+            self._ir = build_fit_loop_ir(self.spec)
+        return self._ir
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return (f"<codegen.FitLoop {s.name} {s.dtype} params={len(s.params)} "
+                f"columns={len(s.columns)} groups={[g.kind for g in s.groups]}>")
+
+    def _array(self, name: str, a: object, dtype, length: int | None, writeable: bool,
+               ndim: int = 1) -> np.ndarray:
+        if type(a) is not np.ndarray:
+            raise TypeError(f"{self.spec.name}: {name} must be a numpy array of {dtype}, got "
+                            f"{type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"{self.spec.name}: {name} has dtype {a.dtype}, expected {dtype}")
+        if a.ndim != ndim:
+            raise ValueError(f"{self.spec.name}: {name} must be {ndim}-d, got shape {a.shape}")
+        if not (a.flags.c_contiguous and a.flags.aligned):
+            raise ValueError(f"{self.spec.name}: {name} must be C-contiguous and aligned; use "
+                             f"numpy.ascontiguousarray")
+        if writeable and not a.flags.writeable:
+            raise ValueError(f"{self.spec.name}: {name} must be writeable")
+        if length is not None and a.shape[0] < length:
+            raise ValueError(f"{self.spec.name}: {name} has length {a.shape[0]}, needs at least "
+                             f"{length}")
+        return a
+
+    def run(self, perm: np.ndarray, offsets: np.ndarray, D: np.ndarray, P: np.ndarray,
+            C: np.ndarray, G: np.ndarray, state: Sequence[np.ndarray | None], hp: np.ndarray,
+            losses: np.ndarray, totals: np.ndarray, steps_per_epoch: int) -> None:
+        """Run ``len(offsets) - 1`` steps; minibatch ``s`` is rows ``perm[offsets[s]:offsets[s+1]]``
+        of ``D`` (N x len(columns), row-major). ``P`` (trained parameters), ``G`` (gradient of
+        the last step), the ``state`` arrays (SGD: [momentum_buffer]; Adam: [exp_avg,
+        exp_avg_sq, max_exp_avg_sq]; None where unused), ``losses[s]`` and ``totals[e]``
+        (sum of the losses of the steps ``[e*steps_per_epoch, (e+1)*steps_per_epoch)``) are
+        written in place. Every argument is checked before the native call.
+        """
+        spec = self.spec
+        i64, dt = np.dtype(np.int64), self.dtype
+        offsets = self._array("offsets", offsets, i64, 1, False)
+        n_steps = offsets.shape[0] - 1
+        perm = self._array("perm", perm, i64, None, False)
+        D = self._array("D", D, dt, None, False, ndim=2)
+        if D.shape[1] != len(spec.columns):
+            raise ValueError(f"{spec.name}: D has {D.shape[1]} columns, the loop reads "
+                             f"{len(spec.columns)}")
+        n_p = len(spec.params)
+        P = self._array("P", P, dt, n_p, True)
+        G = self._array("G", G, dt, n_p, True)
+        C = self._array("C", C, dt, len(spec.consts), False)
+        hp = self._array("hp", hp, np.dtype(np.float64), HP_WIDTH * len(spec.groups), False)
+        spe = int(steps_per_epoch)
+        if spe < 1:
+            raise ValueError(f"{spec.name}: steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        losses = self._array("losses", losses, np.dtype(np.float64), n_steps, True)
+        totals = self._array("totals", totals, np.dtype(np.float64), -(-n_steps // spe), True)
+        if len(state) != 3:
+            raise ValueError(f"{spec.name}: state must list 3 arrays (or None)")
+        sarrs = []
+        for j in range(3):
+            a = state[j]
+            if self._state_needed[j]:
+                if a is None:
+                    raise ValueError(f"{spec.name}: state[{j}] is needed by the update")
+                sarrs.append(self._array(f"state[{j}]", a, dt, n_p, True))
+            else:
+                sarrs.append(self._empty)
+        if n_steps > 0:
+            lo, hi = offsets[:-1], offsets[1:]
+            if offsets[0] < 0 or offsets[-1] > perm.shape[0] or bool(np.any(hi < lo)):
+                raise ValueError(f"{spec.name}: offsets must be non-decreasing within "
+                                 f"[0, len(perm)={perm.shape[0]}]")
+            if perm.shape[0]:
+                used = perm[offsets[0]:offsets[-1]]
+                if used.size and (used.min() < 0 or used.max() >= D.shape[0]):
+                    raise ValueError(f"{spec.name}: perm holds row indices outside "
+                                     f"[0, {D.shape[0]}) (D has {D.shape[0]} rows)")
+        ptr = self._ptr
+        self._cfunc(n_steps, spe, ptr(perm), ptr(offsets), ptr(D), ptr(P),
+                    ptr(C if C.size else self._empty), ptr(G), *(ptr(a) for a in sarrs),
+                    ptr(hp), ptr(losses), ptr(totals))
+
+
+def compile_fit_loop(params: Sequence[sympy.Symbol], consts: Sequence[sympy.Symbol],
+                     columns: Sequence[sympy.Symbol], loss: sympy.Expr,
+                     grads: Sequence[sympy.Expr], *, reduction: str,
+                     groups: Sequence[UpdateRule], dtype: str = "float64",
+                     cse: bool = True, name: str = "fit_loop",
+                     cache: bool | str | DiskCache = True) -> FitLoop:
+    """Compile a native training loop; see the module docstring and :class:`FitLoopSpec`."""
+    spec = FitLoopSpec(name, tuple(params), tuple(consts), tuple(columns), sympy.sympify(loss),
+                       tuple(sympy.sympify(g) for g in grads), reduction, tuple(groups), dtype,
+                       bool(cse))
+    return FitLoop(spec, cache=cache)
+
+
+__all__ = ["HP_WIDTH", "FitLoop", "FitLoopSpec", "UpdateRule", "adam_hyperparameters",
+           "build_fit_loop_ir", "compile_fit_loop", "sgd_hyperparameters"]
