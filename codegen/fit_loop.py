@@ -510,7 +510,9 @@ class FitLoop:
         the last step), the ``state`` arrays (SGD: [momentum_buffer]; Adam: [exp_avg,
         exp_avg_sq, max_exp_avg_sq]; None where unused), ``losses[s]`` and ``totals[e]``
         (sum of the losses of the steps ``[e*steps_per_epoch, (e+1)*steps_per_epoch)``) are
-        written in place. Every argument is checked before the native call.
+        written in place; the written arrays must not overlap each other or the inputs. Every
+        argument is checked (dtype, shape, contiguity, offsets and indices in range) before the
+        native call.
         """
         spec = self.spec
         i64, dt = np.dtype(np.int64), self.dtype
@@ -549,7 +551,8 @@ class FitLoop:
                                  f"[0, len(perm)={perm.shape[0]}]")
             if perm.shape[0]:
                 used = perm[offsets[0]:offsets[-1]]
-                if used.size and (used.min() < 0 or used.max() >= D.shape[0]):
+                # as uint64 a negative index is huge: one pass checks both bounds
+                if used.size and int(used.view(np.uint64).max()) >= D.shape[0]:
                     raise ValueError(f"{spec.name}: perm holds row indices outside "
                                      f"[0, {D.shape[0]}) (D has {D.shape[0]} rows)")
         ptr = self._ptr

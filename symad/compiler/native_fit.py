@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype as D
+from ..tensor import Tensor
 
 _SUPPORTED_DTYPES = {D.float64: "float64", D.float32: "float32"}
 
@@ -29,6 +30,8 @@ class NativeFit:
         entry, flat = runner.entry, runner.flat
         if entry.dtype != flat.dtype or flat.dtype not in _SUPPORTED_DTYPES:
             raise NativeFitUnavailable("the data and the parameters have different dtypes")
+        from codegen import fit_loop
+        self._fl = fit_loop   # codegen is imported when a native loop is first wanted
         spec = runner.kernel.spec
         self.runner = runner
         self.flat = flat
@@ -65,7 +68,7 @@ class NativeFit:
 
     # -- the compiled loop for the current optimizer structure ---------------------------------
     def _rules(self) -> tuple:
-        from codegen.fit_loop import UpdateRule
+        UpdateRule = self._fl.UpdateRule
         flat = self.flat
         rules = []
         for grp in flat.groups:
@@ -88,8 +91,7 @@ class NativeFit:
         rules = self._rules()
         fl = self._loops.get(rules)
         if fl is None:
-            from codegen.fit_loop import compile_fit_loop
-            fl = compile_fit_loop(self.theta, self.consts, self.columns, self.loss, self.grads,
+            fl = self._fl.compile_fit_loop(self.theta, self.consts, self.columns, self.loss, self.grads,
                                   reduction=self.reduction, groups=rules, dtype=self.dtype,
                                   name="symad_fit")
             self._loops[rules] = fl
@@ -121,7 +123,8 @@ class NativeFit:
     def run(self, data: np.ndarray, perm: np.ndarray, offsets: np.ndarray,
             steps_per_epoch: int) -> np.ndarray:
         """Run the steps; returns the per-epoch loss totals."""
-        from codegen.fit_loop import adam_hyperparameters, sgd_hyperparameters
+        sgd_hyperparameters = self._fl.sgd_hyperparameters
+        adam_hyperparameters = self._fl.adam_hyperparameters
         flat = self.flat
         flat.sync()
         fl = self.loop()
@@ -141,7 +144,6 @@ class NativeFit:
             S = flat.S
             arrays = [S.get("momentum_buffer"), None, None]
         else:
-            from ..tensor import Tensor
             for grp in flat.groups:
                 g = grp.group
                 if "exp_avg" not in grp.state_keys:

@@ -33,6 +33,7 @@ from ..random import Generator, default_generator
 from ..tensor import Tensor
 from .flat_update import FlatState
 from .kernels import columns
+from .native_fit import NativeFit, NativeFitUnavailable
 from .program import NotCompilable
 from .structured import DenseProgram, plan_dense
 
@@ -293,7 +294,6 @@ class CompiledStep:
 
     def _native(self, runner, native: bool | None, have_batches: bool):
         """The runner's :class:`~symad.compiler.native_fit.NativeFit`, or None (Python loop)."""
-        from .native_fit import NativeFit, NativeFitUnavailable
         why = None
         nf = getattr(runner, "native_fit", None)
         if runner.kind != "scalarized":
@@ -306,7 +306,8 @@ class CompiledStep:
                 try:
                     nf = runner.native_fit = NativeFit(runner)
                     nf.loop()
-                except (NativeFitUnavailable, NotImplementedError) as e:
+                except (NativeFitUnavailable, NotImplementedError, ValueError,
+                        RuntimeError) as e:   # RuntimeError: LLVM; the Python loop still works
                     runner.native_fit = None
                     why = runner.native_fit_error = f"{type(e).__name__}: {e}"
         if why is not None and native:
