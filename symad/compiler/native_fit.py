@@ -109,7 +109,8 @@ class NativeFit:
         return out
 
     def offsets(self, bounds: list, per_epoch: int, epochs: int) -> np.ndarray:
-        key = (bounds, per_epoch, epochs)
+        # bounds are (0, b), (b, 2b), ... (DataLoader's batches): these numbers determine them
+        key = (bounds[0][1], len(bounds), per_epoch, epochs)
         off = self._offsets.get(key)
         if off is None:
             one = np.array([s for s, _ in bounds], np.int64)
