@@ -242,6 +242,15 @@ class CompiledFunction:
                 sig.append(("O", id(a)))
         return n, batched, (tuple(sig), is_grad_enabled())
 
+    def entry_for(self, args):
+        """The compiled program for ``args``' signature, built if needed (used by
+        ``compile_step``); ``(batched positions, entry or the fallback reason)``."""
+        _, batched, key = self._classify(args)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._build(args, batched, key)
+        return batched, entry
+
     def __call__(self, *args, **kwargs):
         from ..tensor import Tensor
         if kwargs:

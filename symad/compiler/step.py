@@ -125,15 +125,13 @@ class _ScalarRunner:
 
 
 def _compiled_entry(cf, args):
-    """The compiled signature (``_Entry``) of ``cf(*args)`` — through symad.compile's own
-    classification and build (``_classify`` returns ``(n, batched)`` or ``(n, batched, key)``
-    depending on the compiler version)."""
-    res = cf._classify(args)
-    batched = res[1]
-    key = res[2] if len(res) > 2 else cf._signature(args, batched)
+    """The compiled signature (``_Entry``, or symad.compile's fallback reason) of ``cf(*args)``."""
+    batched, entry = cf.entry_for(args)
     if list(batched) != [0, 1]:
         raise NotCompilable("compile_step: X and y must both be batched (leading dim = rows)")
-    return cf._build(args, batched, key)
+    if isinstance(entry, str):
+        raise NotCompilable(f"compile_step: {entry}")
+    return entry
 
 
 @functools.lru_cache(maxsize=64)
