@@ -400,3 +400,21 @@ def test_class_label_targets_fall_back_with_a_clear_reason():
         out = f(X, y)
     assert rec[0].filename == __file__          # the warning points at the user's call
     assert out.item() == pytest.approx(lossf(net(X), y).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn,expected", [
+    # PyTorch's conventions at the kinks, per sample x in [-1, 0, 0, 2] with w = 1:
+    (lambda w, x: symad.relu(w * x).sum(), 2.0),                  # relu'(0) = 0 -> -1*0+0+0+2*1
+    (lambda w, x: symad.abs(w * x).sum(), 1.0 + 2.0),             # abs'(0) = 0 -> 1 + 0 + 0 + 2
+    (lambda w, x: symad.clamp(w * x, -1.0, 2.0).sum(), -1 + 2.0),  # edges get gradient 1
+    (lambda w, x: symad.maximum(w * x, x).sum(), 0.5 * (-1 + 2.0)),  # every element ties at
+                                                                    # w = 1: split evenly
+])
+def test_compiled_gradients_follow_pytorch_kink_conventions(fn, expected):
+    x = symad.tensor([-1.0, 0.0, 0.0, 2.0], dtype=symad.float64)
+    w = symad.tensor(1.0, dtype=symad.float64, requires_grad=True)
+    we = symad.tensor(1.0, dtype=symad.float64, requires_grad=True)
+    symad.compile(fn)(w, x).backward()
+    fn(we, x).backward()
+    assert w.grad.item() == pytest.approx(expected)
+    assert w.grad.item() == pytest.approx(we.grad.item())
