@@ -51,16 +51,7 @@ def test_explain_names_and_modules():
 
 
 def test_explain_custom_function_and_freed_graph():
-    class Square(symad.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x ** 2
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return 2 * x * g
+    from seed_functions import Square
 
     a = symad.tensor(3.0, dtype=symad.float64, requires_grad=True)
     c = Square.apply(a).sin()
