@@ -4,6 +4,8 @@ Models: the curve fit t0*exp(-t1*x)*sin(t2*x+t3)+t4 with MSE, a 2-16-16-1 MLP an
 (softmax cross-entropy against one-hot targets). Each is traced per sample with
 ``trace_batched`` (so the batch size never enters SymPy). Dense layers are *scalarized*: a
 64x32 matmul becomes 2048 product terms in SymPy; this is the current behaviour, measured here.
+Also the seed's linear regression at N = 10, 1000, 10,000 (issue goal: under 0.2 s at N = 1000,
+expression size independent of N).
 
 Run: ``python benchmarks/bench_trace.py``
 """
@@ -64,7 +66,24 @@ def bench(name, fn, examples, batched):
     return bt
 
 
+def linreg_batch_sizes():
+    """The seed's linear-regression loss traced over batches of 10, 1000 and 10,000 samples:
+    the per-sample expression (and the time) must not depend on the batch size."""
+    rng = np.random.default_rng(0)
+    w, b = np.array([[0.1], [-0.2]]), 0.3
+
+    def loss(w, b, X, y):
+        return ((X @ w + b - y) ** 2 / 2).mean()
+    for n in (10, 1000, 10_000):
+        X, y = rng.normal(size=(n, 2)), rng.normal(size=(n, 1))
+        t0 = time.perf_counter()
+        bt = trace_batched(loss, w, b, X, y, batched=("X", "y"))
+        print(f"linreg N={n:<6} trace {time.perf_counter() - t0:7.3f} s  "
+              f"|per-sample expr| {bt.size():>4} nodes  reduction={bt.reduction}")
+
+
 if __name__ == "__main__":
+    linreg_batch_sizes()
     bench("curve-fit", *curve_fit())
     bench("MLP 2-16-16-1", *mlp([2, 16, 16, 1]))
     bench("MLP 64-32-10", *mlp([64, 32, 10], classes=True))
