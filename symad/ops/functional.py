@@ -132,36 +132,24 @@ def where(condition, input, other):
     return apply(_R["where"], condition, input, other)
 
 
-def eq(a, b):
-    return apply(_R["eq"], a, b)
+def _binary(name):
+    op = _R[name]
+
+    def f(a, b):
+        return apply(op, a, b)
+    f.__name__ = name
+    f.__doc__ = f"Elementwise {name} (registry op ``{name}``)."
+    return f
 
 
-def ne(a, b):
-    return apply(_R["ne"], a, b)
-
-
-def lt(a, b):
-    return apply(_R["lt"], a, b)
-
-
-def le(a, b):
-    return apply(_R["le"], a, b)
-
-
-def gt(a, b):
-    return apply(_R["gt"], a, b)
-
-
-def ge(a, b):
-    return apply(_R["ge"], a, b)
-
-
-def logical_and(a, b):
-    return apply(_R["logical_and"], a, b)
-
-
-def logical_or(a, b):
-    return apply(_R["logical_or"], a, b)
+eq = _binary("eq")
+ne = _binary("ne")
+lt = _binary("lt")
+le = _binary("le")
+gt = _binary("gt")
+ge = _binary("ge")
+logical_and = _binary("logical_and")
+logical_or = _binary("logical_or")
 
 
 def zeros_like(t, *, dtype=None):

@@ -90,29 +90,21 @@ register("prod", grad_fn=lambda x, dim=None, keepdim=False: "ProdBackward0" if d
          dtype_rule="first")
 
 
-def _sym_max(a, axis, keepdims, fn):
-    return np.apply_along_axis(lambda v: fn(*v), axis, a) if axis is not None else \
-        np.asarray(fn(*a.reshape(-1)), dtype=object)
-
-
-def _amax_np(x, dim=None, keepdim=False):
-    if x.dtype == object:
+def _extreme_np(sym_fn, np_fn):
+    """amax/amin forward: numpy's, or SymPy's Max/Min along the axis on traced elements."""
+    def forward(x, dim=None, keepdim=False):
         ax = _axes(dim, x.ndim)
-        out = _sym_max(x, None if ax is None else ax[0], keepdim, sympy.Max)
-        if keepdim and ax is not None:
-            out = np.expand_dims(out, ax[0])
-        return out
-    return np.amax(x, axis=_axes(dim, x.ndim), keepdims=keepdim)
+        if x.dtype != object:
+            return np_fn(x, axis=ax, keepdims=keepdim)
+        if ax is None:
+            return np.asarray(sym_fn(*x.reshape(-1)), dtype=object)
+        out = np.apply_along_axis(lambda v: sym_fn(*v), ax[0], x)
+        return np.expand_dims(out, ax[0]) if keepdim else out
+    return forward
 
 
-def _amin_np(x, dim=None, keepdim=False):
-    if x.dtype == object:
-        ax = _axes(dim, x.ndim)
-        out = _sym_max(x, None if ax is None else ax[0], keepdim, sympy.Min)
-        if keepdim and ax is not None:
-            out = np.expand_dims(out, ax[0])
-        return out
-    return np.amin(x, axis=_axes(dim, x.ndim), keepdims=keepdim)
+_amax_np = _extreme_np(sympy.Max, np.amax)
+_amin_np = _extreme_np(sympy.Min, np.amin)
 
 
 def _extreme_vjp(ctx, g):
