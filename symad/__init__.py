@@ -13,6 +13,8 @@ import importlib as _importlib
 
 from ._dtype import (bool_ as bool, dtype, float32, float64, get_default_dtype, int32, int64,
                      set_default_dtype, uint8)
+from ._device import (DeviceUnavailableError, device, get_default_device,
+                      set_default_device)
 from .autograd import Function, no_grad, enable_grad, set_grad_enabled, is_grad_enabled, \
     inference_mode
 from .errors import TracingError
@@ -24,6 +26,7 @@ from .ops.functional import (abs, acos, add, amax, amin, argmax, argmin, asin, a
                              outer, permute, pow, prod, reciprocal, relu, reshape, sigmoid, sign,
                              sin, sinh, softmax, sqrt, square, squeeze, stack, std, sub, sum, t,
                              tan, tanh, transpose, unsqueeze, var, where)
+from .ops.meshgrid import meshgrid
 from .random import (Generator, initial_seed, manual_seed, normal, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)
 from .tensor import (DoubleTensor, FloatTensor, LongTensor, Size, Tensor, arange, as_tensor,
@@ -35,7 +38,7 @@ float = float32  # noqa: A001  (PyTorch's aliases)
 double = float64
 long = int64
 
-_LAZY = {"nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
+_LAZY = {"cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
          "compiler", "export_", "gradcheck", "demo"}
 # names of symad's own layers, loaded on first use (keeps `import symad` fast)
 _LAZY_ATTRS = {

@@ -7,12 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dtype as D
+from ._device import check_device
 
 
 class Generator:
     """``g = symad.Generator().manual_seed(0)``; pass as ``generator=`` to random functions."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device="cpu") -> None:
+        check_device(device, "creating a generator on")
         self._seed = 0
         self._rng = np.random.Generator(np.random.PCG64(0))
 
@@ -71,8 +73,10 @@ def _size(size):
     return tuple(int(s) for s in size)
 
 
-def _mk(arr, dtype, requires_grad):
+def _mk(arr, dtype, requires_grad, device=None):
     from .tensor import Tensor
+    if device is not None:
+        check_device(device)
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     t = Tensor._wrap(np.asarray(arr).astype(dt.np), dt)
     if requires_grad:
@@ -82,27 +86,28 @@ def _mk(arr, dtype, requires_grad):
 
 def randn(*size, generator=None, dtype=None, requires_grad=False, device=None):
     g = generator or default_generator
-    return _mk(g.normal(0.0, 1.0, _size(size)), dtype, requires_grad)
+    return _mk(g.normal(0.0, 1.0, _size(size)), dtype, requires_grad, device)
 
 
 def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
     g = generator or default_generator
-    return _mk(g.uniform(0.0, 1.0, _size(size)), dtype, requires_grad)
+    return _mk(g.uniform(0.0, 1.0, _size(size)), dtype, requires_grad, device)
 
 
 def randint(low, high=None, size=(), *, generator=None, dtype=None, device=None):
     if high is None:
         low, high = 0, low
     g = generator or default_generator
-    return _mk(g.integers(low, high, _size((size,))), dtype or D.int64, False)
+    return _mk(g.integers(low, high, _size((size,))), dtype or D.int64, False, device)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None):
     g = generator or default_generator
-    return _mk(g.permutation(n), dtype or D.int64, False)
+    return _mk(g.permutation(n), dtype or D.int64, False, device)
 
 
-def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False,
+           device=None):
     """``normal(0, 0.01, size=(2, 1))``; tensor ``mean``/``std`` broadcast like PyTorch."""
     from .tensor import Tensor
     g = generator or default_generator
@@ -111,12 +116,12 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, requires
     shape = _size((size,)) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
     if dtype is None and isinstance(mean, Tensor):
         dtype = mean.dtype
-    return _mk(g.normal(m, s, shape), dtype, requires_grad)
+    return _mk(g.normal(m, s, shape), dtype, requires_grad, device)
 
 
-def randn_like(t, *, dtype=None, requires_grad=False):
-    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def randn_like(t, *, dtype=None, requires_grad=False, device=None):
+    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
 
 
-def rand_like(t, *, dtype=None, requires_grad=False):
-    return rand(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def rand_like(t, *, dtype=None, requires_grad=False, device=None):
+    return rand(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)

@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from . import _dtype as D
+from ._device import CPU, check_device, device as _device, is_device_like
 from ._format import format_values
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle, run_backward
 from .ops import functional as F
 from .ops.dispatch import apply
+from .ops.numpy_kwargs import add_numpy_kwargs
 from .ops.registry import REGISTRY
 
 
@@ -128,10 +130,17 @@ class Tensor:
         return self._dtype.itemsize
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> _device:
+        """Always ``device(type='cpu')``: symad tensors live in numpy arrays."""
+        return CPU
 
     is_cuda = False
+    is_mps = False
+    is_meta = False
+
+    def get_device(self) -> int:
+        """-1, PyTorch's answer for a CPU tensor."""
+        return -1
 
     def is_floating_point(self) -> bool:
         return self._dtype.is_floating_point
@@ -362,21 +371,12 @@ class Tensor:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
-    def to(self, *args, dtype=None, copy: bool = False, **kw) -> "Tensor":
-        """``t.to(symad.float64)``, ``t.to("cpu")``, ``t.to(other)``."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, str) and a != "cpu" and not a.startswith("cpu"):
-                if a in ("float32", "float64", "int64", "bool", "float", "double"):
-                    dtype = a
-                else:
-                    raise RuntimeError(f"symad runs on the CPU only; cannot move a tensor to {a!r}")
-            elif a is not None and not isinstance(a, str):
-                dtype = a
-        if kw.get("device") not in (None, "cpu"):
-            raise RuntimeError(f"symad runs on the CPU only; cannot move a tensor to "
-                               f"{kw['device']!r}")
+    def to(self, *args, dtype=None, copy: bool = False, device=None, non_blocking: bool = False,
+           memory_format=None) -> "Tensor":
+        """``t.to(symad.float64)``, ``t.to("cpu")``, ``t.to(device, dtype)``, ``t.to(other)``.
+
+        Devices other than the CPU raise :class:`symad.DeviceUnavailableError`."""
+        dtype = _parse_to(args, dtype, device, "moving a tensor to")
         if dtype is None:
             return self.clone() if copy else self
         dt = D.as_dtype(dtype)
@@ -384,12 +384,12 @@ class Tensor:
             return self
         return apply(REGISTRY["to_dtype"], self, dtype=dt)
 
-    def cpu(self) -> "Tensor":
+    def cpu(self, memory_format=None) -> "Tensor":
         return self
 
-    def cuda(self, *a, **k):
-        raise RuntimeError("symad runs on the CPU only (its speed comes from generated native "
-                           "kernels); remove .cuda()")
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None):
+        """Raises :class:`symad.DeviceUnavailableError`: symad has no CUDA."""
+        check_device("cuda" if device is None else _cuda_device(device), "moving a tensor to")
 
     def float(self) -> "Tensor":
         return self.to(D.float32)
@@ -760,20 +760,57 @@ class Tensor:
     def equal(self, other) -> bool:
         return tuple(self.shape) == tuple(other.shape) and bool(np.all(self._data == other._data))
 
-    def new_zeros(self, *size, dtype=None):
-        return zeros(*size, dtype=dtype or self._dtype)
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=dtype or self._dtype, device=device,
+                     requires_grad=requires_grad)
 
-    def new_ones(self, *size, dtype=None):
-        return ones(*size, dtype=dtype or self._dtype)
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=dtype or self._dtype, device=device, requires_grad=requires_grad)
 
-    def new_full(self, size, fill_value, *, dtype=None):
-        return full(size, fill_value, dtype=dtype or self._dtype)
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=dtype or self._dtype, device=device,
+                     requires_grad=requires_grad)
 
-    def new_tensor(self, data, *, dtype=None, requires_grad=False):
-        return tensor(data, dtype=dtype or self._dtype, requires_grad=requires_grad)
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=dtype or self._dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        return tensor(data, dtype=dtype or self._dtype, device=device,
+                      requires_grad=requires_grad)
 
     def zero_grad_(self):
         self._grad = None
+
+
+_DTYPE_NAMES = ("float32", "float64", "int64", "int32", "bool", "float", "double", "long", "int",
+                "uint8")
+
+
+def _cuda_device(d):
+    return d if isinstance(d, (str, _device)) else _device("cuda", int(d))
+
+
+def _parse_to(args, dtype, device, what: str):
+    """The dtype asked for by ``.to(...)``'s arguments (None: keep), after checking that every
+    device among them is the CPU. Shared by ``Tensor.to`` and ``Module.to``."""
+    check_device(device, what)
+    for a in args:
+        if a is None:
+            continue
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, str) and a in _DTYPE_NAMES:
+            dtype = a  # symad also accepts dtype names
+        elif is_device_like(a):
+            check_device(a, what)
+        elif isinstance(a, bool):
+            continue  # PyTorch's positional non_blocking / copy flags
+        elif isinstance(a, int):
+            check_device(a, what)
+        else:
+            dtype = a
+    return dtype
 
 
 def _apply(name, *args, **params):
@@ -820,10 +857,11 @@ def _to_array(data):
     return np.array(data)
 
 
-def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Tensor:
     """Create a tensor from data (copied). ``symad.tensor([1., 2.], requires_grad=True)``"""
-    if device not in (None, "cpu"):
-        raise RuntimeError(f"symad runs on the CPU only; cannot create a tensor on {device!r}")
+    if device is not None:
+        check_device(device)
     if isinstance(data, Tensor) and data._data.dtype == object:
         t = Tensor._wrap(np.array(data._data, copy=True), data.dtype)
         return t.requires_grad_(requires_grad) if requires_grad else t
@@ -838,7 +876,10 @@ def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> T
     return t
 
 
-def as_tensor(data, dtype=None) -> Tensor:
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, sharing memory with a tensor or numpy array when the dtype fits."""
+    if device is not None:
+        check_device(device)
     if isinstance(data, Tensor) and (dtype is None or D.as_dtype(dtype) == data.dtype):
         return data
     if isinstance(data, np.ndarray) and dtype is None:
@@ -859,38 +900,56 @@ def _size(size):
     return tuple(int(s) for s in size)
 
 
-def _make(arr, dtype, requires_grad):
+def _make(arr, dtype, requires_grad, device=None):
+    if device is not None:
+        check_device(device)
     t = Tensor._wrap(arr, dtype)
     if requires_grad:
         t.requires_grad = True
     return t
 
 
-def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    return _make(np.zeros(_size(size), dt.np), dt, requires_grad)
+def _float_dtype(dtype) -> D.dtype:
+    return D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
 
 
-def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    return _make(np.ones(_size(size), dt.np), dt, requires_grad)
+def zeros(*size, dtype=None, requires_grad=False, device=None, layout=None,
+          pin_memory=False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3), device="cpu")``."""
+    dt = _float_dtype(dtype)
+    return _make(np.zeros(_size(size), dt.np), dt, requires_grad, device)
 
 
-def empty(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+def ones(*size, dtype=None, requires_grad=False, device=None, layout=None,
+         pin_memory=False) -> Tensor:
+    """A tensor of ones."""
+    dt = _float_dtype(dtype)
+    return _make(np.ones(_size(size), dt.np), dt, requires_grad, device)
 
 
-def full(size, fill_value, *, dtype=None, requires_grad=False, device=None) -> Tensor:
+def empty(*size, dtype=None, requires_grad=False, device=None, layout=None,
+          pin_memory=False) -> Tensor:
+    """An uninitialised tensor (symad fills it with zeros)."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def full(size, fill_value, *, dtype=None, requires_grad=False, device=None, layout=None,
+         pin_memory=False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value`` (dtype inferred from the value)."""
     dt = D.as_dtype(dtype) if dtype is not None else _infer_dtype(fill_value)
-    return _make(np.full(_size((size,)), fill_value, dt.np), dt, requires_grad)
+    return _make(np.full(_size((size,)), fill_value, dt.np), dt, requires_grad, device)
 
 
-def eye(n, m=None, *, dtype=None, requires_grad=False, device=None) -> Tensor:
-    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    return _make(np.eye(n, m, dtype=dt.np), dt, requires_grad)
+def eye(n, m=None, *, dtype=None, requires_grad=False, device=None, layout=None,
+        pin_memory=False) -> Tensor:
+    """The ``n x m`` identity matrix."""
+    dt = _float_dtype(dtype)
+    return _make(np.eye(n, m, dtype=dt.np), dt, requires_grad, device)
 
 
-def arange(start, end=None, step=1, *, dtype=None, requires_grad=False, device=None) -> Tensor:
+def arange(start, end=None, step=1, *, dtype=None, requires_grad=False, device=None,
+           layout=None, pin_memory=False) -> Tensor:
+    """``[start, end)`` in steps of ``step``; int64 unless a bound or the step is a float."""
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -898,28 +957,39 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad=False, device=N
             else D.int64
     else:
         dt = D.as_dtype(dtype)
-    return _make(np.arange(start, end, step).astype(dt.np), dt, requires_grad)
+    return _make(np.arange(start, end, step).astype(dt.np), dt, requires_grad, device)
 
 
-def linspace(start, end, steps, *, dtype=None, requires_grad=False, device=None) -> Tensor:
-    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    return _make(np.linspace(start, end, steps).astype(dt.np), dt, requires_grad)
+def linspace(start, end, steps, *, dtype=None, requires_grad=False, device=None,
+             layout=None, pin_memory=False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    dt = _float_dtype(dtype)
+    return _make(np.linspace(start, end, steps).astype(dt.np), dt, requires_grad, device)
 
 
-def zeros_like(t, *, dtype=None, requires_grad=False) -> Tensor:
-    return zeros(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def zeros_like(t, *, dtype=None, requires_grad=False, device=None, layout=None,
+               memory_format=None) -> Tensor:
+    """Zeros of ``t``'s shape (and dtype unless given)."""
+    return zeros(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
 
 
-def ones_like(t, *, dtype=None, requires_grad=False) -> Tensor:
-    return ones(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def ones_like(t, *, dtype=None, requires_grad=False, device=None, layout=None,
+              memory_format=None) -> Tensor:
+    """Ones of ``t``'s shape (and dtype unless given)."""
+    return ones(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
 
 
-def full_like(t, fill_value, *, dtype=None, requires_grad=False) -> Tensor:
-    return full(tuple(t.shape), fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def full_like(t, fill_value, *, dtype=None, requires_grad=False, device=None, layout=None,
+              memory_format=None) -> Tensor:
+    """``fill_value`` in ``t``'s shape (and dtype unless given)."""
+    return full(tuple(t.shape), fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                device=device)
 
 
-def empty_like(t, *, dtype=None, requires_grad=False) -> Tensor:
-    return zeros_like(t, dtype=dtype, requires_grad=requires_grad)
+def empty_like(t, *, dtype=None, requires_grad=False, device=None, layout=None,
+               memory_format=None) -> Tensor:
+    """An uninitialised tensor of ``t``'s shape (symad fills it with zeros)."""
+    return zeros_like(t, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 class FloatTensor(Tensor):
@@ -943,3 +1013,7 @@ class LongTensor(Tensor):
 
     def __new__(cls, *args):
         return Tensor(*args, dtype=D.int64)
+
+
+# NumPy keyword spellings on the methods (``x.sum(0, keepdims=True)``), as PyTorch accepts them
+add_numpy_kwargs(Tensor)

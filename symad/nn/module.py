@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from .. import _dtype as D
-from ..tensor import Tensor
+from .._device import check_device
+from ..tensor import Tensor, _cuda_device, _parse_to
 from .parameter import Parameter
 
 
@@ -245,17 +246,11 @@ class Module:
                     m._buffers[k] = b.to(dt)
         return self
 
-    def to(self, *args, dtype=None, **kwargs) -> Module:
-        """``m.to(symad.float64)``; devices other than the CPU are rejected."""
-        for a in args:
-            if isinstance(a, str) and (a == "cpu" or a.startswith("cpu")):
-                continue
-            if isinstance(a, str) and a not in ("float32", "float64", "float", "double"):
-                raise RuntimeError(f"symad runs on the CPU only; cannot move a module to {a!r}")
-            dtype = a.dtype if isinstance(a, Tensor) else a
-        if kwargs.get("device") not in (None, "cpu"):
-            raise RuntimeError(f"symad runs on the CPU only; cannot move a module to "
-                               f"{kwargs['device']!r}")
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False,
+           memory_format=None) -> Module:
+        """``m.to(symad.float64)``, ``m.to(device)``, ``m.to(device, dtype)``, ``m.to(tensor)``;
+        devices other than the CPU raise :class:`symad.DeviceUnavailableError`."""
+        dtype = _parse_to(args, dtype, device, "moving a module to")
         if dtype is None:
             return self
         dt = D.as_dtype(dtype)
@@ -273,8 +268,10 @@ class Module:
     def cpu(self) -> Module:
         return self
 
-    def cuda(self, *a, **k):
-        raise RuntimeError("symad runs on the CPU only; remove .cuda()")
+    def cuda(self, device=None) -> Module:
+        """Raises :class:`symad.DeviceUnavailableError`: symad has no CUDA."""
+        check_device("cuda" if device is None else _cuda_device(device), "moving a module to")
+        return self
 
     # -- state dict -------------------------------------------------------------------------
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False

@@ -521,3 +521,9 @@ def cross_entropy(input, target, reduction="mean"):
         v = -sum(target * logp, dim=1 if input.ndim > 1 else 0)
         return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
     return nll_loss(logp, target, reduction=reduction)
+
+
+# -- NumPy keyword spellings (axis=, keepdims=) on the functions above: PyTorch accepts them ----
+from .numpy_kwargs import add_numpy_kwargs as _add_numpy_kwargs  # noqa: E402
+
+_add_numpy_kwargs(globals())
