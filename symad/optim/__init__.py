@@ -1,4 +1,5 @@
-"""``symad.optim``: SGD, Adam and AdamW with PyTorch's update equations.
+"""``symad.optim``: SGD, Adam, AdamW, RMSprop and Adagrad with PyTorch's update equations, and
+``optim.lr_scheduler``.
 
 >>> import symad
 >>> w = symad.tensor([1.0, -2.0], requires_grad=True)
@@ -8,8 +9,11 @@ tensor([ 0.8000, -1.6000], requires_grad=True)
 """
 from __future__ import annotations
 
+from . import lr_scheduler
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
