@@ -26,9 +26,11 @@ from .ops.functional import (abs, acos, add, amax, amin, argmax, argmin, asin, a
                              outer, permute, pow, prod, reciprocal, relu, reshape, sigmoid, sign,
                              sin, sinh, softmax, sqrt, square, squeeze, stack, std, sub, sum, t,
                              tan, tanh, transpose, unsqueeze, var, where)
+from .ops.compare import allclose, equal, isclose
 from .ops.meshgrid import meshgrid
 from .random import (Generator, initial_seed, manual_seed, normal, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)
+from .serialization import load, save
 from .tensor import (DoubleTensor, FloatTensor, LongTensor, Size, Tensor, arange, as_tensor,
                      empty, empty_like, eye, from_numpy, full, full_like, linspace, ones,
                      ones_like, tensor, zeros, zeros_like)

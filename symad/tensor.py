@@ -17,6 +17,7 @@ from ._format import format_values
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle, run_backward
 from .ops import functional as F
+from .ops.compare import allclose, equal, isclose
 from .ops.dispatch import apply
 from .ops.numpy_kwargs import add_numpy_kwargs
 from .ops.registry import REGISTRY
@@ -755,10 +756,13 @@ class Tensor:
         return Tensor._wrap(np.isfinite(self._data))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
-        return bool(np.allclose(self._data, _as(other, self)._data, rtol, atol, equal_nan))
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def isclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> "Tensor":
+        return isclose(self, other, rtol, atol, equal_nan)
 
     def equal(self, other) -> bool:
-        return tuple(self.shape) == tuple(other.shape) and bool(np.all(self._data == other._data))
+        return equal(self, other)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         return zeros(*size, dtype=dtype or self._dtype, device=device,

@@ -307,6 +307,42 @@ row(Row("to_dtype", lambda x, dtype: x.to(dtype), lambda x, dtype: x.astype(dtyp
         lambda rng: [Sample([U(rng, (3,))], {"dtype": symad.float32})],
         fd_ref=lambda x, dtype: x))  # the cast's rounding is not part of its derivative
 
+# -- smooth L1 / Huber losses (issue 17): numpy references of PyTorch's documented formulas ----
+def _smooth_l1_ref(x, y, reduction="mean", k=1.0):
+    z = np.abs(x - y)
+    v = z if k == 0 else np.where(z < k, 0.5 * z * z / (k or 1), z - 0.5 * k)
+    return {"mean": v.mean(), "sum": v.sum(), "none": v}[reduction]
+
+
+def _huber_ref(x, y, reduction="mean", k=1.0):
+    z = np.abs(x - y)
+    v = np.where(z < k, 0.5 * z * z, k * (z - 0.5 * k))
+    return {"mean": v.mean(), "sum": v.sum(), "none": v}[reduction]
+
+
+def _piecewise_loss_samples(ks):
+    def gen(rng):
+        x = U(rng, (2, 5), -3, 3)
+        y = U(rng, (2, 5), -1, 1)
+        # keep |x - y| away from the threshold (the kink of the derivative's derivative) and 0
+        d = x - y
+        for k in ks:
+            d = np.where(np.abs(np.abs(d) - k) < 0.05, d + 0.2, d)
+        x = y + np.where(np.abs(d) < 0.05, 0.3, d)
+        return [Sample([x, y], {"reduction": r, "k": k}) for r in ("mean", "sum", "none")
+                for k in ks] + [Sample([x[0], y[:1, :]], {"reduction": "mean", "k": ks[0]})]
+    return gen
+
+
+row(Row("smooth_l1_loss", lambda x, y, reduction, k: symad.nn.functional.smooth_l1_loss(
+    x, y, reduction=reduction, beta=k) if x.shape == y.shape else apply(
+    R["smooth_l1_loss"], x, y, reduction=reduction, k=k), _smooth_l1_ref,
+    _piecewise_loss_samples((1.0, 0.5, 0.0))))
+row(Row("huber_loss", lambda x, y, reduction, k: symad.nn.functional.huber_loss(
+    x, y, reduction=reduction, delta=k) if x.shape == y.shape else apply(
+    R["huber_loss"], x, y, reduction=reduction, k=k), _huber_ref,
+    _piecewise_loss_samples((1.0, 1.7))))
+
 ELEMENTWISE = sorted(n for n in ROWS if R[n].formula is not None)
 BINARY_ELEMENTWISE = sorted(n for n in ELEMENTWISE if R[n].nargs == 2)
 DIFF_OPS = sorted(n for n, r in ROWS.items() if r.differentiable)

@@ -135,6 +135,11 @@ row("nll_loss", lambda a, t: symad.nn.functional.nll_loss(a.log_softmax(1), t), 
     ops=("nll_loss", "log_softmax"), constants=(1,))
 row("cross_entropy", lambda a, t: symad.nn.functional.cross_entropy(a, t), M23, TARGET,
     ops=("nll_loss",), constants=(1,))
+row("smooth_l1_loss", lambda a, y: symad.nn.functional.smooth_l1_loss(a * 2, y, beta=0.8), MIX,
+    Y3, ops=("smooth_l1_loss",), kinky=True)
+row("huber_loss", lambda a, y: symad.nn.functional.huber_loss(a * 2, y, reduction="sum",
+                                                              delta=0.5), MIX, Y3,
+    ops=("huber_loss",), kinky=True)
 # -- compositions and seed programs
 row("seed000", lambda w: 2 * w ** 2, np.array(10.0), ops=())
 row("seed001", lambda x: (3 * (x + 2) * (x + 2)).mean(), np.ones((2, 2)), ops=())

@@ -10,9 +10,11 @@ from __future__ import annotations
 from . import functional, init
 from .containers import ModuleList, Sequential
 from .layers import Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from .lazy import LazyLinear
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss)
 from .module import Module
-from .parameter import Parameter
+from .parameter import Parameter, UninitializedParameter
 
 __all__ = [
                      "BCELoss",
@@ -20,8 +22,10 @@ __all__ = [
                      "CrossEntropyLoss",
                      "Dropout",
                      "Flatten",
+                     "HuberLoss",
                      "Identity",
                      "L1Loss",
+                     "LazyLinear",
                      "Linear",
                      "LogSoftmax",
                      "MSELoss",
@@ -32,8 +36,10 @@ __all__ = [
                      "ReLU",
                      "Sequential",
                      "Sigmoid",
+                     "SmoothL1Loss",
                      "Softmax",
                      "Tanh",
+                     "UninitializedParameter",
                      "functional",
                      "init",
 ]

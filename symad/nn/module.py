@@ -290,7 +290,12 @@ class Module:
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values in by name; ``strict`` requires exactly the same keys. Returns
-        ``(missing_keys, unexpected_keys)``."""
+        ``(missing_keys, unexpected_keys)``. Lazy modules take their shapes from the checkpoint
+        first (PyTorch's lazy load hook)."""
+        for name, m in list(self.named_modules()):
+            lazy_load = getattr(m, "_lazy_load", None)
+            if lazy_load is not None:
+                lazy_load(state_dict, name + "." if name else "")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]

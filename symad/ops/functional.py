@@ -11,7 +11,7 @@ from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops
 from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
 from .. import _dtype as D
 from .dispatch import apply
-from .loss import check_reduction
+from .loss import check_reduction, legacy_reduction
 from .registry import REGISTRY
 
 _R = REGISTRY
@@ -475,20 +475,59 @@ def _check_sizes(input, target, name):
                       "size.", UserWarning, stacklevel=3)
 
 
-def mse_loss(input, target, reduction="mean"):
+def _unsupported(name: str, **options) -> None:
+    """A clear error for PyTorch loss options symad does not implement (given non-default)."""
+    for k, v in options.items():
+        if v is not None:
+            raise NotImplementedError(f"{name}: symad does not support {k}= yet (got {v!r}); "
+                                      f"leave it at its default None")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean squared error; ``size_average``/``reduce`` are PyTorch's legacy spellings."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     _check_sizes(input, target, "mse_loss")
     return apply(_R["mse_loss"], input, target, reduction=reduction)
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean absolute error (a composite of ``abs`` and a reduction)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     _check_sizes(input, target, "l1_loss")
     d = abs(input - target)
     return d if reduction == "none" else (sum(d) if reduction == "sum" else mean(d))
 
 
-def binary_cross_entropy(input, target, reduction="mean"):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
+                   beta=1.0):
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (registry op
+    ``smooth_l1_loss``; ``beta=0`` is the L1 loss)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    check_reduction(reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    _check_sizes(input, target, "smooth_l1_loss")
+    return apply(_R["smooth_l1_loss"], input, target, reduction=reduction, k=float(beta))
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (registry op
+    ``huber_loss``)."""
+    _unsupported("huber_loss", weight=weight)
+    check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _check_sizes(input, target, "huber_loss")
+    return apply(_R["huber_loss"], input, target, reduction=reduction, k=float(delta))
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    """Binary cross-entropy of probabilities (logs clamped at -100, as PyTorch)."""
+    _unsupported("binary_cross_entropy", weight=weight)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"Using a target size ({tuple(target.shape)}) that is different to the "
@@ -497,7 +536,11 @@ def binary_cross_entropy(input, target, reduction="mean"):
     return apply(_R["binary_cross_entropy"], input, target, reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """Binary cross-entropy of logits (numerically stable form)."""
+    _unsupported("binary_cross_entropy_with_logits", weight=weight, pos_weight=pos_weight)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
@@ -505,22 +548,38 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     return apply(_R["binary_cross_entropy_with_logits"], input, target, reduction=reduction)
 
 
-def nll_loss(input, target, reduction="mean"):
+def _check_ignore_index(name: str, target, ignore_index: int) -> None:
+    if ignore_index != -100 or bool(np.any(np.asarray(target._data) == ignore_index)):
+        raise NotImplementedError(f"{name}: symad does not support ignore_index yet (targets "
+                                  f"equal to {ignore_index} would be skipped by PyTorch)")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities at the target class indices."""
+    _unsupported("nll_loss", weight=weight)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     if target.dtype.is_floating_point:
         raise RuntimeError("expected scalar type Long but found Float (nll_loss targets are "
                            "class indices; use .long())")
+    if target._data.dtype != object:
+        _check_ignore_index("nll_loss", target, ignore_index)
     return apply(_R["nll_loss"], input, target, reduction=reduction)
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy: class indices (int64) or class probabilities (same shape)."""
+    _unsupported("cross_entropy", weight=weight,
+                 label_smoothing=label_smoothing if label_smoothing else None)
+    reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     logp = log_softmax(input, dim=1 if input.ndim > 1 else 0)
     if target.dtype.is_floating_point:
         v = -sum(target * logp, dim=1 if input.ndim > 1 else 0)
         return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
-    return nll_loss(logp, target, reduction=reduction)
+    return nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
 
 
 # -- NumPy keyword spellings (axis=, keepdims=) on the functions above: PyTorch accepts them ----

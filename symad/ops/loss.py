@@ -129,3 +129,72 @@ def _nll_vjp(ctx, g):
 
 register("nll_loss", grad_fn="NllLossBackward0", forward=_nll_np, vjp=_nll_vjp, nargs=2,
          params=("reduction",), dtype_rule="first")
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's legacy size_average= / reduce= loss arguments, and the smooth L1 / Huber losses
+
+def legacy_reduction(size_average, reduce, reduction: str = "mean") -> str:
+    """PyTorch's ``_Reduction.legacy_get_string``: when either legacy argument is given (not
+    None), it decides the reduction (a missing one counts as True) and a UserWarning names the
+    ``reduction=`` to use instead; otherwise ``reduction`` stands."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if size_average and reduce:
+        ret = "mean"
+    elif reduce:
+        ret = "sum"
+    else:
+        ret = "none"
+    import warnings
+    warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                  f"reduction='{ret}' instead.", UserWarning, stacklevel=3)
+    return ret
+
+
+def _piecewise_loss_np(quadratic, linear):
+    """Forward of a loss that is ``quadratic(d, z)`` for ``|d| < k`` and ``linear(z)`` beyond."""
+    def forward(x, y, reduction="mean", k=1.0):
+        d = x - y
+        if d.dtype == object:
+            pw = np.frompyfunc(lambda e: sympy.Piecewise(
+                (quadratic(e, k), sympy.Abs(e) < k), (linear(sympy.Abs(e), k), True)), 1, 1)
+            v = pw(d)
+        else:
+            z = np.abs(d)
+            v = np.where(z < k, quadratic(d, k), linear(z, k))
+        return _reduce_np(v, reduction)
+    return forward
+
+
+def _piecewise_loss_vjp(inside, outside_scale):
+    """VJP of such a loss: ``inside(d, k)`` for ``|d| < k``, ``outside_scale(k) * sign(d)``
+    beyond (both equal at ``|d| = k``)."""
+    def vjp(ctx, g):
+        from .functional import where
+        x, y = ctx.inputs
+        k = ctx.params["k"]
+        d = x - y
+        gg = _reduce_grad(g, ctx, np.broadcast_shapes(tuple(x.shape), tuple(y.shape)))
+        outside = d.sign() * outside_scale(k)
+        local = outside if k == 0 else where(d.abs() < k, inside(d, k), outside)
+        gd = gg * local
+        return (gd if ctx.needs_input_grad[0] else None,
+                -gd if ctx.needs_input_grad[1] else None)
+    return vjp
+
+
+# smooth_l1: 0.5 d^2 / beta for |d| < beta, |d| - 0.5 beta beyond (beta = 0: |d|)
+register("smooth_l1_loss", grad_fn="SmoothL1LossBackward0",
+         forward=_piecewise_loss_np(lambda d, b: 0.5 * d * d / b if b else 0 * d,
+                                    lambda z, b: z - 0.5 * b),
+         vjp=_piecewise_loss_vjp(lambda d, b: d / b, lambda b: 1.0), nargs=2,
+         params=("reduction", "k"),
+         doc="smooth L1 loss with threshold k = beta (PyTorch's SmoothL1Loss)")
+# huber: 0.5 d^2 for |d| < delta, delta (|d| - 0.5 delta) beyond
+register("huber_loss", grad_fn="HuberLossBackward0",
+         forward=_piecewise_loss_np(lambda d, k: 0.5 * d * d, lambda z, k: k * (z - 0.5 * k)),
+         vjp=_piecewise_loss_vjp(lambda d, k: d, lambda k: k), nargs=2,
+         params=("reduction", "k"), doc="Huber loss with threshold k = delta (PyTorch's HuberLoss)")
