@@ -40,7 +40,7 @@ float = float32  # noqa: A001  (PyTorch's aliases)
 double = float64
 long = int64
 
-_LAZY = {"cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
+_LAZY = {"accelerator", "cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
          "compiler", "export_", "gradcheck", "demo"}
 # names of symad's own layers, loaded on first use (keeps `import symad` fast)
 _LAZY_ATTRS = {
