@@ -17,6 +17,7 @@ from ._format import format_values
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle, run_backward
 from .ops import functional as F
+from .ops import functional_more as FM
 from .ops.compare import allclose, equal, isclose
 from .ops.dispatch import apply
 from .ops.numpy_kwargs import add_numpy_kwargs
@@ -763,6 +764,18 @@ class Tensor:
 
     def equal(self, other) -> bool:
         return equal(self, other)
+
+    # -- issue 17: rounding, scans, triangles, gather, split/chunk (symad.ops.functional_more) ---
+    def round(self, *, decimals=0): return FM.round(self, decimals=decimals)
+    def ceil(self): return FM.ceil(self)
+    def trunc(self): return FM.trunc(self)
+    fix = trunc
+    def cumsum(self, dim, *, dtype=None): return FM.cumsum(self, dim, dtype=dtype)
+    def tril(self, diagonal=0): return FM.tril(self, diagonal)
+    def triu(self, diagonal=0): return FM.triu(self, diagonal)
+    def gather(self, dim, index): return FM.gather(self, dim, index)
+    def split(self, split_size, dim=0): return FM.split(self, split_size, dim)
+    def chunk(self, chunks, dim=0): return FM.chunk(self, chunks, dim)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         return zeros(*size, dtype=dtype or self._dtype, device=device,

@@ -343,6 +343,42 @@ row(Row("huber_loss", lambda x, y, reduction, k: symad.nn.functional.huber_loss(
     R["huber_loss"], x, y, reduction=reduction, k=k), _huber_ref,
     _piecewise_loss_samples((1.0, 1.7))))
 
+# -- rounding, cumsum, triangles, gather (issue 17) ---------------------------------------------
+_OFF_TIES = lambda rng: [Sample([U(rng, (3,)) * 3 + 0.013]),  # noqa: E731  (away from jumps)
+                         Sample([U(rng, (2, 3)) * 3 + 0.013])]
+row(Row("round", lambda x, decimals=0: symad.round(x, decimals=decimals),
+        lambda x, decimals=0: np.round(x, decimals),
+        lambda rng: _OFF_TIES(rng) + [Sample([np.array([0.5, 1.5, 2.5, -0.5, -1.5, 0.25])]),
+                                      Sample([U(rng, (3,)) * 3 + 0.0013], {"decimals": 2})],
+        fd_ref=lambda x, decimals=0: 0 * x))  # PyTorch's zero gradient, also at the ties
+row(Row("ceil", symad.ceil, np.ceil, _OFF_TIES))
+row(Row("trunc", symad.trunc, np.trunc, _OFF_TIES))
+row(Row("cumsum", lambda x, dim: symad.cumsum(x, dim), lambda x, dim: np.cumsum(x, axis=dim),
+        lambda rng: [Sample([U(rng, (5,))], {"dim": 0}), Sample([U(rng, (2, 3, 4))], {"dim": 1}),
+                     Sample([U(rng, (2, 3))], {"dim": -1})]))
+row(Row("tril", lambda x, diagonal=0: symad.tril(x, diagonal), lambda x, diagonal=0:
+        np.tril(x, diagonal), lambda rng: [Sample([U(rng, (3, 4))]),
+                                           Sample([U(rng, (2, 3, 3))], {"diagonal": -1}),
+                                           Sample([U(rng, (4, 2))], {"diagonal": 1})]))
+row(Row("triu", lambda x, diagonal=0: symad.triu(x, diagonal), lambda x, diagonal=0:
+        np.triu(x, diagonal), lambda rng: [Sample([U(rng, (3, 4))]),
+                                           Sample([U(rng, (2, 3, 3))], {"diagonal": 1}),
+                                           Sample([U(rng, (4, 2))], {"diagonal": -2})]))
+def _gather_ref(x, index, dim):
+    out = np.empty(index.shape, dtype=x.dtype)
+    for p in np.ndindex(index.shape):
+        q = list(p)
+        q[dim] = index[p]
+        out[p] = x[tuple(q)]
+    return out
+
+
+row(Row("gather", lambda x, i, dim: symad.gather(x, dim, i), _gather_ref,
+        lambda rng: [Sample([U(rng, (3, 4)), np.array([[0, 0, 3], [1, 2, 1], [3, 3, 3]])],
+                            {"dim": 1}),  # repeated indices: their gradients add up
+                     Sample([U(rng, (3, 2)), np.array([[2, 0], [0, 0]])], {"dim": 0}),
+                     Sample([U(rng, (2, 3, 2)), np.array([[[1], [0]]])], {"dim": 2})]))
+
 ELEMENTWISE = sorted(n for n in ROWS if R[n].formula is not None)
 BINARY_ELEMENTWISE = sorted(n for n in ELEMENTWISE if R[n].nargs == 2)
 DIFF_OPS = sorted(n for n, r in ROWS.items() if r.differentiable)

@@ -140,6 +140,17 @@ row("smooth_l1_loss", lambda a, y: symad.nn.functional.smooth_l1_loss(a * 2, y, 
 row("huber_loss", lambda a, y: symad.nn.functional.huber_loss(a * 2, y, reduction="sum",
                                                               delta=0.5), MIX, Y3,
     ops=("huber_loss",), kinky=True)
+# -- issue 17: rounding (zero gradient), cumsum, triangles, gather
+row("round", lambda x: W(symad.round(x * 3) * x + symad.round(x, decimals=1)), MIX,
+    ops=("round",), kinky=True)
+row("ceil_trunc", lambda x: W(symad.ceil(x * 3) * x + symad.trunc(x * 2) * x * x), MIX,
+    ops=("ceil", "trunc"), kinky=True)
+row("cumsum", lambda a: W(a.cumsum(1), C23) + a.cumsum(0).pow(2).sum(), M23, ops=("cumsum",))
+C33 = RNG.uniform(-1, 1, size=(3, 3))
+row("tril_triu", lambda a: W(symad.tril(a.reshape(3, 2) @ a, -1) + symad.triu(a.t() @ a, 1),
+                             C33), M23, ops=("tril", "triu"))
+row("gather", lambda a: W(symad.gather(a, 1, symad.tensor([[2, 0, 2], [1, 1, 0]])), C23), M23,
+    ops=("gather",))
 # -- compositions and seed programs
 row("seed000", lambda w: 2 * w ** 2, np.array(10.0), ops=())
 row("seed001", lambda x: (3 * (x + 2) * (x + 2)).mean(), np.ones((2, 2)), ops=())

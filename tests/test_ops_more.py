@@ -1,0 +1,125 @@
+"""The composites of issue 17 (split, chunk, einsum) against numpy and float64 finite
+differences, and the argument checks of gather/cumsum/tril/round (PyTorch's messages)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symad
+
+RNG = np.random.default_rng(7)
+
+
+def _fd_check(f_symad, f_numpy, arrays, eps=1e-6):
+    """Gradient of sum(f(...) * v) by symad vs central differences of the numpy version."""
+    ts = [symad.tensor(a, dtype=symad.float64, requires_grad=True) for a in arrays]
+    out = f_symad(*ts)
+    v = RNG.uniform(-1, 1, tuple(out.shape))
+    (out * symad.tensor(v, dtype=symad.float64)).sum().backward()
+    for i, a in enumerate(arrays):
+        fd = np.zeros_like(a)
+        for j in np.ndindex(a.shape):
+            vals = []
+            for sgn in (1, -1):
+                arrs = [x.copy() for x in arrays]
+                arrs[i][j] += sgn * eps
+                vals.append(np.sum(f_numpy(*arrs) * v))
+            fd[j] = (vals[0] - vals[1]) / (2 * eps)
+        np.testing.assert_allclose(ts[i].grad.numpy(), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("eq,shapes", [
+    ("ij,jk->ik", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 4)]),
+    ("i,i->", [(4,), (4,)]), ("i,j->ij", [(3,), (2,)]), ("ij->ji", [(2, 3)]),
+    ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("ij->", [(2, 3)]), ("ij,ij->ij", [(2, 3), (2, 3)]),
+    ("...ij->...ji", [(2, 2, 3)]), ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 2, 4)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 2), (2, 2)]), ("ij,jk", [(2, 3), (3, 2)]),
+    ("ijk->ik", [(2, 3, 2)]), ("i,ij->j", [(2,), (2, 3)]), ("ij,j->i", [(2, 3), (3,)]),
+])
+def test_einsum_matches_numpy_and_differentiates(eq, shapes):
+    arrays = [RNG.uniform(-1, 1, s) for s in shapes]
+    got = symad.einsum(eq, *[symad.tensor(a, dtype=symad.float64) for a in arrays])
+    want = np.einsum(eq, *arrays)
+    assert tuple(got.shape) == np.shape(want)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    _fd_check(lambda *ts: symad.einsum(eq, *ts), lambda *a: np.einsum(eq, *a), arrays)
+
+
+def test_einsum_list_form_and_errors():
+    a, b = symad.ones(2, 3), symad.ones(3, 4)
+    assert symad.einsum("ij,jk->ik", [a, b]).tolist() == [[3.0] * 4] * 2
+    with pytest.raises(RuntimeError, match="does not match the number of dimensions"):
+        symad.einsum("ijk,jk->ik", a, b)
+    with pytest.raises(RuntimeError, match="more operands were provided"):
+        symad.einsum("ij->ij", a, b)
+    with pytest.raises(RuntimeError, match="output subscript z does not appear"):
+        symad.einsum("ij->iz", a)
+
+
+@pytest.mark.parametrize("size,dim", [(2, 0), (3, 1), ([1, 3], 1), ([2, 3], 0), (4, -1)])
+def test_split_matches_numpy_and_gradients_flow(size, dim):
+    x = RNG.uniform(-1, 1, (5, 4))
+    d = dim % 2
+    n = x.shape[d]
+    sizes = size if isinstance(size, list) else [min(size, n - s) for s in range(0, n, size)]
+    want = np.split(x, np.cumsum(sizes)[:-1], axis=d)
+    t = symad.tensor(x, dtype=symad.float64, requires_grad=True)
+    parts = symad.split(t, size, dim)
+    assert len(parts) == len(want)
+    for p, w in zip(parts, want):
+        np.testing.assert_array_equal(p.detach().numpy(), w)
+    sum((p * (k + 1)).sum() for k, p in enumerate(parts)).backward()
+    scale = np.concatenate([np.full(s, k + 1.0) for k, s in enumerate(sizes)])
+    want_grad = np.broadcast_to(scale[:, None] if d == 0 else scale[None, :], x.shape)
+    np.testing.assert_array_equal(t.grad.numpy(), want_grad)
+
+
+def test_chunk_matches_pytorch_sizes():
+    # torch.arange(11).chunk(6) gives sizes [2, 2, 2, 2, 2, 1]; torch.arange(6).chunk(4): [2, 2, 2]
+    assert [len(c) for c in symad.arange(11).chunk(6)] == [2, 2, 2, 2, 2, 1]
+    assert [c.tolist() for c in symad.arange(6).chunk(4)] == [[0, 1], [2, 3], [4, 5]]
+    assert [tuple(c.shape) for c in symad.chunk(symad.ones(2, 5), 2, dim=1)] == [(2, 3), (2, 2)]
+    with pytest.raises(RuntimeError, match="chunk expects `chunks` to be greater than 0"):
+        symad.ones(3).chunk(0)
+    with pytest.raises(RuntimeError, match="split_with_sizes expects split_sizes to sum exactly"):
+        symad.ones(3).split([1, 1])
+
+
+def test_pytorch_documented_values():
+    # torch.round docs: round(tensor([4.7, -2.3, 9.1, -7.7])) = [5., -2., 9., -8.];
+    # halves go to even: round(tensor([-0.5, 0.5, 1.5, 2.5])) = [-0., 0., 2., 2.]
+    assert symad.round(symad.tensor([4.7, -2.3, 9.1, -7.7])).tolist() == [5.0, -2.0, 9.0, -8.0]
+    assert symad.round(symad.tensor([-0.5, 0.5, 1.5, 2.5])).tolist() == [-0.0, 0.0, 2.0, 2.0]
+    assert symad.round(symad.tensor([1.2345]), decimals=3).item() == pytest.approx(1.234,
+                                                                                    abs=1e-6)
+    # torch.ceil docs: ceil(tensor([-0.6341, -1.4208, -1.0900, 0.5826])) = [-0., -1., -1., 1.]
+    assert symad.ceil(symad.tensor([-0.6341, -1.4208, -1.0900, 0.5826])).tolist() == [
+        -0.0, -1.0, -1.0, 1.0]
+    # torch.gather docs: gather(tensor([[1, 2], [3, 4]]), 1, tensor([[0, 0], [1, 0]]))
+    assert symad.gather(symad.tensor([[1, 2], [3, 4]]), 1,
+                        symad.tensor([[0, 0], [1, 0]])).tolist() == [[1, 1], [4, 3]]
+    # integer cumsum is int64; cumsum accepts NumPy's axis=
+    c = symad.tensor([1, 2, 3], dtype=symad.int32).cumsum(axis=0)
+    assert c.dtype == symad.int64 and c.tolist() == [1, 3, 6]
+
+
+def test_rounding_gradients_are_zero():
+    x = symad.tensor([0.4, 1.5, -2.7], requires_grad=True)
+    (symad.round(x) + symad.ceil(x) * 2 + symad.trunc(x) * 3).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+    assert symad.round(x).grad_fn.name() == "RoundBackward0"
+    assert symad.round(x, decimals=1).grad_fn.name() == "RoundBackward1"
+
+
+def test_argument_errors():
+    x = symad.ones(3, 4)
+    with pytest.raises(RuntimeError, match="Expected dtype int64 for index"):
+        symad.gather(x, 1, symad.tensor([[0.0]]))
+    with pytest.raises(RuntimeError, match="same number of dimensions"):
+        symad.gather(x, 1, symad.tensor([0]))
+    with pytest.raises(RuntimeError, match="index 4 is out of bounds for dimension 1 with size 4"):
+        symad.gather(x, 1, symad.tensor([[4]]))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.cumsum(2)
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
+        symad.tril(symad.ones(3))
