@@ -1,4 +1,4 @@
-"""``symad.optim``: SGD, Adam, AdamW, RMSprop and Adagrad with PyTorch's update equations, and
+"""``symad.optim``: SGD, Adam, AdamW, RMSprop, Adagrad and LBFGS with PyTorch's update equations, and
 ``optim.lr_scheduler``.
 
 >>> import symad
@@ -12,8 +12,9 @@ from __future__ import annotations
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "LBFGS", "Optimizer", "RMSprop", "lr_scheduler"]
