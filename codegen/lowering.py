@@ -98,7 +98,8 @@ LIBM_UNARY = {
 }
 LIBM_BINARY = {"atan2": "atan2", "hypot": "hypot"}
 #: One-argument LLVM intrinsics (exactly rounded / exact on every target).
-INTRINSIC_UNARY = {"Abs": "fabs", "floor": "floor", "ceiling": "ceil", "Sqrt": "sqrt"}
+INTRINSIC_UNARY = {"Abs": "fabs", "floor": "floor", "ceiling": "ceil", "Sqrt": "sqrt",
+                   "round_half_even": "roundeven"}  # symad.ops.rounding's round()
 
 #: Integer powers with |n| up to this become multiplication chains (error grows ~ |n|/2 ulp);
 #: larger ones call pow().

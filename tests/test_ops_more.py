@@ -123,3 +123,29 @@ def test_argument_errors():
         x.cumsum(2)
     with pytest.raises(RuntimeError, match="at least 2 dimensions"):
         symad.tril(symad.ones(3))
+
+
+def test_new_ops_compile_and_match_eager():
+    """symad.compile gets the registry ops of issue 17 at once: no CompileWarning (warnings are
+    errors in the suite), same loss and gradients as eager."""
+    from symad import nn
+    symad.manual_seed(0)
+    x, y = symad.randn(16, 3) * 3, symad.randn(16, 2)
+    net = nn.Linear(3, 2)
+
+    def f(x, y):
+        h = net(x)
+        z = symad.round(h) * h + symad.ceil(h) * 0.5 + symad.trunc(h) * 0.25
+        return nn.functional.smooth_l1_loss(z.cumsum(1), y, beta=0.5) + \
+            nn.functional.huber_loss(h, y, delta=0.7)
+
+    compiled = symad.compile(f)
+    a = compiled(x, y)
+    a.backward()
+    g = [p.grad.numpy().copy() for p in net.parameters()]
+    net.zero_grad()
+    b = f(x, y)
+    b.backward()
+    assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    for gc, p in zip(g, net.parameters()):
+        np.testing.assert_allclose(gc, p.grad.numpy(), rtol=1e-5, atol=1e-6)

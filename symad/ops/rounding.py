@@ -7,6 +7,7 @@ import sympy
 
 from .elementwise import _zero_vjp
 from .registry import NUMPY_FUNCS, register
+from .sym2tensor import register_function
 
 
 class round_half_even(sympy.Function):
@@ -35,6 +36,16 @@ class round_half_even(sympy.Function):
 
 
 NUMPY_FUNCS["round_half_even"] = np.round
+
+
+def _round_tensor(e, ev):
+    from .dispatch import apply
+    from .functional import as_tensor_like
+    from .registry import REGISTRY
+    return apply(REGISTRY["round"], as_tensor_like(ev(e.args[0])), decimals=0)
+
+
+register_function(round_half_even, _round_tensor)
 
 
 def _round_np(x, decimals=0):

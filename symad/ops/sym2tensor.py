@@ -154,6 +154,12 @@ def _fold(fn, e, ev):
     return out
 
 
+def register_function(cls, handler) -> None:
+    """Evaluate SymPy function ``cls`` with ``handler(expr, ev)`` (ops declaring their own SymPy
+    function, e.g. ``round``'s ``round_half_even``)."""
+    _HANDLERS[cls] = handler
+
+
 def _register_late():
     from .registry import sigmoid
     _HANDLERS[sigmoid] = _unary("sigmoid")
