@@ -43,7 +43,8 @@ double = float64
 long = int64
 
 _LAZY = {"accelerator", "cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
-         "compiler", "export_", "gradcheck", "demo"}
+         "compiler", "export_", "gradcheck", "demo",
+         "distributed"}
 # names of symad's own layers, loaded on first use (keeps `import symad` fast)
 _LAZY_ATTRS = {
     "trace": ("symad.symbolic", "trace"),
