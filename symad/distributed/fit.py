@@ -23,7 +23,7 @@ def chunk_schedule(n_chunks: int, chunks_per_step: int, steps: int, seed: int) -
     ``chunks_per_step`` (sorted within a step, which fixes the order their sums are added in).
 
     >>> chunk_schedule(4, 2, 3, seed=0)
-    [[0, 2], [1, 3], [1, 3]]
+    [[0, 2], [1, 3], [2, 3]]
     """
     if not 1 <= chunks_per_step <= n_chunks:
         raise ValueError(f"chunks_per_step must be between 1 and the number of chunks "

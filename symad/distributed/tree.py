@@ -17,7 +17,11 @@ def combine(*parts: np.ndarray) -> np.ndarray:
     return acc
 
 
-def tree_sum(parts: list, fan_in: int = 8) -> np.ndarray:
+def _combine_group(parts: list) -> np.ndarray:
+    return combine(*parts)
+
+
+def tree_sum(parts: list, fan_in: int = 32) -> np.ndarray:
     """The fixed-order tree sum of ``parts`` computed in this process (the reference order).
 
     >>> import numpy as np
@@ -30,11 +34,11 @@ def tree_sum(parts: list, fan_in: int = 8) -> np.ndarray:
     return combine(*level)
 
 
-def tree_sum_futures(client, futures: list, fan_in: int = 8) -> np.ndarray:
+def tree_sum_futures(client, futures: list, fan_in: int = 32) -> np.ndarray:
     """:func:`tree_sum` of Dask futures: the inner levels run as tasks next to the data, the
     last ``fan_in`` (or fewer) partials are added here, in the same grouping."""
     level = list(futures)
     while len(level) > fan_in:
-        level = [client.submit(combine, *level[i:i + fan_in], pure=False)
-                 for i in range(0, len(level), fan_in)]
+        groups = [level[i:i + fan_in] for i in range(0, len(level), fan_in)]
+        level = client.map(_combine_group, groups, pure=False)
     return combine(*client.gather(level))
