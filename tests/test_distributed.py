@@ -17,11 +17,23 @@ import pytest
 
 import symad
 
-da = pytest.importorskip("dask.array")
-distributed = pytest.importorskip("distributed")
-import dask  # noqa: E402
+if os.environ.get("SYMAD_REQUIRE_EXTRAS"):  # CI (.ci/run) installs symad[dask]: must run
+    import dask.array as da
+    import distributed
+else:
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+import dask
 
-import symad.distributed as sd  # noqa: E402
+import symad.distributed as sd
+
+
+def _require(name: str):
+    if os.environ.get("SYMAD_REQUIRE_EXTRAS"):
+        import importlib
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
+
 
 TRUE = np.array([2.0, 0.3, 3.0, 0.5, 0.1])
 START = np.array([1.5, 0.2, 2.9, 0.3, 0.0])
@@ -109,7 +121,7 @@ def test_sum_is_the_fixed_tree_order_bitwise(curve, client):
 
 
 def test_lbfgs_recovers_true_parameters(curve):
-    from scipy.optimize import minimize
+    minimize = _require("scipy.optimize").minimize
     loss, *_ = curve
     res = minimize(loss, START, jac=True, method="L-BFGS-B")
     assert res.success, res.message
@@ -122,7 +134,7 @@ def test_gradient_descent_decreases_loss(curve):
     t = START.copy()
     first, _ = loss(t)
     for _ in range(5):
-        v, g = loss(t)
+        g = loss(t)[1]
         t = t - 0.05 * g
     assert loss(t)[0] < first
 
@@ -162,7 +174,7 @@ def _small(n=8000, chunks=8, seed=7):
 
 
 def test_nan_in_a_chunk_is_named(client):
-    xs, ys, x, y = _small()
+    xs, _, _, y = _small()
     xs = xs.copy()
     xs[5 * 1000 + 17] = np.nan
     loss = sd.value_and_grad(curve_loss, (da.from_array(xs, chunks=1000), y), client=client)
@@ -172,7 +184,7 @@ def test_nan_in_a_chunk_is_named(client):
 
 
 def test_wrong_dtype_and_width_chunks_are_named(client):
-    xs, ys, x, y = _small()
+    *_, x, y = _small()
 
     def int_chunk(b, block_info=None):
         return b.astype(np.int64) if block_info[0]["chunk-location"][0] == 3 else b
@@ -193,7 +205,7 @@ def test_wrong_dtype_and_width_chunks_are_named(client):
 
 
 def test_parameters_outside_the_domain_raise_unless_asked(client):
-    xs, ys, x, y = _small()
+    *_, x, y = _small()
     huge = np.array([1.0, -1e3, 1.0, 0.0, 0.0])  # exp(1000 x) overflows
     loss = sd.value_and_grad(curve_loss, (x, y), client=client)
     with pytest.raises(sd.BadChunkError, match="not finite .* data is finite"):
@@ -203,7 +215,7 @@ def test_parameters_outside_the_domain_raise_unless_asked(client):
 
 
 def test_bad_inputs_fail_before_any_task(client):
-    xs, ys, x, y = _small()
+    xs, _, x, y = _small()
     with pytest.raises(TypeError, match="dask.array.from_array"):
         sd.value_and_grad(curve_loss, (xs, y), client=client)
     with pytest.raises(TypeError, match="dtype int64"):
@@ -216,8 +228,8 @@ def test_bad_inputs_fail_before_any_task(client):
 
 
 def test_dataframe_columns_and_scheduler_address(client):
-    pd = pytest.importorskip("pandas")
-    dd = pytest.importorskip("dask.dataframe")
+    pd = _require("pandas")
+    dd = _require("dask.dataframe")
     rng = np.random.default_rng(3)
     n = 6000
     frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
@@ -240,7 +252,7 @@ def test_dataframe_columns_and_scheduler_address(client):
     np.testing.assert_allclose(gw, 2 * X.T @ r, rtol=1e-12)
     np.testing.assert_allclose(gb, 2 * r.sum(), rtol=1e-12)
     ref_v, (ref_w, ref_b) = symad.value_and_grad(lin_loss, argnums=(0, 1))(w0, b0, X, yv)
-    assert _rel(value, ref_v) <= 1e-12 and _rel(gw, ref_w) <= 1e-12
+    assert _rel(value, ref_v) <= 1e-12 and _rel(gw, ref_w) <= 1e-12 and _rel(gb, ref_b) <= 1e-12
     with pytest.raises(TypeError, match="column 'name' has dtype"):
         sd.value_and_grad(lin_loss, ddf, columns=[["a", "b"], "name"], client=client)
     with pytest.raises(KeyError, match="'nope'"):
@@ -256,9 +268,9 @@ def test_minibatch_fit_equals_the_same_steps_in_process(client):
 
     out = sd.fit(loss, START, optimizer=sgd, steps=12, chunks_per_step=3, seed=5)
     assert len(out.losses) == 12 and out.chunks == sd.chunk_schedule(8, 3, 12, seed=5)
-    # epochs: every chunk once before any repeats
-    assert sorted(i for c in out.chunks[:2] for i in c) == sorted(set(
-        i for c in out.chunks[:2] for i in c))
+    # epochs: the first two steps (6 of 8 chunks) use distinct chunks
+    first = [i for c in out.chunks[:2] for i in c]
+    assert len(first) == len(set(first)) == 6
     # the same steps in one process: in-process value_and_grad on the same chunks' rows
     t = symad.tensor(START.copy(), requires_grad=True)
     opt = sgd([t])
@@ -284,7 +296,7 @@ def test_unwraps_compiled_functions_and_default_client(client, curve):
     assert _rel(v, ref_v) <= 1e-12 and _rel(g, ref_g) <= 1e-12
 
 
-@pytest.mark.parametrize("mod", ["tree", "fit", "loss"])
+@pytest.mark.parametrize("mod", ["tree", "fit"])  # loss's example is docs/distributed.md's
 def test_docstring_examples(mod):
     import importlib
     m = importlib.import_module(f"symad.distributed.{mod}")

@@ -2,14 +2,17 @@
 
 Blocks of one page run in order in one namespace, in a temporary working directory. A block is
 skipped only when the line right before it is ``<!-- no-run: REASON -->`` (the reason is
-required). Other fence languages that look like Python (```py, ```pycon, ```python3) are
-rejected, so nothing escapes the test by its spelling. C blocks of docs/export.md are compiled by
-tests/test_export_docs.py.
+required). A page holding ``<!-- requires: mod1, mod2 -->`` (modules of an optional extra such
+as ``symad[dask]``) is skipped when one is not installed, except under ``SYMAD_REQUIRE_EXTRAS=1``
+(CI), where a missing one fails. Other fence languages that look like Python (```py, ```pycon,
+```python3) are rejected, so nothing escapes the test by its spelling. C blocks of
+docs/export.md are compiled by tests/test_export_docs.py.
 """
 from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +23,7 @@ PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
                    re.S | re.M)
 NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<reason>\S.*?)\s*-->\s*$")
+REQUIRES = re.compile(r"<!--\s*requires:\s*(?P<mods>[\w., ]+?)\s*-->")
 PYTHONISH = {"py", "pycon", "python3", "ipython", "python3-console"}
 
 
@@ -54,6 +58,12 @@ def test_page_python_blocks_run(page, tmp_path, monkeypatch, capsys):
     blocks = python_blocks(page)
     if not blocks:
         pytest.skip("no python blocks")
+    for m in REQUIRES.finditer(page.read_text()):
+        for mod in (x.strip() for x in m.group("mods").split(",")):
+            if os.environ.get("SYMAD_REQUIRE_EXTRAS"):
+                importlib.import_module(mod)  # CI installs every extra: missing is a failure
+            else:
+                pytest.importorskip(mod)
     monkeypatch.chdir(tmp_path)  # blocks that write files (export) write them here
     ns: dict = {"__name__": f"docs_{page.stem}"}
     for line, code, skip in blocks:

@@ -77,7 +77,8 @@ class ChunkedData:
                                         f"ddf[{c!r}].astype('float64')")
             self.reader = ChunkReader(cols)
             self.collections = [data]
-            self.sample_shapes = [() if isinstance(s, str) else (len(s),) for s in cols]
+            self.sample_shapes: list[tuple[int, ...]] = [() if isinstance(s, str) else (len(s),)
+                                                        for s in cols]
             self.dtypes = [np.result_type(*[np.dtype(data.dtypes[c]) for c in
                                             ([s] if isinstance(s, str) else s)]) for s in cols]
             self.n_chunks = int(data.npartitions)

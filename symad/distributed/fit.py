@@ -1,8 +1,8 @@
 """``symad.distributed.fit``: minibatch training whose steps draw chunks across the workers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

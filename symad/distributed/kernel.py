@@ -19,8 +19,10 @@ import hashlib
 import pickle
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
 
 class BadChunkError(ValueError):
     """A data chunk cannot be used: wrong dtype, wrong sample shape, or NaN/inf values.
@@ -73,7 +75,7 @@ class ChunkKernel:
         self.digest = hashlib.sha256(pickle.dumps(
             (spec, self.param_shapes, self.constants, self.data, reduction, self.threads))
         ).hexdigest()[:32]
-        self._native = None
+        self._native: Any = None
         self._lock = threading.Lock()
 
     # -- shipping: the native kernel stays behind, each process builds its own once ----------
@@ -166,13 +168,12 @@ class ChunkKernel:
                 bad = np.flatnonzero(~np.isfinite(cols[pos + c]))
                 if bad.size:
                     i = int(bad[0])
-                    at = f"row {i} of the chunk" + (f" (row {row0 + i} overall)"
-                                                     if row0 is not None else "")
+                    overall = f" (row {row0 + i} overall)" if row0 is not None else ""
                     elem = f"{d.name}[{c}]" if d.width > 1 else d.name
                     return BadChunkError(
-                        f"{where}: data argument {d.name!r} holds {cols[pos + c][i]} at {at} "
-                        f"({bad.size} non-finite value(s) in {elem}); the loss and gradient "
-                        "would be NaN. Drop or fill those samples before fitting",
+                        f"{where}: data argument {d.name!r} holds {cols[pos + c][i]} at row {i} "
+                        f"of the chunk{overall}, {bad.size} non-finite value(s) in {elem}: the "
+                        "loss and gradient would be NaN. Drop or fill those samples first",
                         chunk, d.name)
             pos += d.width
         what = "loss" if not np.isfinite(result[1]) else "gradient"

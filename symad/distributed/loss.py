@@ -107,7 +107,7 @@ class DistributedLoss:
     def submit(self, *params, chunks=None) -> list:
         """Futures of the chunk partials (``chunks``: indices, default all), in chunk order."""
         arrays = [_param_array(p) for p in params]
-        ck, kf = self._kernel_and_future(arrays)
+        kf = self._kernel_and_future(arrays)[1]
         flat = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0)
         ids = list(range(self.n_chunks)) if chunks is None else sorted(int(c) for c in chunks)
         if any(not 0 <= i < self.n_chunks for i in ids):
