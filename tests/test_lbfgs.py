@@ -91,3 +91,28 @@ def test_errors():
         opt = optim.LBFGS([x], line_search_fn="backtracking")
         opt.step(lambda: (x * x).sum())
     assert optim.LBFGS([x]).defaults["max_eval"] == 25  # max_iter * 5 // 4
+
+
+def test_state_dict_saves_and_resumes_exactly():
+    import io
+    A, b = _quadratic(seed=1)
+    At, bt = symad.tensor(A, dtype=symad.float64), symad.tensor(b, dtype=symad.float64)
+    f = lambda x: 0.5 * (x @ (At @ x)) - bt @ x  # noqa: E731
+
+    def run(x, opt, n):
+        for _ in range(n):
+            opt.step(_closure(opt, x, f))
+
+    x = symad.zeros(5, dtype=symad.float64, requires_grad=True)
+    opt = optim.LBFGS([x], max_iter=2, history_size=3)
+    run(x, opt, 2)
+    buf = io.BytesIO()
+    symad.save({"x": x.detach(), "opt": opt.state_dict()}, buf)
+    run(x, opt, 2)
+    buf.seek(0)
+    ck = symad.load(buf)  # weights_only: the state is tensors and numbers
+    x2 = ck["x"].clone().requires_grad_()
+    opt2 = optim.LBFGS([x2], max_iter=2, history_size=3)
+    opt2.load_state_dict(ck["opt"])
+    run(x2, opt2, 2)
+    assert x2.tolist() == x.tolist()

@@ -195,10 +195,12 @@ class LBFGS(Optimizer):
         if np.abs(flat_grad).max() <= tolerance_grad:
             return orig_loss
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        d, t = _arr(state.get("d")), state.get("t")
+        old_dirs = [_arr(v) for v in state.get("old_dirs") or []]
+        old_stps = [_arr(v) for v in state.get("old_stps") or []]
+        ro = list(state.get("ro") or [])
         H_diag = state.get("H_diag")  # noqa: N806  (PyTorch's name)
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        prev_flat_grad, prev_loss = _arr(state.get("prev_flat_grad")), state.get("prev_loss")
 
         n_iter = 0
         while n_iter < max_iter:
@@ -269,6 +271,24 @@ class LBFGS(Optimizer):
             if abs(loss - prev_loss) < tolerance_change:
                 break
 
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
-                     prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
+        # state as tensors and Python numbers (PyTorch keeps tensors), so state_dict() saves with
+        # symad.save and loads with weights_only
+        if "al" in state:
+            state["al"] = [None if v is None else float(v) for v in state["al"]]
+        state.update(d=_tensor(d), t=_num(t), old_dirs=[_tensor(v) for v in old_dirs],
+                     old_stps=[_tensor(v) for v in old_stps], ro=[float(v) for v in ro],
+                     H_diag=_num(H_diag), prev_flat_grad=_tensor(prev_flat_grad),
+                     prev_loss=_num(prev_loss))
         return orig_loss
+
+
+def _tensor(a):
+    return None if a is None else Tensor._wrap(a)
+
+
+def _arr(t):
+    return None if t is None else t._data
+
+
+def _num(v):
+    return None if v is None else float(v)
