@@ -205,3 +205,19 @@ def test_seed003_verifier_flags_the_global_w(seed003):
     assert seed003["square_verified"] is True
     assert seed003["fit_function_verified"] is False
     assert "global" in seed003["fit_function_report"]
+
+
+def test_pytorch_port_example():
+    """examples/pytorch_port.py (a tutorial-style script with ``import symad as torch``): the
+    spirals are learned (held-out accuracy >= 95 %), the checkpoint restores the same model,
+    and OneCycleLR's last lr is PyTorch's formula."""
+    out = load("pytorch_port").main(verbose=False)
+    pred = out["logits"].argmax(1)
+    assert float((pred == out["labels"]).mean()) == out["accuracy"] >= 0.95
+    assert out["restored_identical"]
+    # 30 epochs x 10 batches: the 300th step() lands on step 300, past the anneal's end (step
+    # 299), where PyTorch's cosine formula continues with pct = (300 - 89) / (299 - 89)
+    import math
+    lo, hi = 0.05 / 25 / 1e4, 0.05
+    want = lo + (hi - lo) / 2 * (math.cos(math.pi * 211 / 210) + 1)
+    assert out["last_lr"] == pytest.approx(want, rel=1e-12)
