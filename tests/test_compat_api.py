@@ -189,3 +189,15 @@ def test_allclose_and_equal():
         symad.allclose(symad.ones(2), 1.0)
     with pytest.raises(RuntimeError, match="must match the size"):
         symad.isclose(symad.ones(2), symad.ones(3))
+
+
+def test_lazy_linear_under_compile():
+    """A lazy model handed to symad.compile before its first call: the compiled call
+    materializes it (once) and matches eager."""
+    symad.manual_seed(0)
+    net = nn.Sequential(_lazy(4), nn.Tanh(), _lazy(1))
+    x = symad.randn(16, 3)
+    out = symad.compile(net)(x)
+    assert type(net[0]) is nn.Linear and net[0].in_features == 3
+    np.testing.assert_allclose(out.detach().numpy(), net(x).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)

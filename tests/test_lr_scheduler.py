@@ -201,3 +201,29 @@ def test_reduce_lr_on_plateau():
         lrs.append(opt.param_groups[0]["lr"])
     # bad epochs: 4.0 repeats; > patience (1) after two bad epochs -> halve, counter resets
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_scheduler_drives_compile_step_like_eager():
+    """symad.compile_step reads the group's lr at every step, so a scheduler changes it; the
+    compiled update counts as an optimizer step (no 'before optimizer.step()' warning)."""
+    from symad import nn
+    X, y = symad.randn(32, 3), symad.randn(32, 1)
+    weights = []
+    for compiled in (True, False):
+        symad.manual_seed(0)
+        net = nn.Linear(3, 1)
+        opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.5)
+        sched = S.StepLR(opt, step_size=1, gamma=0.5)
+        step = symad.compile_step(net, nn.MSELoss(), opt) if compiled else None
+        for _ in range(3):
+            if compiled:
+                step(X, y)
+            else:
+                opt.zero_grad()
+                nn.MSELoss()(net(X), y).backward()
+                opt.step()
+            sched.step()
+        weights.append(net.weight.detach().numpy())
+        assert sched.get_last_lr() == [0.0125]
+    import numpy as np
+    np.testing.assert_allclose(weights[0], weights[1], rtol=1e-5, atol=1e-7)

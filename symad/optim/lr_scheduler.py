@@ -53,6 +53,10 @@ def _wrap_step(optimizer: Optimizer) -> None:
     optimizer.step = wrapper  # type: ignore[method-assign]
 
 
+def _param_versions(optimizer: Optimizer) -> int:
+    return sum(p._version.value for g in optimizer.param_groups for p in g["params"])
+
+
 class LRScheduler:
     """Base class: ``base_lrs`` (each group's ``initial_lr``), ``last_epoch``, ``step()``,
     ``get_last_lr()``, ``state_dict()`` / ``load_state_dict()``."""
@@ -75,6 +79,7 @@ class LRScheduler:
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         _wrap_step(optimizer)
+        self._versions_at_start = _param_versions(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
@@ -91,7 +96,10 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to ``epoch``, deprecated) and set each group's ``lr``."""
-        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+        # symad.compile_step updates the parameters without calling optimizer.step(); their
+        # version counters show that an update happened
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False) and \
+                _param_versions(self.optimizer) == getattr(self, "_versions_at_start", None):
             warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. In "
                           "PyTorch 1.1.0 and later, you should call them in the opposite order: "
                           "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
