@@ -774,6 +774,19 @@ class Tensor:
     def tril(self, diagonal=0): return FM.tril(self, diagonal)
     def triu(self, diagonal=0): return FM.triu(self, diagonal)
     def gather(self, dim, index): return FM.gather(self, dim, index)
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        if src is not None and not isinstance(src, Tensor) and value is None:
+            src, value = None, src  # t.scatter(1, idx, 1.0): PyTorch's value overload
+        return FM.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        return self._inplace(lambda s: s.scatter(dim, index, src, value=value, reduce=reduce))
+
+    def scatter_add(self, dim, index, src): return FM.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace(lambda s, o: FM.scatter_add(s, dim, index, o), src)
     def split(self, split_size, dim=0): return FM.split(self, split_size, dim)
     def chunk(self, chunks, dim=0): return FM.chunk(self, chunks, dim)
 

@@ -149,3 +149,38 @@ def test_new_ops_compile_and_match_eager():
     assert a.item() == pytest.approx(b.item(), rel=1e-5)
     for gc, p in zip(g, net.parameters()):
         np.testing.assert_allclose(gc, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_scatter_pytorch_documented_values_and_one_hot():
+    # torch.Tensor.scatter_ docs
+    src = symad.arange(1, 11).reshape((2, 5))
+    index = symad.tensor([[0, 1, 2, 0]])
+    assert symad.zeros(3, 5, dtype=src.dtype).scatter_(0, index, src).tolist() == [
+        [1, 0, 0, 4, 0], [0, 2, 0, 0, 0], [0, 0, 3, 0, 0]]
+    index = symad.tensor([[0, 1, 2], [0, 1, 4]])
+    assert symad.zeros(3, 5, dtype=src.dtype).scatter_(1, index, src).tolist() == [
+        [1, 2, 3, 0, 0], [6, 7, 0, 0, 8], [0, 0, 0, 0, 0]]
+    # the one-hot idiom of many tutorials
+    y = symad.tensor([2, 0, 1])
+    assert symad.zeros(3, 4).scatter_(1, y.unsqueeze(1), 1).tolist() == [
+        [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]]
+    # scatter_add: repeated positions add up
+    idx = symad.tensor([[0, 1, 2, 0, 0], [2, 0, 0, 1, 2]])
+    out = symad.zeros(3, 5).scatter_add_(0, idx, symad.ones(2, 5))
+    assert out.tolist() == [[1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [1, 0, 1, 0, 1]]
+
+
+def test_scatter_gradients_and_errors():
+    x = symad.zeros(3, 4, requires_grad=True)
+    s = symad.ones(3, 1, requires_grad=True)
+    out = x.scatter(1, symad.tensor([[2], [0], [1]]), s)
+    assert out.grad_fn.name() == "ScatterBackward0"
+    (out * symad.arange(12.0).reshape(3, 4)).sum().backward()
+    assert x.grad.tolist() == [[0, 1, 0, 3], [0, 5, 6, 7], [8, 0, 10, 11]]
+    assert s.grad.tolist() == [[2], [4], [9]]
+    with pytest.raises(RuntimeError, match="index 5 is out of bounds for dimension 1 with size 4"):
+        symad.zeros(3, 4).scatter(1, symad.tensor([[5]]), 1.0)
+    with pytest.raises(NotImplementedError, match="reduce"):
+        symad.zeros(3, 4).scatter(1, symad.tensor([[0]]), 1.0, reduce="add")
+    with pytest.raises(RuntimeError, match="smaller than src"):
+        symad.zeros(3, 4).scatter(1, symad.tensor([[0, 1]]), symad.ones(1, 1))

@@ -379,6 +379,35 @@ row(Row("gather", lambda x, i, dim: symad.gather(x, dim, i), _gather_ref,
                      Sample([U(rng, (3, 2)), np.array([[2, 0], [0, 0]])], {"dim": 0}),
                      Sample([U(rng, (2, 3, 2)), np.array([[[1], [0]]])], {"dim": 2})]))
 
+def _scatter_ref(add):
+    def ref(x, index, src, dim):
+        out = x.copy()
+        for p in np.ndindex(index.shape):
+            q = list(p)
+            q[dim] = index[p]
+            if add:
+                out[tuple(q)] += src[p]
+            else:
+                out[tuple(q)] = src[p]
+        return out
+    return ref
+
+
+def _scatter_samples(unique):
+    def gen(rng):
+        # scatter: no position written twice (PyTorch leaves the winner unspecified)
+        i1 = np.array([[2, 0, 1], [0, 1, 2]]) if unique else np.array([[2, 0, 2], [2, 2, 0]])
+        return [Sample([U(rng, (2, 3)), i1, U(rng, (2, 3))], {"dim": 1}, diff=(0, 2)),
+                Sample([U(rng, (3, 2)), np.array([[1, 0]]), U(rng, (2, 3))], {"dim": 0},
+                       diff=(0, 2))]
+    return gen
+
+
+row(Row("scatter", lambda x, i, src, dim: symad.scatter(x, dim, i, src), _scatter_ref(False),
+        _scatter_samples(True)))
+row(Row("scatter_add", lambda x, i, src, dim: symad.scatter_add(x, dim, i, src),
+        _scatter_ref(True), _scatter_samples(False)))
+
 ELEMENTWISE = sorted(n for n in ROWS if R[n].formula is not None)
 BINARY_ELEMENTWISE = sorted(n for n in ELEMENTWISE if R[n].nargs == 2)
 DIFF_OPS = sorted(n for n, r in ROWS.items() if r.differentiable)

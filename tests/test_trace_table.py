@@ -151,6 +151,10 @@ row("tril_triu", lambda a: W(symad.tril(a.reshape(3, 2) @ a, -1) + symad.triu(a.
                              C33), M23, ops=("tril", "triu"))
 row("gather", lambda a: W(symad.gather(a, 1, symad.tensor([[2, 0, 2], [1, 1, 0]])), C23), M23,
     ops=("gather",))
+row("scatter", lambda a, b: W(symad.scatter(a, 1, symad.tensor([[1], [0]]), b[:, 1:2]).exp(),
+                              C23) + W(symad.scatter_add(a, 1, symad.tensor([[2, 2], [0, 2]]),
+                                                         b[:, :2]), C23),
+    M23, M23 * 0.5, ops=("scatter", "scatter_add"))
 # -- compositions and seed programs
 row("seed000", lambda w: 2 * w ** 2, np.array(10.0), ops=())
 row("seed001", lambda x: (3 * (x + 2) * (x + 2)).mean(), np.ones((2, 2)), ops=())

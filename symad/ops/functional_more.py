@@ -1,5 +1,5 @@
-"""More of the functional surface: rounding, ``cumsum``, ``tril``/``triu``, ``gather`` (registry
-ops), and ``split``/``chunk``/``einsum`` written with registered ops (slicing, reshape,
+"""More of the functional surface: rounding, ``cumsum``, ``tril``/``triu``, ``gather``,
+``scatter``/``scatter_add`` (registry ops), and ``split``/``chunk``/``einsum`` written with registered ops (slicing, reshape,
 permute, matmul, sum), so they differentiate, trace and compile through those."""
 from __future__ import annotations
 
@@ -70,23 +70,60 @@ def triu(input, diagonal: int = 0):
 
 def gather(input, dim: int, index, *, sparse_grad: bool = False):
     """``out[i][j][k] = input[index[i][j][k]][j][k]`` for ``dim=0`` (and likewise per dim)."""
+    d = _check_index("gather", input, dim, index)
+    return apply(_R["gather"], input, index, dim=d)
+
+
+def _check_index(name: str, input, dim: int, index) -> int:
+    """PyTorch's checks of a gather/scatter index; returns the normalised dim."""
     index = _tensor(index)
     if index.dtype != D.int64:
-        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index, got {index.dtype}")
     if index.ndim != input.ndim:
-        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
     d = _check_dim(dim, input.ndim)
     for k, (si, sx) in enumerate(zip(index.shape, input.shape)):
         if k != d and si > sx:
-            raise RuntimeError(f"Size does not match at dimension {k} expected index "
-                               f"{list(index.shape)} to be smaller than self "
+            raise RuntimeError(f"Expected index {list(index.shape)} to be smaller than self "
                                f"{list(input.shape)} apart from dimension {d}")
     idx = index._data
     if idx.size and (idx.min() < -input.shape[d] or idx.max() >= input.shape[d]):
         bad = int(idx.max() if idx.max() >= input.shape[d] else idx.min())
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size "
                            f"{input.shape[d]}")
-    return apply(_R["gather"], input, index, dim=d)
+    return d
+
+
+def _scatter_src(input, index, src, value, name: str):
+    Tensor = D._tensor_cls()
+    if (src is None) == (value is None):
+        raise TypeError(f"{name}() needs exactly one of src (a tensor) and value (a number)")
+    if src is None or not isinstance(src, Tensor):
+        fill = value if src is None else src
+        return Tensor._wrap(np.full(tuple(index.shape), fill, dtype=input.dtype.np), input.dtype)
+    if src.ndim != index.ndim or any(si > ss for si, ss in zip(index.shape, src.shape)):
+        raise RuntimeError(f"Expected index {list(index.shape)} to be smaller than src "
+                           f"{list(src.shape)} in every dimension")
+    return src
+
+
+def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
+    """A copy of ``input`` with ``src`` (or ``value``) written at the positions ``gather``
+    would read: ``out[index[i][j]][j] = src[i][j]`` for ``dim=0``."""
+    if reduce is not None:
+        raise NotImplementedError("scatter(reduce=...): symad does not support reduce yet; use "
+                                  "scatter_add for reduce='add'")
+    d = _check_index("scatter", input, dim, index)
+    return apply(_R["scatter"], input, index, _scatter_src(input, index, src, value, "scatter"),
+                 dim=d)
+
+
+def scatter_add(input, dim: int, index, src):
+    """A copy of ``input`` with ``src`` added at the positions ``gather`` would read
+    (repeated positions add up)."""
+    d = _check_index("scatter_add", input, dim, index)
+    return apply(_R["scatter_add"], input, index,
+                 _scatter_src(input, index, src, None, "scatter_add"), dim=d)
 
 
 # -- split / chunk (slices of the input) --------------------------------------------------------

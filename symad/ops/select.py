@@ -51,3 +51,55 @@ def _gather_vjp(ctx, g):
 register("gather", grad_fn="GatherBackward0", forward=_gather_np, vjp=_gather_vjp, nargs=2,
          params=("dim",), dtype_rule="first",
          doc="out[i][j] = x[i][index[i][j]] (dim 1): values along ``dim`` at ``index``")
+
+
+# scatter / scatter_add: write (or add) ``src`` into a copy of ``x`` at the positions gather reads
+def _src_part(src, index):
+    """The entries of ``src`` that the index addresses (``src`` may be larger than ``index``)."""
+    return src[tuple(slice(0, n) for n in index.shape)]
+
+
+def _scatter_np(x, index, src, dim):
+    out = np.array(x, copy=True)
+    out[gather_key(np.asarray(index, dtype=np.int64), dim)] = _src_part(src, index)
+    return out
+
+
+def _scatter_add_np(x, index, src, dim):
+    out = np.array(x, copy=True)
+    np.add.at(out, gather_key(np.asarray(index, dtype=np.int64), dim), _src_part(src, index))
+    return out
+
+
+def _src_grad(ctx, g):
+    """d/d src: the gathered gradient, in the index-shaped corner of ``src``'s shape."""
+    from .functional import index_scatter
+    x, index, src = ctx.inputs
+    key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
+    gs = g[key]
+    if tuple(src.shape) != tuple(index.shape):
+        gs = index_scatter(gs, tuple(slice(0, n) for n in index.shape), tuple(src.shape))
+    return gs
+
+
+def _scatter_vjp(ctx, g):
+    """PyTorch's ScatterBackward: self gets g with the written positions zeroed, src gets
+    g gathered at the index."""
+    from .functional import index_fill_zero
+    x, index, src = ctx.inputs
+    key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
+    return (index_fill_zero(g, key) if ctx.needs_input_grad[0] else None, None,
+            _src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
+
+
+def _scatter_add_vjp(ctx, g):
+    return (g if ctx.needs_input_grad[0] else None, None,
+            _src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
+
+
+register("scatter", grad_fn="ScatterBackward0", forward=_scatter_np, vjp=_scatter_vjp, nargs=3,
+         params=("dim",), dtype_rule="first",
+         doc="x with x[index[i][j]][j] = src[i][j] (dim 0): gather's positions overwritten")
+register("scatter_add", grad_fn="ScatterAddBackward0", forward=_scatter_add_np,
+         vjp=_scatter_add_vjp, nargs=3, params=("dim",), dtype_rule="first",
+         doc="x with src[i][j] added at x[index[i][j]][j] (dim 0); repeated positions add up")
