@@ -27,8 +27,8 @@ from .ops.functional import (abs, acos, add, amax, amin, argmax, argmin, asin, a
                              sin, sinh, softmax, sqrt, square, squeeze, stack, std, sub, sum, t,
                              tan, tanh, transpose, unsqueeze, var, where)
 from .ops.compare import allclose, equal, isclose
-from .ops.functional_more import (ceil, chunk, cumsum, einsum, fix, gather, round, scatter,
-                                  scatter_add, split, tril, triu, trunc)
+from .ops.functional_more import (argsort, ceil, chunk, cumsum, einsum, fix, gather, round,
+                                  scatter, scatter_add, sort, split, topk, tril, triu, trunc)
 from .ops.meshgrid import meshgrid
 from .random import (Generator, initial_seed, manual_seed, normal, rand, rand_like, randint,
                      randn, randn_like, randperm, seed)

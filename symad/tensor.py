@@ -741,11 +741,11 @@ class Tensor:
     def mT(self) -> "Tensor":
         return self.transpose(-2, -1)
 
-    def all(self, dim=None):
-        return Tensor._wrap(np.asarray(np.all(self._data, axis=dim)))
+    def all(self, dim=None, keepdim=False):
+        return Tensor._wrap(np.asarray(np.all(self._data, axis=dim, keepdims=keepdim)))
 
-    def any(self, dim=None):
-        return Tensor._wrap(np.asarray(np.any(self._data, axis=dim)))
+    def any(self, dim=None, keepdim=False):
+        return Tensor._wrap(np.asarray(np.any(self._data, axis=dim, keepdims=keepdim)))
 
     def isnan(self):
         return Tensor._wrap(np.isnan(self._data))
@@ -788,6 +788,10 @@ class Tensor:
     def scatter_add_(self, dim, index, src):
         return self._inplace(lambda s, o: FM.scatter_add(s, dim, index, o), src)
     def split(self, split_size, dim=0): return FM.split(self, split_size, dim)
+    def sort(self, dim=-1, descending=False, stable=False): return FM.sort(self, dim, descending)
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return FM.argsort(self, dim, descending)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return FM.topk(self, k, dim, largest)
     def chunk(self, chunks, dim=0): return FM.chunk(self, chunks, dim)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):

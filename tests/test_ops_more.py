@@ -184,3 +184,46 @@ def test_scatter_gradients_and_errors():
         symad.zeros(3, 4).scatter(1, symad.tensor([[0]]), 1.0, reduce="add")
     with pytest.raises(RuntimeError, match="smaller than src"):
         symad.zeros(3, 4).scatter(1, symad.tensor([[0, 1]]), symad.ones(1, 1))
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_sort_matches_numpy_and_differentiates(descending, dim):
+    x = RNG.uniform(-1, 1, (3, 4))
+    t = symad.tensor(x, dtype=symad.float64)
+    values, indices = symad.sort(t, dim=dim, descending=descending)
+    want = np.sort(x, axis=dim)
+    want = np.flip(want, axis=dim) if descending else want
+    np.testing.assert_array_equal(values.numpy(), want)
+    np.testing.assert_array_equal(np.take_along_axis(x, indices.numpy(), axis=dim), want)
+    assert indices.dtype == symad.int64
+
+    def ref(a):
+        s = np.sort(a, axis=dim)
+        return np.flip(s, axis=dim) if descending else s
+    _fd_check(lambda a: symad.sort(a, dim, descending).values, ref, [x])
+
+
+def test_topk_and_argsort_documented_values_and_ties():
+    # torch.topk docs: topk(arange(1., 6.), 3) = values [5., 4., 3.], indices [4, 3, 2]
+    v, i = symad.topk(symad.arange(1.0, 6.0), 3)
+    assert v.tolist() == [5.0, 4.0, 3.0] and i.tolist() == [4, 3, 2]
+    v, i = symad.arange(1.0, 6.0).topk(2, largest=False)
+    assert v.tolist() == [1.0, 2.0] and i.tolist() == [0, 1]
+    # ties keep their original order, ascending and descending
+    assert symad.argsort(symad.tensor([2, 1, 2, 0])).tolist() == [3, 1, 0, 2]
+    assert symad.argsort(symad.tensor([2, 1, 2, 0]), descending=True).tolist() == [0, 2, 1, 3]
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        symad.topk(symad.ones(3), 4)
+    # the top-k accuracy of pytorch/examples (imagenet)
+    output = symad.tensor([[0.1, 0.5, 0.4], [0.8, 0.15, 0.05], [0.2, 0.3, 0.5]])
+    target = symad.tensor([2, 0, 1])
+    _, pred = output.topk(2, 1, True, True)
+    pred = pred.t()
+    correct = pred.eq(target.view(1, -1).expand_as(pred))
+    top1 = correct[:1].reshape(-1).float().sum(0, keepdim=True).mul_(100.0 / 3)
+    top2 = correct[:2].reshape(-1).float().sum(0, keepdim=True).mul_(100.0 / 3)
+    assert top1.tolist() == pytest.approx([100 / 3]) and top2.tolist() == pytest.approx([300 / 3])
+    x = symad.tensor([1.0, 4.0, 2.0], requires_grad=True)
+    symad.topk(x, 2).values.sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins as _b
 import string
+from collections import namedtuple
 
 import numpy as np
 
@@ -124,6 +125,53 @@ def scatter_add(input, dim: int, index, src):
     d = _check_index("scatter_add", input, dim, index)
     return apply(_R["scatter_add"], input, index,
                  _scatter_src(input, index, src, None, "scatter_add"), dim=d)
+
+
+# -- sort / argsort / topk: indices by numpy, values gathered (differentiable via gather) --------
+SortResult = namedtuple("sort", ["values", "indices"])
+TopkResult = namedtuple("topk", ["values", "indices"])
+
+
+def _order(a: np.ndarray, d: int, descending: bool) -> np.ndarray:
+    """Stable order along ``d``; descending keeps equal elements in their original order."""
+    if not descending:
+        return np.argsort(a, axis=d, kind="stable")
+    n = a.shape[d]
+    flipped = np.flip(a, axis=d)
+    return n - 1 - np.flip(np.argsort(flipped, axis=d, kind="stable"), axis=d)
+
+
+def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False):
+    """Indices that sort ``input`` along ``dim`` (ties keep their order)."""
+    Tensor = D._tensor_cls()
+    if input.ndim == 0:
+        return Tensor._wrap(np.zeros((), dtype=np.int64), D.int64)
+    d = _check_dim(dim, input.ndim)
+    return Tensor._wrap(_order(input._data, d, descending).astype(np.int64), D.int64)
+
+
+def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
+    """``(values, indices)`` of ``input`` sorted along ``dim``; gradients flow to the values'
+    positions (through ``gather``)."""
+    idx = argsort(input, dim, descending)
+    if input.ndim == 0:
+        return SortResult(input.clone(), idx)
+    return SortResult(apply(_R["gather"], input, idx, dim=_check_dim(dim, input.ndim)), idx)
+
+
+def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+    """The ``k`` largest (or smallest) elements along ``dim`` and their indices."""
+    Tensor = D._tensor_cls()
+    d = _check_dim(dim, input.ndim)
+    n = input.shape[d] if input.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    if input.ndim == 0:
+        return TopkResult(input.clone(), Tensor._wrap(np.zeros((), np.int64), D.int64))
+    order = _order(input._data, d, largest)
+    idx = Tensor._wrap(np.ascontiguousarray(np.take(order, np.arange(k), axis=d))
+                       .astype(np.int64), D.int64)
+    return TopkResult(apply(_R["gather"], input, idx, dim=d), idx)
 
 
 # -- split / chunk (slices of the input) --------------------------------------------------------

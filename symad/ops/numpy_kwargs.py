@@ -15,7 +15,8 @@ ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 # the reductions and shape functions that take ``dim``/``keepdim`` (functions and methods)
 NAMES = ("sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "norm", "std",
          "var", "logsumexp", "softmax", "log_softmax", "cat", "concat", "concatenate", "stack",
-         "squeeze", "unsqueeze", "all", "any", "cumsum", "split", "chunk", "gather")
+         "squeeze", "unsqueeze", "all", "any", "cumsum", "split", "chunk", "gather", "sort",
+         "argsort", "topk")
 
 
 def numpy_kwargs(fn: Callable) -> Callable:
