@@ -30,9 +30,9 @@ class device:
     """A device: ``device("cpu")``, ``device("cpu:0")``, ``device("cpu", 0)``,
     ``device(type="cpu")``. Printed like PyTorch's: ``device(type='cpu')``."""
 
-    __slots__ = ("_type", "_index")
+    __slots__ = ("_index", "_type")
 
-    def __init__(self, type: Any = None, index: int | None = None) -> None:  # noqa: A002
+    def __init__(self, type: Any = None, index: int | None = None) -> None:
         if isinstance(type, device):
             if index is not None:
                 raise TypeError("device(): a device object cannot be combined with an index")

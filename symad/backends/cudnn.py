@@ -18,4 +18,4 @@ def is_available() -> bool:
 
 def version() -> None:
     """None, as PyTorch returns when cuDNN is not available."""
-    return None
+    return

@@ -25,7 +25,7 @@ def _tensor(x):
 
 
 # -- rounding (zero gradient) -------------------------------------------------------------------
-def round(input, *, decimals: int = 0):  # noqa: A001  (PyTorch's name)
+def round(input, *, decimals: int = 0):
     """Round half to even, to ``decimals`` places; the gradient is zero."""
     return apply(_R["round"], input, decimals=int(decimals))
 
@@ -159,7 +159,7 @@ def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     return SortResult(apply(_R["gather"], input, idx, dim=_check_dim(dim, input.ndim)), idx)
 
 
-def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """The ``k`` largest (or smallest) elements along ``dim`` and their indices."""
     Tensor = D._tensor_cls()
     d = _check_dim(dim, input.ndim)
@@ -215,8 +215,8 @@ def _parse_einsum(equation: str, operands) -> tuple[list[str], str]:
     lhs, arrow, rhs = eq.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(operands):
-        raise RuntimeError(f"einsum(): more operands were provided than specified in the "
-                           f"equation" if len(operands) > len(terms) else
+        raise RuntimeError("einsum(): more operands were provided than specified in the "
+                           "equation" if len(operands) > len(terms) else
                            "einsum(): fewer operands were provided than specified in the "
                            "equation")
     used = set(c for c in eq if c.isalpha())
@@ -340,6 +340,6 @@ def einsum(equation: str, *operands):
     return x
 
 
-from .numpy_kwargs import add_numpy_kwargs as _add_numpy_kwargs  # noqa: E402
+from .numpy_kwargs import add_numpy_kwargs as _add_numpy_kwargs
 
 _add_numpy_kwargs(globals())  # cumsum(x, axis=0), split(x, 2, axis=1), ... as PyTorch accepts

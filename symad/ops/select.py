@@ -74,7 +74,7 @@ def _scatter_add_np(x, index, src, dim):
 def _src_grad(ctx, g):
     """d/d src: the gathered gradient, in the index-shaped corner of ``src``'s shape."""
     from .functional import index_scatter
-    x, index, src = ctx.inputs
+    _, index, src = ctx.inputs
     key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
     gs = g[key]
     if tuple(src.shape) != tuple(index.shape):
@@ -86,7 +86,7 @@ def _scatter_vjp(ctx, g):
     """PyTorch's ScatterBackward: self gets g with the written positions zeroed, src gets
     g gathered at the index."""
     from .functional import index_fill_zero
-    x, index, src = ctx.inputs
+    index = ctx.inputs[1]
     key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
     return (index_fill_zero(g, key) if ctx.needs_input_grad[0] else None, None,
             _src_grad(ctx, g) if ctx.needs_input_grad[2] else None)

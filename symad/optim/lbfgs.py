@@ -199,7 +199,7 @@ class LBFGS(Optimizer):
         old_dirs = [_arr(v) for v in state.get("old_dirs") or []]
         old_stps = [_arr(v) for v in state.get("old_stps") or []]
         ro = list(state.get("ro") or [])
-        H_diag = state.get("H_diag")  # noqa: N806  (PyTorch's name)
+        H_diag = state.get("H_diag")
         prev_flat_grad, prev_loss = _arr(state.get("prev_flat_grad")), state.get("prev_loss")
 
         n_iter = 0
@@ -209,7 +209,7 @@ class LBFGS(Optimizer):
             if state["n_iter"] == 1:
                 d = -flat_grad
                 old_dirs, old_stps, ro = [], [], []
-                H_diag = 1  # noqa: N806
+                H_diag = 1
             else:
                 y = flat_grad - prev_flat_grad
                 s = d * t
@@ -222,7 +222,7 @@ class LBFGS(Optimizer):
                     old_dirs.append(y)
                     old_stps.append(s)
                     ro.append(1.0 / ys)
-                    H_diag = ys / y.dot(y)  # noqa: N806
+                    H_diag = ys / y.dot(y)
                 num_old = len(old_dirs)
                 if "al" not in state:
                     state["al"] = [None] * history_size
