@@ -166,6 +166,42 @@ def test_worker_killed_mid_evaluation_gives_the_same_numbers(curve, client):
     assert again_v == want_v and np.array_equal(again_g, want_g)
 
 
+def _count_builds_and_traces():
+    """Worker-side instrumentation: count codegen.Kernel constructions and traces."""
+    import codegen
+    import symad.symbolic as symbolic
+    if not hasattr(codegen.Kernel, "_test_counts"):
+        codegen.Kernel._test_counts = {"builds": 0, "traces": 0}
+        init, trace = codegen.Kernel.__init__, symbolic.trace_batched
+
+        def counting_init(self, *a, **kw):
+            codegen.Kernel._test_counts["builds"] += 1
+            init(self, *a, **kw)
+
+        def counting_trace(*a, **kw):
+            codegen.Kernel._test_counts["traces"] += 1
+            return trace(*a, **kw)
+        codegen.Kernel.__init__ = counting_init
+        symbolic.trace_batched = counting_trace
+    return dict(codegen.Kernel._test_counts)
+
+
+def test_kernel_built_once_per_worker_and_never_traced_there(client):
+    before = client.run(_count_builds_and_traces)
+    x = da.from_array(np.linspace(0.0, 1.0, 16_000), chunks=1000)
+
+    def fresh_loss(t, x):  # a kernel no other test built
+        return ((t[0] * symad.exp(-t[1] * x) - 0.5 * x) ** 2).sum()
+
+    loss = sd.value_and_grad(fresh_loss, x, client=client)
+    for k in range(4):
+        loss(np.array([1.0, 0.1 * k]))
+    after = client.run(_count_builds_and_traces)
+    builds = {w: after[w]["builds"] - before[w]["builds"] for w in after}
+    assert all(b <= 1 for b in builds.values()) and sum(builds.values()) >= 1, builds
+    assert all(after[w]["traces"] == before[w]["traces"] for w in after)
+
+
 def _small(n=8000, chunks=8, seed=7):
     rng = np.random.default_rng(seed)
     xs = rng.uniform(0, 10, n)
