@@ -7,8 +7,9 @@ For each setting, the median (and best) of REPEATS evaluations of loss + gradien
 * in-process ``symad.value_and_grad`` on numpy arrays (kernel threads = 1 and = all cores);
 * ``symad.distributed.value_and_grad`` on a LocalCluster of 1 and 2 worker processes
   (one thread each);
-* the overhead per evaluation: the same 16 chunks holding 64 samples each (pure Dask round trip
-  and task scheduling), and the kernel time of one chunk in this process.
+* the overhead per evaluation: the same 16 chunks holding 64 samples each (the Dask round trip
+  and task scheduling), next to 16 no-op Dask tasks (Dask's own floor), and the kernel time of
+  one chunk in this process.
 
 Run: ``python benchmarks/bench_distributed.py [N] [REPEATS]`` (needs ``pip install 'symad[dask]'``).
 """
@@ -40,6 +41,10 @@ def data(n: int):
     y = 2 * da.exp(-0.3 * x) * da.sin(3 * x + 0.5) + 0.1 + rng.normal(0, 0.01, size=n,
                                                                          chunks=n // CHUNKS)
     return x, y
+
+
+def _noop(i: int) -> int:
+    return i
 
 
 def timed(f, repeats: int) -> tuple[float, float]:
@@ -75,7 +80,8 @@ def main() -> None:
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, dask {dask.__version__}; N = {n:,}, "
-          f"{CHUNKS} chunks, {repeats} evaluations each (median / best)")
+          f"{CHUNKS} chunks, {repeats} evaluations each (median / best); load average "
+          f"{os.getloadavg()[0]:.1f} at start")
     rows = in_process(n, repeats)
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
@@ -87,12 +93,15 @@ def main() -> None:
             med, best = timed(lambda: tiny(THETA), repeats)  # noqa: B023
             rows.append((f"overhead: {CHUNKS} chunks x 64 samples, {workers} worker(s)",
                          64 * CHUNKS, med, best))
+            med, best = timed(lambda: client.gather(client.map(_noop, range(CHUNKS),
+                                                               pure=False)), repeats)
+            rows.append((f"Dask alone: {CHUNKS} no-op tasks, {workers} worker(s)", 0, med, best))
     print()
     print("| setting | samples | median | best | samples/s (median) |")
     print("|---|---|---|---|---|")
     for name, m, med, best in rows:
-        print(f"| {name} | {m:,} | {med * 1e3:.1f} ms | {best * 1e3:.1f} ms | "
-              f"{m / med / 1e6:.1f} M |")
+        rate = f"{m / med / 1e6:.1f} M" if m >= 1e5 else "-"
+        print(f"| {name} | {m:,} | {med * 1e3:.1f} ms | {best * 1e3:.1f} ms | {rate} |")
 
 
 if __name__ == "__main__":
