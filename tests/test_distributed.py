@@ -338,3 +338,19 @@ def test_docstring_examples(mod):
     m = importlib.import_module(f"symad.distributed.{mod}")
     result = doctest.testmod(m, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_float32_data_and_parameters_give_a_float32_kernel(client):
+    xs, ys, x, y = _small(n=40_000, chunks=4)
+    loss = sd.value_and_grad(curve_loss, (x.astype(np.float32), y.astype(np.float32)),
+                             client=client)
+    t32 = START.astype(np.float32)
+    value, grad = loss(t32)
+    assert loss.kernel(t32).spec.dtype == "float32"
+    # float32 kernel, float64 sums: close to the float64 oracle on the rounded data
+    np_v, np_g = numpy_value_and_grad(t32.astype(np.float64), xs.astype(np.float32)
+                                      .astype(np.float64), ys.astype(np.float32)
+                                      .astype(np.float64))
+    assert _rel(value, np_v) <= 1e-5 and _rel(grad, np_g) <= 1e-4
+    # float64 parameters promote the kernel to float64, as in PyTorch
+    assert loss.kernel(START).spec.dtype == "float64"

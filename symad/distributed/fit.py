@@ -64,12 +64,12 @@ def fit(loss: DistributedLoss, params, *, optimizer: Callable | None = None, ste
     for step, chunks in enumerate(chunk_schedule(loss.n_chunks, chunks_per_step, steps, seed)):
         ev = loss.evaluate(*[t.detach().numpy() for t in ts], chunks=chunks)
         for t, g in zip(ts, ev.grads):
-            t.grad = tensor(g.astype(np.float64))
+            t.grad = tensor(g.astype(t.detach().numpy().dtype))
         opt.step()
         result.losses.append(ev.value)
         result.chunks.append(chunks)
         if callback is not None:
             callback(step, ev.value)
-    final = [np.array(t.detach().numpy(), dtype=np.float64) for t in ts]
+    final = [np.array(t.detach().numpy()) for t in ts]
     result.params = final[0] if single else tuple(final)
     return result

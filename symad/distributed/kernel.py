@@ -203,11 +203,11 @@ def build_chunk_kernel(fn, params, data_examples, *, dtype: str | None = None,
 
     from ..symbolic import NotBatchSeparable, reverse_gradient, trace_batched
 
-    params = [np.asarray(p, dtype=np.float64) for p in params]
     data_examples = [np.asarray(d) for d in data_examples]
-    if dtype is None:
-        dtype = "float64" if any(d.dtype == np.float64 for d in data_examples) or \
-            not data_examples else "float32"
+    if dtype is None:  # PyTorch's promotion: float32 only if every parameter and datum is
+        dtype = "float32" if all(np.asarray(a).dtype == np.float32
+                                 for a in list(params) + data_examples) else "float64"
+    params = [np.asarray(p, dtype=np.float64) for p in params]
     examples = params + [np.zeros((2,) + d.shape[1:], dtype=dtype) for d in data_examples]
     n_p = len(params)
     batched = [False] * n_p + [True] * len(data_examples)

@@ -54,9 +54,11 @@ def _as_client(client):
 
 
 def _param_array(p) -> np.ndarray:
+    """A parameter as a float array (float32 stays float32: it decides the kernel dtype)."""
     if hasattr(p, "detach") and hasattr(p, "numpy"):  # a symad.Tensor
         p = p.detach().numpy()
-    return np.asarray(p, dtype=np.float64)
+    a = np.asarray(p)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 class DistributedLoss:
@@ -95,7 +97,7 @@ class DistributedLoss:
         return self._kernel_and_future([_param_array(p) for p in params])[0]
 
     def _kernel_and_future(self, params):
-        key = tuple(p.shape for p in params)
+        key = tuple((p.shape, p.dtype.str) for p in params)
         got = self._kernels.get(key)
         if got is None:
             ck = build_chunk_kernel(self.fn, params, self.data.examples(), dtype=self.dtype,
