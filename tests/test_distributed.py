@@ -354,3 +354,15 @@ def test_float32_data_and_parameters_give_a_float32_kernel(client):
     assert _rel(value, np_v) <= 1e-5 and _rel(grad, np_g) <= 1e-4
     # float64 parameters promote the kernel to float64, as in PyTorch
     assert loss.kernel(START).spec.dtype == "float64"
+
+
+def test_example_script_fits_on_the_cluster(client):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "distributed_curve_fit.py"
+    spec = importlib.util.spec_from_file_location("distributed_curve_fit", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(client, n=200_000, chunks=8, adam_steps=30)
+    np.testing.assert_allclose(out["lbfgs"], TRUE, atol=1e-3)
+    assert out["adam_losses"][-1] < out["adam_losses"][0]
