@@ -169,7 +169,7 @@ def test_worker_killed_mid_evaluation_gives_the_same_numbers(curve, client):
 def _count_builds_and_traces():
     """Worker-side instrumentation: count codegen.Kernel constructions and traces."""
     import codegen
-    import symad.symbolic as symbolic
+    from symad import symbolic
     if not hasattr(codegen.Kernel, "_test_counts"):
         codegen.Kernel._test_counts = {"builds": 0, "traces": 0}
         init, trace = codegen.Kernel.__init__, symbolic.trace_batched
