@@ -679,6 +679,7 @@ class Tensor:
     def cosh(self): return F.cosh(self)
     def atan(self): return F.atan(self)
     def sigmoid(self): return F.sigmoid(self)
+    def erf(self): return F.erf(self)
     def relu(self): return F.relu(self)
     def neg(self): return F.neg(self)
     def reciprocal(self): return F.reciprocal(self)

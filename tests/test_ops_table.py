@@ -408,6 +408,12 @@ row(Row("scatter", lambda x, i, src, dim: symad.scatter(x, dim, i, src), _scatte
 row(Row("scatter_add", lambda x, i, src, dim: symad.scatter_add(x, dim, i, src),
         _scatter_ref(True), _scatter_samples(False)))
 
+# -- layer ops (activations, convolution, pooling, layer norm, embedding): tests/layer_op_rows.py
+from layer_op_rows import erf_ref, layer_rows  # noqa: E402
+
+for _r in layer_rows(Row, Sample, U, unary):
+    row(_r)
+
 ELEMENTWISE = sorted(n for n in ROWS if R[n].formula is not None)
 BINARY_ELEMENTWISE = sorted(n for n in ELEMENTWISE if R[n].nargs == 2)
 DIFF_OPS = sorted(n for n, r in ROWS.items() if r.differentiable)
@@ -662,7 +668,8 @@ def test_fast_path_equals_lambdified_formula(name):
     # symad's own sigmoid function is written out, so the fast path is not its own oracle
     expr = op.formula(*syms, **s.kwargs).replace(
         sigmoid, lambda x: 1 / (1 + sympy.exp(-x)))
-    fn = sympy.lambdify(syms, expr, modules="numpy")
+    # math.erf stands in for erf: numpy has none, and symad's own must not be its oracle
+    fn = sympy.lambdify(syms, expr, modules=[{"erf": erf_ref}, "numpy"])
     expected = np.broadcast_to(fn(*s.arrays), np.broadcast_shapes(*[a.shape for a in s.arrays]))
     got = op.forward(*s.arrays, **s.kwargs)
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-14)

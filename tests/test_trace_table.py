@@ -155,6 +155,41 @@ row("scatter", lambda a, b: W(symad.scatter(a, 1, symad.tensor([[1], [0]]), b[:,
                               C23) + W(symad.scatter_add(a, 1, symad.tensor([[2, 2], [0, 2]]),
                                                          b[:, :2]), C23),
     M23, M23 * 0.5, ops=("scatter", "scatter_add"))
+# -- layer ops (tiny shapes: the trace is element-level SymPy)
+for _n in ["erf", "gelu", "gelu_tanh", "silu", "elu", "softplus"]:
+    row(_n, (lambda n: lambda x: W(_op(n, x)))(_n), MIX, kinky=_n in ("elu", "softplus"))
+row("leaky_relu", lambda x: W(_op("leaky_relu", x, negative_slope=0.1) * x), MIX, kinky=True)
+X14 = RNG.uniform(-1, 1, size=(1, 1, 4))
+W12 = RNG.uniform(-1, 1, size=(1, 1, 2))
+G13 = RNG.uniform(-1, 1, size=(1, 1, 3))
+_CG = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}
+row("conv1d", lambda x, w, b: W(nn.functional.conv1d(x, w, b, padding=1), C3[:2].repeat(3)[:5]),
+    X14, W12, np.array([0.3]), ops=("convolution",))
+row("conv2d", lambda x, w: nn.functional.conv2d(x, w).pow(2).sum(), X14.reshape(1, 1, 2, 2),
+    W12.reshape(1, 1, 1, 2), ops=("convolution",))
+row("conv_input_grad", lambda g, w: W(_op("conv_input_grad", g, w, input_shape=(1, 1, 4), **_CG)
+                                      .reshape(4), np.append(C3, 0.5)),
+    G13, W12, ops=("conv_input_grad",))
+row("conv_weight_grad", lambda x, g: W(_op("conv_weight_grad", x, g, weight_shape=(1, 1, 2),
+                                           **_CG).reshape(2), C3[:2]),
+    X14, G13, ops=("conv_weight_grad",))
+row("max_pool", lambda x: W(nn.functional.max_pool1d(x, 2, 1).reshape(3)), X14,
+    ops=("max_pool",), kinky=True)
+_AV = {"kernel_size": (1, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0)), "extra": (0, 0),
+       "count_include_pad": True, "divisor_override": None}
+row("avg_pool", lambda x: W(nn.functional.avg_pool1d(x, 2, 1, padding=1,
+                                                     count_include_pad=False).reshape(5),
+                            np.append(C3, [0.5, -0.2])), X14, ops=("avg_pool",))
+row("avg_pool_backward", lambda g: W(_op("avg_pool_backward", g.reshape(1, 1, 1, 3),
+                                         input_shape=(1, 1, 1, 4), **_AV).reshape(4),
+                                     np.append(C3, 0.5)), G13, ops=("avg_pool_backward",))
+row("adaptive_avg_pool2d", lambda x: W(nn.functional.adaptive_avg_pool2d(
+    x.reshape(1, 1, 2, 3), (1, 2)).reshape(2), C3[:2]), M23, ops=("adaptive_avg_pool2d",))
+row("layer_norm", lambda x, w, b: W(nn.functional.layer_norm(x, (3,), w, b), C23), M23, MIX,
+    POS, ops=("layer_norm",))
+# (padding_idx's zero gradient is a VJP rule with no element-level SymPy form, like detach)
+row("embedding", lambda w, i: W(nn.functional.embedding(i, w), M32), M32,
+    np.array([1, 0, 1]), ops=("embedding",), constants=(1,))
 # -- compositions and seed programs
 row("seed000", lambda w: 2 * w ** 2, np.array(10.0), ops=())
 row("seed001", lambda x: (3 * (x + 2) * (x + 2)).mean(), np.ones((2, 2)), ops=())

@@ -8,38 +8,55 @@
 from __future__ import annotations
 
 from . import functional, init
+from .activation import ELU, GELU, LeakyReLU, SiLU, Softplus
 from .containers import ModuleList, Sequential
+from .conv import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .lazy import LazyLinear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                    NLLLoss, SmoothL1Loss)
 from .module import Module
+from .normalization import Embedding, LayerNorm
 from .parameter import Parameter, UninitializedParameter
 
 __all__ = [
-                     "BCELoss",
-                     "BCEWithLogitsLoss",
-                     "CrossEntropyLoss",
-                     "Dropout",
-                     "Flatten",
-                     "HuberLoss",
-                     "Identity",
-                     "L1Loss",
-                     "LazyLinear",
-                     "Linear",
-                     "LogSoftmax",
-                     "MSELoss",
-                     "Module",
-                     "ModuleList",
-                     "NLLLoss",
-                     "Parameter",
-                     "ReLU",
-                     "Sequential",
-                     "Sigmoid",
-                     "SmoothL1Loss",
-                     "Softmax",
-                     "Tanh",
-                     "UninitializedParameter",
-                     "functional",
-                     "init",
+    "ELU",
+    "GELU",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "Conv1d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "HuberLoss",
+    "Identity",
+    "L1Loss",
+    "LayerNorm",
+    "LazyLinear",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool1d",
+    "MaxPool2d",
+    "Module",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "UninitializedParameter",
+    "functional",
+    "init",
 ]

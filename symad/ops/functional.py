@@ -8,6 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops)
+from . import activation, conv, norm  # noqa: F401  (layer ops: activations, conv/pool, norms)
 from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
 from .. import _dtype as D
 from .dispatch import apply
@@ -63,6 +64,7 @@ sign = _unary("sign")
 relu = _unary("relu")
 neg = _unary("neg")
 floor = _unary("floor")
+erf = _unary("erf")
 logical_not = _unary("logical_not")
 arctan, arcsin, arccos, absolute, negative = atan, asin, acos, abs, neg
 

@@ -142,6 +142,7 @@ _HANDLERS = {
     sympy.asin: _unary("asin"),
     sympy.acos: _unary("acos"),
     sympy.floor: _unary("floor"),
+    sympy.erf: _unary("erf"),
     sympy.Max: lambda e, ev: _fold(F.maximum, e, ev),
     sympy.Min: lambda e, ev: _fold(F.minimum, e, ev),
 }
