@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _dtype as D
 from ._device import check_device
+from .autograd.recording import escape as _escape
 
 
 class Generator:
@@ -39,12 +40,15 @@ class Generator:
 
     # raw draws (numpy arrays), used by the tensor functions below
     def normal(self, mean, std, shape):
+        _escape(None, "a random draw")
         return self._rng.normal(mean, std, shape)
 
     def uniform(self, a, b, shape):
+        _escape(None, "a random draw")
         return self._rng.uniform(a, b, shape)
 
     def integers(self, low, high, shape):
+        _escape(None, "a random draw")
         return self._rng.integers(low, high, shape)
 
     def permutation(self, n: int) -> np.ndarray:

@@ -16,6 +16,8 @@ from ._device import CPU, check_device, device as _device, is_device_like
 from ._format import format_values
 from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle, run_backward
+from .autograd.recording import active as _recording
+from .autograd.recording import escape as _escape
 from .ops import functional as F
 from .ops import functional_more as FM
 from .ops.compare import allclose, equal, isclose
@@ -295,6 +297,9 @@ class Tensor:
         """A tensor sharing storage (and version counter) that is cut from the graph."""
         t = Tensor._wrap(self._data, self._dtype)
         t._version = self._version
+        rec = _recording()
+        if rec is not None:
+            rec.alias(t, self)
         return t
 
     def detach_(self) -> "Tensor":
@@ -304,12 +309,17 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        return Tensor._wrap(self._data, self._dtype)
+        t = Tensor._wrap(self._data, self._dtype)
+        rec = _recording()
+        if rec is not None:
+            rec.alias(t, self)
+        return t
 
     @data.setter
     def data(self, value: "Tensor") -> None:
         if not isinstance(value, Tensor):
             raise TypeError("data must be set to a Tensor")
+        _escape(self, "assignment to .data")
         self._data = value._data
         self._dtype = value._dtype
 
@@ -318,18 +328,21 @@ class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        _escape(self, "numpy()")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        _escape(self, "conversion to a numpy array")
         return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self):
         if self.numel() != 1:
             raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to "
                                "Scalar")
+        _escape(self, "item() (a Python number)")
         v = self._data.reshape(-1)[0]
         if self._data.dtype == object:
             from .errors import concrete_value
@@ -337,6 +350,7 @@ class Tensor:
         return v.item()
 
     def tolist(self):
+        _escape(self, "tolist()")
         return self._data.tolist()
 
     def __float__(self) -> float:
@@ -465,7 +479,7 @@ class Tensor:
         if result._dtype.category > self._dtype.category:
             raise RuntimeError(f"result type {result._dtype.name.capitalize()} can't be cast to "
                                f"the desired output type {self._dtype.name.capitalize()}")
-        self._write(result._data)
+        self._write(result._data, source=result)
         if recording and result._grad_fn is not None:
             self._grad_fn = result._grad_fn
             self._output_nr = result._output_nr
@@ -476,7 +490,13 @@ class Tensor:
                 ctx.output = self
         return self
 
-    def _write(self, values: np.ndarray) -> None:
+    def _write(self, values: np.ndarray, source: "Tensor | None" = None) -> None:
+        rec = _recording()
+        if rec is not None:
+            if source is None:
+                rec.escape(self, "an in-place write")
+            else:
+                rec.alias(self, source)
         if self._data.dtype == object or values.dtype == object:
             if self._data.shape == np.shape(values):
                 self._data = np.array(values, dtype=object)
@@ -602,6 +622,7 @@ class Tensor:
                 else Tensor._wrap(value.astype(self._dtype.np))
         recording = is_grad_enabled() and (self._requires_grad or value._requires_grad)
         if not recording:
+            _escape(self, "in-place item assignment")
             if self._data.dtype == object or value._data.dtype == object:
                 data = np.array(self._data, dtype=object)
                 data[key] = value._data

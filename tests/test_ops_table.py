@@ -213,6 +213,11 @@ _bools = lambda rng: [Sample([np.array([True, True, False, False]),  # noqa: E73
                               np.array([True, False, True, False])])]
 row(Row("logical_and", symad.logical_and, np.logical_and, _bools, differentiable=False))
 row(Row("logical_or", symad.logical_or, np.logical_or, _bools, differentiable=False))
+row(Row("one_hot", symad.nn.functional.one_hot,
+        lambda t, num_classes=-1: np.eye(num_classes if num_classes > 0 else t.max() + 1,
+                                         dtype=np.int64)[t],
+        lambda rng: [Sample([np.array([0, 3, 1])], {"num_classes": 5}),
+                     Sample([np.array([[2, 0], [1, 1]])])], differentiable=False))
 row(Row("logical_not", symad.logical_not, np.logical_not,
         lambda rng: [Sample([np.array([True, False])])], differentiable=False))
 row(Row("floor", symad.floor, np.floor, unary(lambda r, s: U(r, s) + 0.013)))  # zero gradient

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+from .recording import active as _recording
 from .grad_mode import is_grad_enabled, no_grad
 from .graph import Node
 
@@ -179,7 +180,10 @@ class Function(metaclass=FunctionMeta):
                 metas.append(None)
                 continue
             if id(o) in input_ids or o._grad_fn is not None or o._requires_grad:
-                o = Tensor._wrap(o._data, o.dtype)
+                src, o = o, Tensor._wrap(o._data, o.dtype)
+                rec = _recording()
+                if rec is not None:
+                    rec.alias(o, src)
             if id(o) not in nondiff and o.dtype.is_floating_point:
                 o._grad_fn = ctx
                 o._output_nr = i

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _dtype as D
 from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.recording import active as _recording
 from ..autograd.graph import OpNode, SavedContext, node_class, node_for
 from .registry import Op
 from .shape import sum_to_shape
@@ -49,6 +50,30 @@ def result_dtype(op: Op, inputs, params=None) -> D.dtype:
     return dt
 
 
+def forward_numpy(op: Op, arrays, params: dict, dt: D.dtype):
+    """The op's numpy forward on ``arrays`` with its dtype rule: ``(result array, result dtype)``.
+
+    The one numeric evaluation of a registered op: eager :func:`apply` and the replay of a
+    recorded tensor program (:mod:`symad.program`) both run it, so they agree bit for bit."""
+    rule = op.dtype_rule
+    dnp = dt.np
+    if op.formula is not None and (rule == "promote" or rule == "float"):
+        arrays = [a if a.dtype == dnp else a.astype(dnp) for a in arrays]
+    try:
+        with np.errstate(all="ignore"):
+            out = op.forward(*arrays, **params)
+    except ValueError:
+        _check_broadcast(arrays)
+        raise
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    if rule == "custom":
+        dt = D.from_numpy_dtype(out.dtype)
+    elif out.dtype != dnp:
+        out = out.astype(dnp)
+    return out, dt
+
+
 def apply(op: Op, *inputs, **params):
     """Run ``op`` on tensors (Python scalars are wrapped with PyTorch's promotion rules)."""
     Tensor = D._tensor_cls()
@@ -72,22 +97,11 @@ def apply(op: Op, *inputs, **params):
         out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **params)
         out = np.asarray(out, dtype=object)
     else:
-        dnp = dt.np
-        if op.formula is not None and (rule == "promote" or rule == "float"):
-            arrays = [a if a.dtype == dnp else a.astype(dnp) for a in arrays]
-        try:
-            with np.errstate(all="ignore"):
-                out = op.forward(*arrays, **params)
-        except ValueError:
-            _check_broadcast(arrays)
-            raise
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
-        if rule == "custom":
-            dt = D.from_numpy_dtype(out.dtype)
-        elif out.dtype != dnp:
-            out = out.astype(dnp)
+        out, dt = forward_numpy(op, arrays, params, dt)
     result = Tensor._wrap(out, dt)
+    rec = _recording()
+    if rec is not None:
+        rec.op(op, tensors, params, result)
     if op.nondiff_reason is None and is_grad_enabled():
         needs = tuple(t._requires_grad for t in tensors)
         if True in needs:
@@ -114,6 +128,19 @@ def run_vjp(op: Op, ctx: SavedContext, g):
     return tuple(out)
 
 
+def elementwise_partial(op: Op, i: int, params: dict, arrays, g: np.ndarray, shape) -> np.ndarray:
+    """``g * d op / d input_i`` evaluated in numpy (the SymPy partial, lambdified) and summed down
+    to the input's ``shape``: the numeric VJP of an elementwise op, shared by eager backward and
+    the replay of a recorded program."""
+    fn = op.derivative_numpy(i, params)
+    pvals = [v for v in params.values() if v is not None]
+    with np.errstate(all="ignore"):
+        val = g * np.asarray(fn(*arrays, *pvals), dtype=g.dtype)
+    if val.shape != tuple(shape):
+        val = sum_to_shape(val, shape)
+    return val.astype(g.dtype, copy=False)
+
+
 def _elementwise_vjp(op: Op, ctx: SavedContext, g):
     Tensor = D._tensor_cls()
     from .sym2tensor import evaluate
@@ -133,14 +160,13 @@ def _elementwise_vjp(op: Op, ctx: SavedContext, g):
             d = evaluate(ders[i], env)
         else:
             # no graph needed: the same SymPy partial, evaluated and contracted in numpy
-            fn = op.derivative_numpy(i, params)
-            pvals = [v for v in params.values() if v is not None]
-            gd = g._data
-            with np.errstate(all="ignore"):
-                val = gd * np.asarray(fn(*[x._data for x in ctx.inputs], *pvals), dtype=gd.dtype)
-            if val.shape != t._data.shape:
-                val = sum_to_shape(val, t._data.shape)
-            grads.append(Tensor._wrap(val.astype(gd.dtype, copy=False), g._dtype))
+            val = elementwise_partial(op, i, params, [x._data for x in ctx.inputs], g._data,
+                                      t._data.shape)
+            gi = Tensor._wrap(val, g._dtype)
+            rec = _recording()
+            if rec is not None:
+                rec.partial(op, i, params, ctx.inputs, g, gi)
+            grads.append(gi)
             continue
         grads.append(g * d)
     return grads

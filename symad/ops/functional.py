@@ -11,6 +11,7 @@ from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops
 from . import activation, conv, norm  # noqa: F401  (layer ops: activations, conv/pool, norms)
 from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
 from .. import _dtype as D
+from ..autograd.recording import opaque as _opaque
 from .dispatch import apply
 from .loss import check_reduction, legacy_reduction
 from .registry import REGISTRY
@@ -209,7 +210,7 @@ def _extreme(input, dim, keepdim, other, largest):
     idx = (np.argmax if largest else np.argmin)(input._data, axis=dim)
     if keepdim:
         idx = np.expand_dims(idx, dim)
-    return MaxMin(values, Tensor._wrap(np.asarray(idx, dtype=np.int64)))
+    return MaxMin(values, _opaque(Tensor._wrap(np.asarray(idx, dtype=np.int64))))
 
 
 def max(input, dim=None, keepdim=False, *, other=None):
@@ -224,18 +225,20 @@ def argmax(input, dim=None, keepdim=False):
     Tensor = D._tensor_cls()
     a = input._data
     if dim is None:
-        return Tensor._wrap(np.asarray(np.argmax(a), dtype=np.int64))
+        return _opaque(Tensor._wrap(np.asarray(np.argmax(a), dtype=np.int64)))
     r = np.argmax(a, axis=dim)
-    return Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r, dtype=np.int64))
+    return _opaque(Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r,
+                                           dtype=np.int64)))
 
 
 def argmin(input, dim=None, keepdim=False):
     Tensor = D._tensor_cls()
     a = input._data
     if dim is None:
-        return Tensor._wrap(np.asarray(np.argmin(a), dtype=np.int64))
+        return _opaque(Tensor._wrap(np.asarray(np.argmin(a), dtype=np.int64)))
     r = np.argmin(a, axis=dim)
-    return Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r, dtype=np.int64))
+    return _opaque(Tensor._wrap(np.asarray(np.expand_dims(r, dim) if keepdim else r,
+                                           dtype=np.int64)))
 
 
 def norm(input, p="fro", dim=None, keepdim=False):
@@ -548,6 +551,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
                          f"({tuple(input.shape)})")
     return apply(_R["binary_cross_entropy_with_logits"], input, target, reduction=reduction)
+
+
+def one_hot(tensor, num_classes=-1):
+    """``F.one_hot``: an int64 tensor with a trailing class dimension (1 at each index)."""
+    return apply(_R["one_hot"], tensor, num_classes=num_classes)
 
 
 def _check_ignore_index(name: str, target, ignore_index: int) -> None:

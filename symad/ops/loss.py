@@ -118,13 +118,31 @@ def _nll_np(logp, target, reduction="mean"):
 
 
 def _nll_vjp(ctx, g):
-    from .functional import index_scatter
+    # written with registered ops on the target TENSOR (one_hot), so a recorded program reads the
+    # target of each call instead of baking this call's class indices into an op parameter
+    from .dispatch import apply
     logp, target = ctx.inputs
-    t = target._data.astype(np.int64)
+    classes = logp.shape[-1]
+    hot = apply(_ONE_HOT, target, num_classes=classes)
     if logp.ndim == 1:
-        return (index_scatter(-_reduce_grad(g, ctx, ()), (t,), tuple(logp.shape)), None)
+        return (-_reduce_grad(g, ctx, ()) * hot, None)
     gg = _reduce_grad(g, ctx, (logp.shape[0],))
-    return (index_scatter(-gg, _nll_key(logp.shape, t), tuple(logp.shape)), None)
+    return (-(gg.unsqueeze(1) * hot), None)
+
+
+def _one_hot_np(target, num_classes=-1):
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    n = int(t.max(initial=-1)) + 1 if num_classes == -1 else int(num_classes)
+    if t.size and (t.min() < 0 or t.max() >= n):
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return (t[..., None] == np.arange(n)).astype(np.int64)
+
+
+_ONE_HOT = register("one_hot", grad_fn="OneHotBackward0", forward=_one_hot_np,
+                    nondiff_reason="integer class indices", params=("num_classes",),
+                    dtype_rule="custom", doc="F.one_hot: int64 indicator of each class")
 
 
 register("nll_loss", grad_fn="NllLossBackward0", forward=_nll_np, vjp=_nll_vjp, nargs=2,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from ..autograd.recording import opaque as _opaque
 from .registry import register, sym_map
 
 
@@ -82,7 +83,7 @@ def _prod_vjp(ctx, g):
                        axis=-1)[..., ::-1]
     others = left * right
     others = others.reshape(a.shape) if dim is None else np.moveaxis(others, -1, axis)
-    return (_expand_back(g, ctx) * Tensor._wrap(others.astype(a.dtype, copy=False)),)
+    return (_expand_back(g, ctx) * _opaque(Tensor._wrap(others.astype(a.dtype, copy=False))),)
 
 
 register("prod", grad_fn=lambda x, dim=None, keepdim=False: "ProdBackward0" if dim is None

@@ -1,0 +1,126 @@
+"""Recording a tensor program from ONE eager run of the user's code (forward and backward).
+
+The recorder sits behind :mod:`symad.autograd.recording`: every registered op reports its inputs
+and result, every elementwise VJP of the backward sweep reports its partial. Values that leave the
+op world (``item()``, ``numpy()``, in-place writes, random draws, argmax indices used later) make
+the recording *impure*: such a program would not reproduce eager on the next call, so the caller
+falls back (see :class:`NotReplayable`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.graph import run_backward
+from ..autograd.recording import recording
+from ..tensor import Tensor
+from .ir import Program, Step
+
+
+class NotReplayable(Exception):
+    """The recorded run depends on something a program cannot replay (the message says what)."""
+
+
+class Recorder:
+    """Maps tensors (by identity) to program slots while the user's code runs eagerly."""
+
+    def __init__(self, names: dict[int, str] | None = None) -> None:
+        self.prog = Program()
+        self._slot: dict[int, int] = {}
+        self._keep: list = []              # keeps recorded tensors alive: ids stay unique
+        self._opaque: set[int] = set()
+        self._names = names or {}
+        self.impure: str | None = None
+
+    # -- slots --------------------------------------------------------------------------------
+    def bind_input(self, t: Tensor, name: str) -> int:
+        s = self.prog.new_slot(t._data.shape, t._dtype, "input", name)
+        self.prog.inputs.append(s)
+        self._map(t, s)
+        return s
+
+    def _map(self, t, s: int) -> None:
+        self._slot[id(t)] = s
+        self._keep.append(t)
+
+    def slot(self, t: Tensor) -> int:
+        s = self._slot.get(id(t))
+        if s is None:
+            if id(t) in self._opaque:
+                self.impure = "a value computed outside registered ops (argmax indices, ...)"
+            s = self.prog.new_slot(t._data.shape, t._dtype, "leaf", self._names.get(id(t), ""))
+            self.prog.leaves.append((s, t))
+            self._map(t, s)
+        return s
+
+    # -- reports from symad.ops.dispatch / tensor ----------------------------------------------
+    def op(self, op, tensors, params, result) -> None:
+        if result._data.dtype == object:
+            self.impure = "symbolic values"
+            return
+        ins = tuple(self.slot(t) for t in tensors)
+        s = self.prog.new_slot(result._data.shape, result._dtype, "step")
+        self.prog.steps.append(Step(op, ins, dict(params), s, result._dtype,
+                                    shape=tuple(result._data.shape)))
+        self._map(result, s)
+
+    def partial(self, op, i, params, inputs, g, gi) -> None:
+        ins = tuple(self.slot(t) for t in inputs) + (self.slot(g),)
+        s = self.prog.new_slot(gi._data.shape, gi._dtype, "step")
+        self.prog.steps.append(Step(op, ins, dict(params), s, gi._dtype, partial=i,
+                                    shape=tuple(gi._data.shape)))
+        self._map(gi, s)
+
+    def alias(self, dst, src) -> None:
+        self._map(dst, self.slot(src))
+
+    def opaque(self, t) -> None:
+        self._opaque.add(id(t))
+        self._keep.append(t)
+
+    def escape(self, t, what: str) -> None:
+        if t is None or id(t) in self._slot or "write" in what or "assignment" in what:
+            self.impure = self.impure or what
+
+
+def capture(fn, args: tuple, *, wrt: list, names: dict[int, str] | None = None,
+            arg_names: list[str] | None = None, seed_input: bool = False):
+    """Run ``fn(*args)`` once, eagerly, and record it with the gradients of its (single tensor)
+    output with respect to ``wrt``: ``(program, eager outputs)``.
+
+    Program inputs are ``args`` (and, with ``seed_input``, the upstream gradient of the output as
+    a last input); outputs are ``[out] + [d out / d w for w in wrt]`` (a zero-free ``None`` for a
+    ``w`` the output does not depend on). The eager values are this call's results."""
+    rec = Recorder(names)
+    arg_names = arg_names or [f"x{i}" for i in range(len(args))]
+    for a, nm in zip(args, arg_names):
+        if isinstance(a, Tensor):
+            rec.bind_input(a, nm)
+    with recording(rec):
+        out = fn(*args)
+        if not isinstance(out, Tensor):
+            raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor")
+        if not out.dtype.is_floating_point:
+            raise NotReplayable(f"the output has dtype {out.dtype}, not a floating point type")
+        grads: list = []
+        if wrt and out.requires_grad:
+            if seed_input:
+                seed = Tensor._wrap(_ones_like(out), out._dtype)
+                rec.bind_input(seed, "grad_out")
+            else:
+                seed = Tensor._wrap(_ones_like(out), out._dtype)
+            grads = list(run_backward([out], [seed], retain_graph=False, create_graph=False,
+                                      inputs=list(wrt), accumulate=False, allow_unused=True))
+        elif wrt:
+            grads = [None] * len(wrt)
+    if rec.impure:
+        raise NotReplayable(f"the function uses {rec.impure}, which a recorded program cannot "
+                            "replay")
+    prog = rec.prog
+    # -1: an output that is None (a ``w`` the output does not depend on)
+    prog.outputs = [rec.slot(out)] + [rec.slot(g) if g is not None else -1 for g in grads]
+    prog.prune()
+    return prog, out, grads
+
+
+def _ones_like(t) -> np.ndarray:
+    return np.ones(t._data.shape, dtype=t._dtype.np)
