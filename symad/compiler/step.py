@@ -9,13 +9,15 @@
 >>> loss = step(X, y)            # == loss(net(X), y); zero_grad(); backward(); opt.step()
 >>> history = step.fit(X, y, epochs=2, batch_size=8)
 
-Two gradient programs, chosen per model:
+Two gradient paths, chosen per model:
 
 * **scalarized** (small models, any compilable loss): ``symad.compile``'s per-sample SymPy program
-  with parameters as scalar symbols and its fused loss+gradient kernel — ONE native call;
-* **structured dense** (``nn.Sequential`` of Linear and ReLU/Tanh/Sigmoid with MSELoss or
-  CrossEntropyLoss, see :mod:`symad.compiler.structured`): BLAS matmuls around codegen kernels for
-  the activations and the loss, so a 64->32->10 network never becomes SymPy terms.
+  with parameters as scalar symbols and its fused loss+gradient kernel — ONE native call, and a
+  native epoch loop for ``fit``;
+* **tensor program** (any model above ``STRUCTURED_MIN_PARAMS`` parameters, or whatever the
+  scalarized kernel cannot take; see :mod:`symad.compiler.program_step`): the loss and the
+  registry VJPs of its backward recorded once as a program of shaped ops (matmuls stay BLAS
+  calls) and replayed per step — no layer, loss or derivative is restated here.
 
 The update is :class:`~symad.compiler.flat_update.FlatState`: the optimizer's own equations as a
 few numpy operations on flat buffers that the parameters and optimizer state are views of.
@@ -35,51 +37,16 @@ from .flat_update import FlatState
 from .kernels import columns
 from .native_fit import NativeFit, NativeFitUnavailable
 from .program import NotCompilable
-from .structured import DenseProgram, plan_dense
+from .program_step import ProgramRunner
 
-#: Parameter count above which a model that fits the dense path takes it by default.
+#: Parameter count above which the tensor-program path is taken by default (the scalarized
+#: kernel's build time grows with the parameter count).
 STRUCTURED_MIN_PARAMS = 256
 
 
 def _np(a, dtype=None) -> np.ndarray:
     arr = a._data if isinstance(a, Tensor) else np.asarray(a)
     return arr if dtype is None else np.asarray(arr, dtype)
-
-
-class _DenseRunner:
-    """Dense path: loss+gradients into the flat gradient buffer."""
-
-    kind = "structured"
-
-    def __init__(self, prog: DenseProgram, flat: FlatState) -> None:
-        self.prog = prog
-        self.flat = flat
-        self._bind()
-
-    def _bind(self) -> None:
-        idx = {id(p): i for i, p in enumerate(self.flat.params)}
-        lins = self.prog.linears
-        self.W = [self.flat.views[idx[id(lin.weight)]] for lin in lins]
-        self.B = [self.flat.views[idx[id(lin.bias)]] if lin.bias is not None else None
-                  for lin in lins]
-        self.gW = [self.flat.gviews[idx[id(lin.weight)]] for lin in lins]
-        self.gB = [self.flat.gviews[idx[id(lin.bias)]] if lin.bias is not None else None
-                   for lin in lins]
-
-    def prepare(self, X: np.ndarray, y: np.ndarray):
-        """Whole-data layout: rows of X (contiguous), feature-major targets."""
-        return (np.ascontiguousarray(X, self.prog.np_dtype), self.prog.targets_T(y))
-
-    def run(self, data, s: int, e: int) -> float:
-        X, T = data
-        return self.prog.loss_and_grad(X[s:e], T[:, s:e], self.W, self.B, self.gW, self.gB)
-
-    @property
-    def native_calls(self) -> str:
-        n_act = sum(1 for _, a in self.prog.plan[:-1] if a)
-        n_lin = len(self.prog.plan)
-        return (f"{1 + n_act} codegen kernels (loss+dlogits, {n_act} activation) + "
-                f"{3 * n_lin - 1} BLAS matmuls + bias/sum/multiply numpy ops")
 
 
 class _ScalarRunner:
@@ -179,28 +146,26 @@ class CompiledStep:
 
     def _build(self, X: np.ndarray, y: np.ndarray):
         t0 = time.perf_counter()
-        plan = plan_dense(self.model, self.loss_fn)
         n_params = sum(p.numel() for p in self._trained())
-        use_dense = self.structured
-        if use_dense is None:
-            use_dense = not isinstance(plan, str) and n_params > STRUCTURED_MIN_PARAMS
-        if use_dense:
-            if isinstance(plan, str):
-                raise NotCompilable(f"compile_step(structured=True): {plan}")
-            layers, kind, red = plan
-            dts = {p.dtype for lin, _ in layers for p in (lin.weight, lin.bias) if p is not None}
-            dt = D.float64 if D.float64 in dts else D.float32
-            prog = DenseProgram(layers, kind, red, dt, threads=self.threads)
-            flat = FlatState(self.optimizer, prog.params)
-            runner = _DenseRunner(prog, flat)
-            self.timings.update(prog.timings)
-        else:
-            runner = self._build_scalar(X, y)
+        use_program = self.structured
+        if use_program is None:
+            use_program = n_params > STRUCTURED_MIN_PARAMS
+        runner = None
+        if not use_program:
+            try:
+                runner = self._build_scalar(X, y)
+            except NotCompilable:
+                if self.structured is False:
+                    raise
+        if runner is None:
+            from .compiled import CompileWarning
+            runner = ProgramRunner(self.model, self.loss_fn, self.optimizer, self._trained(),
+                                   CompileWarning)
         self.compile_count += 1
         self.timings["build"] = time.perf_counter() - t0
         if self.verbose:
-            print(f"symad.compile_step: {runner.kind} program built in "
-                  f"{self.timings['build'] * 1e3:.0f} ms; per step: {runner.native_calls}")
+            print(f"symad.compile_step: {runner.kind} path built in "
+                  f"{self.timings['build'] * 1e3:.0f} ms")
         return runner
 
     def _build_scalar(self, X: np.ndarray, y: np.ndarray):
@@ -224,6 +189,8 @@ class CompiledStep:
 
     # -- running ------------------------------------------------------------------------------
     def _one(self, runner, data, s: int, e: int) -> float:
+        if runner.kind == "program":
+            return runner.step(data, s, e)
         flat = runner.flat
         flat.sync()
         loss = runner.run(data, s, e)
@@ -354,9 +321,9 @@ def compile_step(model, loss_fn, optimizer, *, structured: bool | None = None,
     for ``optim.SGD`` (momentum, dampening, nesterov, weight_decay, maximize) and
     ``optim.Adam``/``optim.AdamW`` (incl. amsgrad); the optimizer's ``state`` stays consistent, so
     eager steps can follow. ``step.fit(X, y, epochs=, batch_size=, shuffle=, generator=,
-    callback=)`` runs whole epochs. ``structured``: force (True) or forbid (False) the dense
-    BLAS path; by default it is used for dense ``Sequential`` models above
-    ``STRUCTURED_MIN_PARAMS`` parameters.
+    callback=)`` runs whole epochs. ``structured``: force (True) or forbid (False) the
+    tensor-program path; by default it is used above ``STRUCTURED_MIN_PARAMS`` parameters and
+    whenever the scalarized kernel cannot be built.
     """
     return CompiledStep(model, loss_fn, optimizer, structured=structured, threads=threads,
                         verbose=verbose)

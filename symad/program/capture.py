@@ -82,14 +82,16 @@ class Recorder:
             self.impure = self.impure or what
 
 
-def capture(fn, args: tuple, *, wrt: list, names: dict[int, str] | None = None,
+def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
             arg_names: list[str] | None = None, seed_input: bool = False):
     """Run ``fn(*args)`` once, eagerly, and record it with the gradients of its (single tensor)
-    output with respect to ``wrt``: ``(program, eager outputs)``.
+    output with respect to ``wrt``: ``(program, eager output, eager gradients, wrt)``.
 
-    Program inputs are ``args`` (and, with ``seed_input``, the upstream gradient of the output as
-    a last input); outputs are ``[out] + [d out / d w for w in wrt]`` (a zero-free ``None`` for a
-    ``w`` the output does not depend on). The eager values are this call's results."""
+    ``wrt``: a list of tensors, or ``"auto"``: every tensor argument that requires grad, then
+    every pre-existing leaf that requires grad (parameters), in order of first use. Program inputs
+    are the tensor ``args`` (and, with ``seed_input``, the upstream gradient of the output as a
+    last input, named ``grad_out``); outputs are ``[out] + [d out / d w for w in wrt]`` (slot -1
+    for a ``w`` the output does not depend on). The eager values are this call's results."""
     rec = Recorder(names)
     arg_names = arg_names or [f"x{i}" for i in range(len(args))]
     for a, nm in zip(args, arg_names):
@@ -101,17 +103,16 @@ def capture(fn, args: tuple, *, wrt: list, names: dict[int, str] | None = None,
             raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor")
         if not out.dtype.is_floating_point:
             raise NotReplayable(f"the output has dtype {out.dtype}, not a floating point type")
-        grads: list = []
+        if isinstance(wrt, str):
+            wrt = [a for a in args if isinstance(a, Tensor) and a.requires_grad] + [
+                t for _, t in rec.prog.leaves if t.requires_grad and t.grad_fn is None]
+        grads: list = [None] * len(wrt)
         if wrt and out.requires_grad:
+            seed = Tensor._wrap(np.ones(out._data.shape, dtype=out._dtype.np), out._dtype)
             if seed_input:
-                seed = Tensor._wrap(_ones_like(out), out._dtype)
                 rec.bind_input(seed, "grad_out")
-            else:
-                seed = Tensor._wrap(_ones_like(out), out._dtype)
             grads = list(run_backward([out], [seed], retain_graph=False, create_graph=False,
                                       inputs=list(wrt), accumulate=False, allow_unused=True))
-        elif wrt:
-            grads = [None] * len(wrt)
     if rec.impure:
         raise NotReplayable(f"the function uses {rec.impure}, which a recorded program cannot "
                             "replay")
@@ -119,8 +120,4 @@ def capture(fn, args: tuple, *, wrt: list, names: dict[int, str] | None = None,
     # -1: an output that is None (a ``w`` the output does not depend on)
     prog.outputs = [rec.slot(out)] + [rec.slot(g) if g is not None else -1 for g in grads]
     prog.prune()
-    return prog, out, grads
-
-
-def _ones_like(t) -> np.ndarray:
-    return np.ones(t._data.shape, dtype=t._dtype.np)
+    return prog, out, grads, wrt

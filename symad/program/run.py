@@ -1,7 +1,6 @@
 """Running a recorded program on new arrays: each step is the registry's numpy evaluation
 (:func:`symad.ops.dispatch.forward_numpy` / :func:`~symad.ops.dispatch.elementwise_partial`), the
-same code eager runs — so a replay of eager's own inputs reproduces eager bit for bit. Fused
-elementwise regions (:mod:`symad.program.fuse`) replace runs of steps by one native kernel."""
+same code eager runs — so a replay of eager's own inputs reproduces eager bit for bit."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,48 +9,69 @@ from ..ops.dispatch import elementwise_partial, forward_numpy
 from .ir import Program
 
 
-class Runner:
-    """``Runner(prog)(*input_arrays) -> list of output arrays`` (None for a None output)."""
+def _step_fn(st, shapes):
+    if st.partial is None:
+        op, params, dt = st.op, st.params, st.dtype
 
-    def __init__(self, prog: Program, kernels: dict | None = None) -> None:
+        def f(*arrays):
+            return forward_numpy(op, arrays, params, dt)[0]
+        return f
+    n_in = len(st.ins) - 1
+    i, op, params = st.partial, st.op, st.params
+    shape = shapes[st.ins[i]]
+
+    def g(*arrays):
+        return elementwise_partial(op, i, params, arrays[:n_in], arrays[n_in], shape)
+    return g
+
+
+class Runner:
+    """``Runner(prog)(*input_arrays) -> list of output arrays`` (None for a None output).
+
+    With ``seed`` (the slot of an upstream-gradient input), the steps split in two: ``forward``
+    runs those that do not depend on the seed and returns the slot values (the saved state),
+    ``backward(state, seed_array)`` runs the rest — the VJP without recomputing the forward."""
+
+    def __init__(self, prog: Program, seed: int | None = None) -> None:
         self.prog = prog
         self.n = len(prog.slots)
-        self._leaves = [(s, t) for s, t in prog.leaves]
-        self._plan = self._build(kernels or {})
-
-    def _build(self, kernels):
-        plan = []
-        shapes = {i: s.shape for i, s in enumerate(self.prog.slots)}
-        for st in self.prog.steps:
-            k = kernels.get(st.out)
-            if k is not None:
-                plan.append((k, st.ins, None, st.out))
-                continue
-            if st.partial is None:
-                op, params, dt = st.op, st.params, st.dtype
-
-                def f(*arrays, op=op, params=params, dt=dt):
-                    return forward_numpy(op, arrays, params, dt)[0]
+        self._leaves = list(prog.leaves)
+        shapes = [s.shape for s in prog.slots]
+        tainted = {seed} if seed is not None else set()
+        fwd, bwd = [], []
+        for st in prog.steps:
+            item = (_step_fn(st, shapes), st.ins, st.out)
+            if tainted and any(i in tainted for i in st.ins):
+                tainted.add(st.out)
+                bwd.append(item)
             else:
-                n_in = len(st.ins) - 1
-                i, op, params = st.partial, st.op, st.params
-                shape = shapes[st.ins[i]]
+                fwd.append(item)
+        self._fwd, self._bwd = fwd, bwd
+        self._seed = seed
+        self._inputs = [s for s in prog.inputs if s != seed]
 
-                def f(*arrays, op=op, params=params, i=i, n_in=n_in, shape=shape):
-                    return elementwise_partial(op, i, params, arrays[:n_in], arrays[n_in],
-                                               shape)
-            plan.append((f, st.ins, None, st.out))
-        return plan
-
-    def __call__(self, *arrays) -> list:
+    def forward(self, *arrays) -> list:
         vals: list = [None] * self.n
-        for s, a in zip(self.prog.inputs, arrays):
+        for s, a in zip(self._inputs, arrays):
             vals[s] = a
         for s, t in self._leaves:
             vals[s] = t._data
-        for f, ins, _, out in self._plan:
+        for f, ins, out in self._fwd:
             vals[out] = f(*[vals[i] for i in ins])
+        return vals
+
+    def backward(self, vals: list, seed: np.ndarray) -> list:
+        vals = list(vals)
+        vals[self._seed] = seed
+        for f, ins, out in self._bwd:
+            vals[out] = f(*[vals[i] for i in ins])
+        return self.outputs(vals)
+
+    def outputs(self, vals: list) -> list:
         return [vals[s] if s >= 0 else None for s in self.prog.outputs]
+
+    def __call__(self, *arrays) -> list:
+        return self.outputs(self.forward(*arrays))
 
 
 def same(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
