@@ -367,6 +367,8 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.numel() != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        _escape(self, "a Python condition on a tensor value (if/while/bool(); use symad.where "
+                      "for a choice that depends on values)")
         return bool(self.item())
 
     def __len__(self) -> int:

@@ -357,13 +357,22 @@ def test_hessian_of_tiny_mlp_matches_finite_differences():
     np.testing.assert_allclose(H, fd, atol=1e-6)
 
 
-def test_large_dense_model_falls_back_with_a_pointer_to_compile_step():
+def test_large_dense_model_compiles_as_a_tensor_program():
     net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     cnet = symad.compile(net)
     X = symad.randn(8, 64)
-    with pytest.warns(CompileWarning, match="compile_step"):
+    for _ in range(2):                     # recorded at the first call, replayed at the second
         out = cnet(X)
-    np.testing.assert_allclose(out.detach().numpy(), net(X).detach().numpy(), rtol=1e-6)
+        out.square().sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    for _ in range(2):
+        ref = net(X)
+        ref.square().sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
+    for g, p in zip(grads, net.parameters()):
+        np.testing.assert_allclose(g.numpy(), p.grad.numpy(), rtol=1e-6)
+    assert cnet.compile_count == 1
 
 
 def test_mismatched_batch_raises_the_eager_error():
@@ -390,16 +399,23 @@ def test_verbose_reports_phase_times(capsys):
     assert "symad.compile: built" in out and "trace" in out and "lower+jit" in out
 
 
-def test_class_label_targets_fall_back_with_a_clear_reason():
+def test_class_label_targets_compile_as_a_tensor_program():
     symad.manual_seed(0)
     net = nn.Linear(4, 3)
     lossf = nn.CrossEntropyLoss()
     f = symad.compile(lambda X, y: lossf(net(X), y))
     X, y = symad.randn(8, 4), symad.randint(0, 3, (8,))
-    with pytest.warns(CompileWarning, match="class labels") as rec:
-        out = f(X, y)
-    assert rec[0].filename == __file__          # the warning points at the user's call
-    assert out.item() == pytest.approx(lossf(net(X), y).item(), rel=1e-6)
+    for k in range(2):
+        yk = (y + k) % 3                    # the second call must read its own labels
+        out = f(X, yk)
+        out.backward()
+        ref = lossf(net(X), yk)
+        assert out.item() == pytest.approx(ref.item(), rel=1e-6)
+        got = net.weight.grad.clone()
+        net.zero_grad()
+        ref.backward()
+        np.testing.assert_allclose(got.numpy(), net.weight.grad.numpy(), rtol=1e-6)
+        net.zero_grad()
 
 
 @pytest.mark.parametrize("fn,expected", [

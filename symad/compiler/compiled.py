@@ -22,7 +22,9 @@ from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
 from ..ops.functional import ones_like
 from .kernels import ProgramKernels, columns
+from ..program import NotReplayable
 from .program import NotCompilable, symbolic_caller, trace_program
+from .program_entry import ProgramEntry
 
 
 MAX_SCALAR_PARAMS = 2048  # beyond this, scalarizing parameters into SymPy is too slow
@@ -265,11 +267,34 @@ class CompiledFunction:
             entry = self._build(args, batched, key)
         if isinstance(entry, str):
             return self._fn(*args)  # this signature runs eagerly (warned once)
+        if isinstance(entry, ProgramEntry):
+            return self._run_program(key, entry, args)
         params = entry.params_of(args)
         want = is_grad_enabled() and (any(params[i].requires_grad for i in entry.grad_param_idx)
                                       or any(args[entry.batched_pos[i]].requires_grad
                                              for i in entry.grad_data_idx))
         return entry.run(args, want)
+
+    def _run_program(self, key, entry, args):
+        n = len(entry.shapes)
+        try:
+            out = entry(args)
+        except NotReplayable as e:
+            self._fail(key, str(e))
+            # the recording run was this call's eager run; when its graph is intact it is the
+            # result, so the function runs no more often than without compile
+            return e.out if e.out is not None else self._fn(*args)
+        self.compile_count += len(entry.shapes) - n
+        return out
+
+    def _program_entry(self, key):
+        """The tensor-program path for this signature (recorded at its first call)."""
+        names = {}
+        if hasattr(self._fn, "named_parameters"):
+            names = {id(p): n for n, p in self._fn.named_parameters()}
+        entry = ProgramEntry(self._fn, names, _NODE)
+        self._entries[key] = entry
+        return entry
 
     def _fail(self, key, reason):
         if self.fullgraph:
@@ -301,6 +326,13 @@ class CompiledFunction:
     def _build(self, args, batched, key):
         from ..tensor import Tensor
         t0 = time.perf_counter()
+        # decided without running the function: too many parameters to scalarize, or batched
+        # integer data (class labels) -> the tensor-program path
+        n_module = sum(p.numel() for p in self._fn.parameters()) \
+            if hasattr(self._fn, "parameters") and callable(self._fn.parameters) else 0
+        if n_module > MAX_SCALAR_PARAMS or any(
+                not args[j].dtype.is_floating_point for j in batched):
+            return self._program_entry(key)
         # 1. eager discovery on a few samples: the parameters are the graph's leaves that
         #    require grad; the same probe checks the kernel against eager afterwards.
         full_args, args = args, self._probe(args, batched)
@@ -328,28 +360,19 @@ class CompiledFunction:
             floats = [d for d in dts if d.is_floating_point]
             dt = D.float64 if any(d == D.float64 for d in floats) else D.float32
         bshapes = [tuple(args[j].shape[1:]) for j in batched]
-        for j in batched:
-            if not args[j].dtype.is_floating_point:
-                return self._fail(key, (
-                    f"argument {j} is {args[j].dtype} data with a batch dimension (class "
-                    "labels?): batch kernels trace floating per-sample data only. Use one-hot "
-                    "float targets, or symad.compile_step, whose structured path handles "
-                    "CrossEntropyLoss with class indices"))
         n_scalars = sum(p.numel() for p in params)
         if n_scalars > MAX_SCALAR_PARAMS:
-            return self._fail(key, (
-                f"{n_scalars} parameter elements enter the kernel as scalars (limit "
-                f"{MAX_SCALAR_PARAMS}): the per-sample program would be too large for SymPy. For "
-                "dense nn.Sequential models use symad.compile_step(model, loss_fn, optimizer), "
-                "which keeps matmuls structured"))
+            return self._program_entry(key)
 
         run = symbolic_caller(self._fn, args, params, batched)
 
         try:
             prog = trace_program(run, [(id(p), p._data) for p in params], bshapes, dt.name)
         except (NotCompilable, TracingError, NotImplementedError, TypeError, ValueError,
-                IndexError) as e:
-            return self._fail(key, f"{type(e).__name__}: {e}")
+                IndexError):
+            # not a per-sample scalar program (mixes samples, control flow on values, ...):
+            # the tensor program records what eager runs
+            return self._program_entry(key)
         param_grad = [p.requires_grad for p in params]
         data_grad = [args[j].requires_grad for j in batched]
         kern = ProgramKernels(prog, param_grad, data_grad, threads=self.threads,

@@ -98,6 +98,8 @@ def _compiled_entry(cf, args):
         raise NotCompilable("compile_step: X and y must both be batched (leading dim = rows)")
     if isinstance(entry, str):
         raise NotCompilable(f"compile_step: {entry}")
+    if getattr(entry, "kind", None) == "program":
+        raise NotCompilable("compile_step: no scalarized kernel for this model")
     return entry
 
 

@@ -17,7 +17,14 @@ from .ir import Program, Step
 
 
 class NotReplayable(Exception):
-    """The recorded run depends on something a program cannot replay (the message says what)."""
+    """The recorded run depends on something a program cannot replay (the message says what).
+
+    ``out``: the eager result of the recording run when its graph is still intact (the caller
+    can hand it to the user instead of running the function again), else None."""
+
+    def __init__(self, msg: str, out=None) -> None:
+        super().__init__(msg)
+        self.out = out
 
 
 class Recorder:
@@ -103,6 +110,8 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
             raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor")
         if not out.dtype.is_floating_point:
             raise NotReplayable(f"the output has dtype {out.dtype}, not a floating point type")
+        if rec.impure:
+            raise NotReplayable(_impure(rec), out)
         if isinstance(wrt, str):
             wrt = [a for a in args if isinstance(a, Tensor) and a.requires_grad] + [
                 t for _, t in rec.prog.leaves if t.requires_grad and t.grad_fn is None]
@@ -114,10 +123,13 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
             grads = list(run_backward([out], [seed], retain_graph=False, create_graph=False,
                                       inputs=list(wrt), accumulate=False, allow_unused=True))
     if rec.impure:
-        raise NotReplayable(f"the function uses {rec.impure}, which a recorded program cannot "
-                            "replay")
+        raise NotReplayable(_impure(rec))
     prog = rec.prog
     # -1: an output that is None (a ``w`` the output does not depend on)
     prog.outputs = [rec.slot(out)] + [rec.slot(g) if g is not None else -1 for g in grads]
     prog.prune()
     return prog, out, grads, wrt
+
+
+def _impure(rec: Recorder) -> str:
+    return f"the function uses {rec.impure}, which a recorded program cannot replay"

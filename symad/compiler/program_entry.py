@@ -1,0 +1,85 @@
+"""The tensor-program path of ``symad.compile``: a signature whose parameters are too many to
+scalarize, or whose data the per-sample kernel cannot take (class indices, ...), runs as a
+recorded program (:mod:`symad.program`) instead of falling back to eager.
+
+The first call of each argument shape IS the recording (the user's function runs once, eagerly,
+as it would without compile); later calls replay it. The output's ``grad_fn`` is one compiled
+node whose backward replays the recorded VJP steps with the upstream gradient — the forward is
+not recomputed — and accumulates into ``.grad`` like eager.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.graph import _edge_of
+from ..autograd.grad_mode import is_grad_enabled
+from ..program import NotReplayable, Runner, capture
+from ..program.run import same
+from ..tensor import Tensor
+
+
+class ProgramEntry:
+    """One compiled signature (all batch sizes): a recorded program per argument shape."""
+
+    kind = "program"
+
+    def __init__(self, fn, names: dict[int, str], node_cls) -> None:
+        self.fn = fn
+        self.names = names
+        self.node_cls = node_cls
+        self.shapes: dict = {}           # shape key -> (Runner, wrt refs, output dtype)
+
+    def __call__(self, args):
+        key = tuple(a._data.shape if isinstance(a, Tensor) else None for a in args)
+        hit = self.shapes.get(key)
+        if hit is None:
+            return self._record(key, args)
+        run, refs, dt = hit
+        arrays = [a._data for a in args if isinstance(a, Tensor)]
+        vals = run.forward(*arrays)
+        out = Tensor._wrap(vals[run.prog.outputs[0]], dt)
+        return self._attach(out, run, refs, args, vals)
+
+    def _record(self, key, args):
+        want = is_grad_enabled()
+        prog, out, _, wrt = capture(self.fn, args, wrt="auto" if want else [],
+                                    names=self.names, seed_input=True)
+        seed = prog.inputs[-1] if want and len(prog.inputs) > sum(
+            isinstance(a, Tensor) for a in args) else None
+        run = Runner(prog, seed)
+        arrays = [a._data for a in args if isinstance(a, Tensor)]
+        vals = run.forward(*arrays)
+        if not same(vals[prog.outputs[0]], out._data, 1e-12):
+            raise NotReplayable("the replayed program disagrees with the eager run")
+        pos = {id(a): j for j, a in enumerate(args) if isinstance(a, Tensor)}
+        refs = [("arg", pos[id(t)]) if id(t) in pos else ("obj", t) for t in wrt]
+        self.shapes[key] = (run, refs, out._dtype)
+        res = Tensor._wrap(out._data, out._dtype)
+        return self._attach(res, run, refs, args, vals)
+
+    def _attach(self, out, run, refs, args, vals):
+        if run._seed is None or not is_grad_enabled():
+            return out
+        tensors = [args[r] if kind == "arg" else r for kind, r in refs]
+        if not any(t.requires_grad for t in tensors):
+            return out
+        edges = [_edge_of(t) for t in tensors]
+        out._grad_fn = self.node_cls(tuple(e if e is not None else (None, 0) for e in edges),
+                                     _Backward(run, tensors), vals)
+        out._requires_grad = True
+        return out
+
+
+class _Backward:
+    """What the compiled node calls: the recorded VJP steps on the saved forward values."""
+
+    def __init__(self, run: Runner, tensors: list) -> None:
+        self.run = run
+        self.tensors = tensors
+
+    def backward(self, vals, g):
+        arr = np.asarray(g._data, dtype=self.run.prog.slots[self.run._seed].dtype.np)
+        grads = self.run.backward(vals, np.broadcast_to(arr, self.run.prog.slots[
+            self.run._seed].shape))[1:]
+        return tuple(None if gi is None else Tensor._wrap(np.asarray(gi), t._dtype)
+                     for gi, t in zip(grads, self.tensors))
