@@ -9,6 +9,7 @@ run the kernels; the output's ``grad_fn`` is one compiled node whose backward ac
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 import time
 import warnings
@@ -375,8 +376,11 @@ class CompiledFunction:
             return self._program_entry(key)
         param_grad = [p.requires_grad for p in params]
         data_grad = [args[j].requires_grad for j in batched]
-        kern = ProgramKernels(prog, param_grad, data_grad, threads=self.threads,
-                              verbose=self.verbose)
+        try:
+            kern = ProgramKernels(prog, param_grad, data_grad, threads=self.threads,
+                                  verbose=self.verbose)
+        except ctypes.ArgumentError:      # more scalar arguments than a C call can take
+            return self._program_entry(key)
         pos = {id(a): j for j, a in enumerate(args) if isinstance(a, Tensor)}
         refs = [("arg", pos[id(p)]) if id(p) in pos else ("obj", p) for p in params]
         entry = _Entry(kern, refs, batched, dt)
@@ -384,6 +388,8 @@ class CompiledFunction:
         entry.grad_data_idx = [i for i, f in enumerate(data_grad) if f]
         try:
             self._selfcheck(entry, args, ref)
+        except ctypes.ArgumentError:      # more scalar arguments than a C call can take
+            return self._program_entry(key)
         except NotCompilable as e:
             return self._fail(key, str(e))
         except LoweringError as e:  # names the SymPy construct with no lowering
