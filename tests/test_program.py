@@ -223,3 +223,40 @@ def test_dropout_in_a_compiled_module_runs_eagerly_with_one_warning():
     out.sum().backward()                     # the recording run's own result, graph intact
     assert big[0].weight.grad is not None
     cf(x)                                    # eager from now on, no second warning
+
+
+def test_symad_trace_at_real_size_is_the_program_with_matrix_formulas():
+    from symad.symbolic.program_trace import ProgramTrace
+    g = np.random.default_rng(3)
+    w, b = symad.tensor(g.normal(size=(2, 1))), symad.zeros(1)
+    sizes = []
+    for n in (1000, 100_000):
+        X, y = symad.tensor(g.normal(size=(n, 2))), symad.tensor(g.normal(size=(n, 1)))
+        tr = symad.trace(lambda X, y, w, b: (((X @ w + b) - y) ** 2 / 2).mean(), X, y, w, b,
+                         constants=["X", "y"])
+        assert isinstance(tr, ProgramTrace)
+        sizes.append(len(tr))
+        value, dw, db = tr.evaluate(X, y, w, b)
+        r = X.numpy() @ w.numpy() + b.numpy() - y.numpy()
+        np.testing.assert_allclose(value, (r ** 2).mean() / 2, rtol=1e-12)
+        np.testing.assert_allclose(dw, X.numpy().T @ r / n, rtol=1e-10)
+        np.testing.assert_allclose(db, r.sum(0) / n, rtol=1e-10)
+    assert sizes[0] == sizes[1]
+    text = str(tr)
+    assert "X @ w" in text and "dloss/dw = Xᵀ @" in text and "dloss/db = Σ(" in text
+    assert set(tr.gradient()) == {"w", "b"}
+
+
+def test_symad_trace_of_a_784_mlp_names_parameters_by_module_path():
+    net = mlp784()
+    X, y = symad.randn(16, 784), symad.randint(0, 10, (16,))
+    tr = symad.trace(lambda X, y: nn.CrossEntropyLoss()(net(X), y), X, y, constants=[0, 1])
+    grads = tr.gradient()
+    assert list(grads) == [n for n, _ in net.named_parameters()]
+    assert "relu(" in str(tr) and "nll_loss(log_softmax(" in str(tr)
+    vals = tr.evaluate(X, y)
+    ref = nn.CrossEntropyLoss()(net(X), y)
+    ref.backward()
+    np.testing.assert_allclose(vals[0], ref.item(), rtol=1e-6)
+    for v, p in zip(vals[1:], net.parameters()):
+        np.testing.assert_allclose(v, p.grad.numpy(), rtol=1e-5, atol=1e-7)

@@ -190,6 +190,8 @@ row("layer_norm", lambda x, w, b: W(nn.functional.layer_norm(x, (3,), w, b), C23
 # (padding_idx's zero gradient is a VJP rule with no element-level SymPy form, like detach)
 row("embedding", lambda w, i: W(nn.functional.embedding(i, w), M32), M32,
     np.array([1, 0, 1]), ops=("embedding",), constants=(1,))
+row("one_hot", lambda a, t: W((a * symad.nn.functional.one_hot(t, 3)).exp(), C23), M23, TARGET,
+    ops=("one_hot",), constants=(1,))
 # -- compositions and seed programs
 row("seed000", lambda w: 2 * w ** 2, np.array(10.0), ops=())
 row("seed001", lambda x: (3 * (x + 2) * (x + 2)).mean(), np.ones((2, 2)), ops=())

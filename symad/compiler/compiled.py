@@ -29,6 +29,7 @@ from .program_entry import ProgramEntry
 
 
 MAX_SCALAR_PARAMS = 2048  # beyond this, scalarizing parameters into SymPy is too slow
+MAX_C_ARGS = 1000         # a scalarized kernel takes one C argument per scalar (ctypes: 1024)
 
 
 class CompileWarning(UserWarning):
@@ -362,7 +363,8 @@ class CompiledFunction:
             dt = D.float64 if any(d == D.float64 for d in floats) else D.float32
         bshapes = [tuple(args[j].shape[1:]) for j in batched]
         n_scalars = sum(p.numel() for p in params)
-        if n_scalars > MAX_SCALAR_PARAMS:
+        n_columns = sum(int(np.prod(sh)) if sh else 1 for sh in bshapes)
+        if n_scalars > MAX_SCALAR_PARAMS or n_scalars + n_columns > MAX_C_ARGS:
             return self._program_entry(key)
 
         run = symbolic_caller(self._fn, args, params, batched)

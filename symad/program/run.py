@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.dispatch import elementwise_partial, forward_numpy
+from ..ops.shape import sum_to_shape
 from .ir import Program
+
+
+def _constant_partial(op, i: int, params: dict) -> float | None:
+    """The value of ``d op / d input_i`` when the registry's SymPy partial is a number."""
+    if any(v is not None and type(v) not in (int, float) for v in params.values()):
+        return None
+    _, psyms, ders = op.derivative_exprs(params)
+    d = ders[i].subs({s: params[k] for k, s in psyms.items() if s is not None})
+    return float(d) if d.is_Number else None
 
 
 def _step_fn(st, shapes):
@@ -19,6 +29,15 @@ def _step_fn(st, shapes):
     n_in = len(st.ins) - 1
     i, op, params = st.partial, st.op, st.params
     shape = shapes[st.ins[i]]
+    const = _constant_partial(op, i, params)
+    if const is not None:
+        # d(a + b)/da = 1, d(a - b)/db = -1, ...: the partial is g scaled, summed to the shape
+        def c(*arrays):
+            g = arrays[n_in]
+            if const != 1.0:
+                g = g * g.dtype.type(const)
+            return sum_to_shape(g, shape) if g.shape != shape else g
+        return c
 
     def g(*arrays):
         return elementwise_partial(op, i, params, arrays[:n_in], arrays[n_in], shape)

@@ -198,7 +198,7 @@ def _collect_outputs(out) -> list[np.ndarray]:
 
 
 def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
-          constants: Sequence[int | str] = ()) -> "Trace":
+          constants: Sequence[int | str] = (), _elements: bool = False):
     """Run ``fn`` on symbolic stand-ins shaped like ``example_inputs`` and record its outputs.
 
     Floating tensors, arrays and Python numbers become real symbols named after ``fn``'s
@@ -218,6 +218,10 @@ def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
 
     arg_names = _param_names(fn, len(example_inputs), names)
     const = {c if isinstance(c, int) else arg_names.index(c) for c in constants}
+    if not _elements:
+        big = _program_trace(fn, example_inputs, arg_names, const)
+        if big is not None:
+            return big
     variables: list[Variable] = []
     args = []
     for i, (name, e) in enumerate(zip(arg_names, example_inputs)):
@@ -245,6 +249,46 @@ def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
         swap.restore()
     return Trace(getattr(fn, "__name__", type(fn).__name__), variables + swap.variables,
                  _collect_outputs(out), single_output=not isinstance(out, (tuple, list)))
+
+
+def _program_trace(fn, examples, arg_names, const):
+    """A :class:`ProgramTrace` when element-level SymPy would exceed ``ELEMENT_LIMIT`` symbols."""
+    from ..tensor import Tensor
+    from .program_trace import ELEMENT_LIMIT, ProgramTrace
+    modules = _find_modules(fn, examples)
+    params = []
+    seen: set[int] = set()
+    prefix = len(modules) > 1
+    for mname, m in modules:
+        for pname, p in m.named_parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append((f"{mname}.{pname}" if prefix else pname, p))
+    floats = [i for i, e in enumerate(examples) if i not in const and _is_float_tensor_like(e)
+              and not hasattr(e, "named_parameters")]
+    # the element-level cost grows with every element, constants included (X @ w with a
+    # numeric X still builds one SymPy sum per row)
+    n = sum(int(np.size(getattr(e, "_data", e))) for e in examples
+            if isinstance(e, (Tensor, np.ndarray)))
+    n += sum(p.numel() for _, p in params)
+    if n <= ELEMENT_LIMIT or any(isinstance(e, Tensor) and e._data.dtype == object
+                                 for e in examples):
+        return None
+    args, wrt, wrt_names = [], [], []
+    for i, e in enumerate(examples):
+        if i in floats:
+            arr = np.asarray(getattr(e, "_data", e))
+            t = Tensor._wrap(np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f"
+                                      else np.float64)).requires_grad_(True)
+            args.append(t)
+            wrt.append(t)
+            wrt_names.append(arg_names[i])
+        else:
+            args.append(Tensor._wrap(np.asarray(e)) if isinstance(e, np.ndarray) else e)
+    for name, p in params:
+        wrt.append(p)
+        wrt_names.append(name)
+    return ProgramTrace(fn, examples, args, arg_names, wrt, wrt_names)
 
 
 class Trace:
