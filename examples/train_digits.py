@@ -1,4 +1,4 @@
-"""Train a 64->32->10 MLP on sklearn's digits with ``symad.compile_step`` (structured dense path).
+"""Train a 64->32->10 MLP on sklearn's digits with ``symad.compile_step`` (tensor-program path).
 
 Run: ``python examples/train_digits.py`` (needs scikit-learn; matplotlib optional for the loss
 curve PNG). ``main()`` returns the key numbers.
