@@ -260,3 +260,50 @@ def test_symad_trace_of_a_784_mlp_names_parameters_by_module_path():
     np.testing.assert_allclose(vals[0], ref.item(), rtol=1e-6)
     for v, p in zip(vals[1:], net.parameters()):
         np.testing.assert_allclose(v, p.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_dynamic_net_pattern_runs_eagerly_and_draws_like_eager():
+    """PyTorch's dynamic-net tutorial: forward draws from Python's random each call."""
+    import random
+
+    class DynamicNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c, self.d, self.e = (
+                nn.Parameter(symad.tensor(v)) for v in (0.1, -0.2, 0.3, 0.05, 0.01))
+
+        def forward(self, x):
+            y = self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
+            for exp in range(4, random.randint(4, 6)):
+                y = y + self.e * x ** exp
+            return y
+
+    x = symad.linspace(-math.pi, math.pi, 200)
+    y = symad.sin(x)
+    losses = {}
+    for compiled in (False, True):
+        random.seed(0)
+        symad.manual_seed(0)
+        model = DynamicNet()
+        f = symad.compile(model) if compiled else model
+        opt = optim.SGD(model.parameters(), lr=1e-8, momentum=0.9)
+        out = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(6):
+                loss = ((f(x) - y) ** 2).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                out.append(loss.item())
+        losses[compiled] = (out, [p.detach().numpy().copy() for p in model.parameters()],
+                            random.random())
+        if compiled:
+            msgs = [str(w.message) for w in caught
+                    if issubclass(w.category, symad.compiler.CompileWarning)]
+            assert len(msgs) == 1 and "Python's random module" in msgs[0]
+    # same losses, parameters and random stream as eager: the probe's draws were undone
+    assert losses[True][0] == losses[False][0]
+    for a, b in zip(losses[True][1], losses[False][1]):
+        np.testing.assert_array_equal(a, b)
+    assert losses[True][2] == losses[False][2]

@@ -23,7 +23,7 @@ from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
 from ..ops.functional import ones_like
 from .kernels import ProgramKernels, columns
-from ..program import NotReplayable
+from ..program import NotReplayable, rng
 from .program import NotCompilable, symbolic_caller, trace_program
 from .program_entry import ProgramEntry
 
@@ -338,8 +338,16 @@ class CompiledFunction:
         # 1. eager discovery on a few samples: the parameters are the graph's leaves that
         #    require grad; the same probe checks the kernel against eager afterwards.
         full_args, args = args, self._probe(args, batched)
+        state = rng.snapshot()
         try:
             ref = self._fn(*args)
+            source = rng.drew(state)
+            if source is not None:
+                # a function that draws random numbers must draw anew at every call: undo the
+                # probe's draws so the eager run sees the stream it would have seen
+                rng.restore(state)
+                return self._fail(key, f"it draws from {source} (a compiled call would replay "
+                                       "one draw; use tensors passed as arguments)")
         except Exception:
             # the probe changed the batch size: let the user's own call raise its own error
             self._fn(*full_args)
