@@ -56,6 +56,15 @@ def _leaves(out, stop=()) -> list:
     return found
 
 
+def _has_lazy_parameters(fn) -> bool:
+    """``fn`` is a module with lazy submodules (``nn.LazyLinear``) not yet materialized."""
+    modules = getattr(fn, "modules", None)
+    if not callable(modules):
+        return False
+    return any(callable(getattr(m, "has_uninitialized_params", None))
+               and m.has_uninitialized_params() for m in modules())
+
+
 class CompiledBackward(Node):
     """The single graph node of a compiled call."""
 
@@ -339,9 +348,10 @@ class CompiledFunction:
         #    require grad; the same probe checks the kernel against eager afterwards.
         full_args, args = args, self._probe(args, batched)
         state = rng.snapshot()
+        lazy = _has_lazy_parameters(self._fn)   # their first call draws initial values once
         try:
             ref = self._fn(*args)
-            source = rng.drew(state)
+            source = None if lazy else rng.drew(state)
             if source is not None:
                 # a function that draws random numbers must draw anew at every call: undo the
                 # probe's draws so the eager run sees the stream it would have seen
