@@ -358,11 +358,12 @@ class CompiledFunction:
                 rng.restore(state)
                 return self._fail(key, f"it draws from {source} (a compiled call would replay "
                                        "one draw; use tensors passed as arguments)")
-        except Exception:
+        except Exception as exc:
             # the probe changed the batch size: let the user's own call raise its own error
             self._fn(*full_args)
             return self._fail(key, "the function fails on a 4-sample slice of the batch but not "
-                                   "on the whole batch (it depends on the batch size)")
+                                   "on the whole batch (it depends on the batch size): the slice "
+                                   f"raised {type(exc).__name__}: {exc}")
         if not isinstance(ref, Tensor):
             return self._fail(key, f"it returned {type(ref).__name__}, not a tensor")
         bset = set(batched)

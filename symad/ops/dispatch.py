@@ -55,13 +55,19 @@ def forward_numpy(op: Op, arrays, params: dict, dt: D.dtype):
 
     The one numeric evaluation of a registered op: eager :func:`apply` and the replay of a
     recorded tensor program (:mod:`symad.program`) both run it, so they agree bit for bit."""
+    with np.errstate(all="ignore"):
+        return forward_numpy_quiet(op, arrays, params, dt)
+
+
+def forward_numpy_quiet(op: Op, arrays, params: dict, dt: D.dtype):
+    """:func:`forward_numpy` for a caller that has already silenced numpy's floating-point
+    warnings (``np.errstate(all="ignore")``) around many ops, as a program replay does."""
     rule = op.dtype_rule
     dnp = dt.np
     if op.formula is not None and (rule == "promote" or rule == "float"):
         arrays = [a if a.dtype == dnp else a.astype(dnp) for a in arrays]
     try:
-        with np.errstate(all="ignore"):
-            out = op.forward(*arrays, **params)
+        out = op.forward(*arrays, **params)
     except ValueError:
         _check_broadcast(arrays)
         raise
@@ -132,10 +138,16 @@ def elementwise_partial(op: Op, i: int, params: dict, arrays, g: np.ndarray, sha
     """``g * d op / d input_i`` evaluated in numpy (the SymPy partial, lambdified) and summed down
     to the input's ``shape``: the numeric VJP of an elementwise op, shared by eager backward and
     the replay of a recorded program."""
+    with np.errstate(all="ignore"):
+        return elementwise_partial_quiet(op, i, params, arrays, g, shape)
+
+
+def elementwise_partial_quiet(op: Op, i: int, params: dict, arrays, g: np.ndarray,
+                              shape) -> np.ndarray:
+    """:func:`elementwise_partial` inside the caller's ``np.errstate(all="ignore")``."""
     fn = op.derivative_numpy(i, params)
     pvals = [v for v in params.values() if v is not None]
-    with np.errstate(all="ignore"):
-        val = g * np.asarray(fn(*arrays, *pvals), dtype=g.dtype)
+    val = g * np.asarray(fn(*arrays, *pvals), dtype=g.dtype)
     if val.shape != tuple(shape):
         val = sum_to_shape(val, shape)
     return val.astype(g.dtype, copy=False)

@@ -1,11 +1,12 @@
 """Running a recorded program on new arrays: each step is the registry's numpy evaluation
 (:func:`symad.ops.dispatch.forward_numpy` / :func:`~symad.ops.dispatch.elementwise_partial`), the
-same code eager runs — so a replay of eager's own inputs reproduces eager bit for bit."""
+same code eager runs — so a replay of eager's own inputs reproduces eager bit for bit. The replay
+silences numpy's floating-point warnings once around all its steps, as eager does per op."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..ops.dispatch import elementwise_partial, forward_numpy
+from ..ops.dispatch import elementwise_partial_quiet, forward_numpy_quiet
 from ..ops.shape import sum_to_shape
 from .ir import Program
 
@@ -24,7 +25,7 @@ def _step_fn(st, shapes):
         op, params, dt = st.op, st.params, st.dtype
 
         def f(*arrays):
-            return forward_numpy(op, arrays, params, dt)[0]
+            return forward_numpy_quiet(op, arrays, params, dt)[0]
         return f
     n_in = len(st.ins) - 1
     i, op, params = st.partial, st.op, st.params
@@ -40,7 +41,7 @@ def _step_fn(st, shapes):
         return c
 
     def g(*arrays):
-        return elementwise_partial(op, i, params, arrays[:n_in], arrays[n_in], shape)
+        return elementwise_partial_quiet(op, i, params, arrays[:n_in], arrays[n_in], shape)
     return g
 
 
@@ -75,15 +76,17 @@ class Runner:
             vals[s] = a
         for s, t in self._leaves:
             vals[s] = t._data
-        for f, ins, out in self._fwd:
-            vals[out] = f(*[vals[i] for i in ins])
+        with np.errstate(all="ignore"):        # once per replay, not once per step
+            for f, ins, out in self._fwd:
+                vals[out] = f(*[vals[i] for i in ins])
         return vals
 
     def backward(self, vals: list, seed: np.ndarray) -> list:
         vals = list(vals)
         vals[self._seed] = seed
-        for f, ins, out in self._bwd:
-            vals[out] = f(*[vals[i] for i in ins])
+        with np.errstate(all="ignore"):
+            for f, ins, out in self._bwd:
+                vals[out] = f(*[vals[i] for i in ins])
         return self.outputs(vals)
 
     def outputs(self, vals: list) -> list:
