@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import pickle
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,37 @@ class DataArg:
         return int(np.prod(self.sample_shape)) if self.sample_shape else 1
 
 
+class ProcessKernels:
+    """This process's native chunk kernels by content digest (bounded, least recently used
+    dropped first). Dask's memory manager may drop a worker's copy of a kernel object and
+    fetch it again; the native code stays here, so each worker process compiles it once."""
+
+    def __init__(self, maxsize: int = 32) -> None:
+        self.maxsize = maxsize
+        self._kernels: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get_or_build(self, digest: str, build: Callable[[], Any]):
+        with self._lock:  # one build per digest even when tasks run on several threads
+            k = self._kernels.get(digest)
+            if k is None:
+                k = self._kernels[digest] = build()
+                self.builds += 1
+                while len(self._kernels) > self.maxsize:
+                    self._kernels.popitem(last=False)
+            self._kernels.move_to_end(digest)
+            return k
+
+    def add(self, digest: str, kernel) -> None:
+        with self._lock:
+            self._kernels[digest] = kernel
+
+
+#: The one cache of this process (a Dask worker process builds each kernel once).
+PROCESS_KERNELS = ProcessKernels()
+
+
 class ChunkKernel:
     """Loss-term sum and exact gradient sums over one chunk of samples, as native code.
 
@@ -64,7 +97,8 @@ class ChunkKernel:
 
     def __init__(self, spec, param_shapes, constants, data, reduction: str, *,
                  threads: int = 1) -> None:
-        self.spec = spec
+        self._spec = spec
+        self._spec_blob = pickle.dumps(spec)  # what travels; unpickled only to build
         self.param_shapes = [tuple(s) for s in param_shapes]
         self.constants = [float(c) for c in constants]
         self.data = list(data)
@@ -72,22 +106,24 @@ class ChunkKernel:
         self.threads = int(threads)
         self.n_params = int(sum(int(np.prod(s)) if s else 1 for s in self.param_shapes))
         self.np_dtype = np.dtype(spec.dtype)
-        self.digest = hashlib.sha256(pickle.dumps(
-            (spec, self.param_shapes, self.constants, self.data, reduction, self.threads))
+        self.digest = hashlib.sha256(self._spec_blob + pickle.dumps(
+            (self.param_shapes, self.constants, self.data, reduction, self.threads))
         ).hexdigest()[:32]
         self._native: Any = None
-        self._lock = threading.Lock()
 
-    # -- shipping: the native kernel stays behind, each process builds its own once ----------
+    @property
+    def spec(self):
+        """The :class:`codegen.KernelSpec` (SymPy expressions; unpickled on first use)."""
+        if self._spec is None:
+            self._spec = pickle.loads(self._spec_blob)
+        return self._spec
+
+    # -- shipping: only the spec's bytes travel; native code is built once per process --------
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_native"] = None
-        state["_lock"] = None
+        state["_spec"] = None
         return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __dask_tokenize__(self) -> str:
         return self.digest
@@ -95,18 +131,20 @@ class ChunkKernel:
     def __repr__(self) -> str:
         names = ", ".join(d.name for d in self.data)
         return (f"<symad.distributed.ChunkKernel {self.reduction} over samples of ({names}); "
-                f"{self.n_params} parameters, {self.spec.dtype}>")
+                f"{self.n_params} parameters, {self.np_dtype}>")
 
     def native(self):
-        """The :class:`codegen.Kernel` of this process (built on first use: disk cache or JIT)."""
+        """The :class:`codegen.Kernel` of this process: built on first use (disk cache hit or
+        JIT) and shared by every copy of this kernel in the process, so a worker builds it once
+        even when Dask drops its copy of the kernel object and fetches it again."""
         k = self._native
         if k is None:
-            with self._lock:
-                if self._native is None:
-                    from codegen import Kernel
-                    self._native = Kernel(self.spec, threads=self.threads)
-                k = self._native
+            k = self._native = PROCESS_KERNELS.get_or_build(self.digest, self._build_native)
         return k
+
+    def _build_native(self):
+        from codegen import Kernel
+        return Kernel(self.spec, threads=self.threads)
 
     # -- one chunk ----------------------------------------------------------------------------
     def columns(self, arrays, chunk: int, row0: int | None) -> tuple[list[np.ndarray], int]:
@@ -241,4 +279,5 @@ def build_chunk_kernel(fn, params, data_examples, *, dtype: str | None = None,
                        name="symad_chunk")
     ck = ChunkKernel(k.spec, param_shapes, const_vals, data, bt.reduction, threads=threads)
     ck._native = k  # the client's own copy, already compiled
+    PROCESS_KERNELS.add(ck.digest, k)
     return ck
