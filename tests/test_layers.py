@@ -150,7 +150,7 @@ def test_conv2d_module_parameters_init_and_repr():
     assert repr(nn.Conv2d(2, 4, (3, 5), stride=2, dilation=(1, 2), groups=2, bias=False)) == (
         "Conv2d(2, 4, kernel_size=(3, 5), stride=(2, 2), dilation=(1, 2), groups=2, bias=False)")
     assert repr(nn.Conv1d(1, 2, 3, padding="same")) == (
-        "Conv1d(1, 2, kernel_size=(3,), stride=(1,), padding='same')")
+        "Conv1d(1, 2, kernel_size=(3,), stride=(1,), padding=same)")
     g = nn.Conv2d(4, 6, 3, groups=2)
     assert tuple(g.weight.shape) == (6, 2, 3, 3)
 
@@ -326,6 +326,7 @@ def test_pooling_gradchecks():
     assert gradgradcheck(lambda t: F.avg_pool2d(t, 2, stride=1), (x,))
     assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), (x,))
     assert gradgradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), (x,))
+    assert gradgradcheck(lambda t: F.max_pool2d(t, 2, stride=1).pow(2), (x,))
 
 
 def test_pooling_errors_and_reprs():
@@ -391,6 +392,8 @@ def test_embedding_lookup_padding_row_and_gradient_accumulation():
     # index 0 appears three times; the padding row gets nothing although it is looked up
     assert emb.weight.grad[:, 0].tolist() == [3.0, 0.0, 1.0, 0.0, 1.0]
     assert nn.Embedding(4, 2, padding_idx=-1).padding_idx == 3
+    w = _t(np.random.default_rng(6).normal(size=(4, 2)), True)
+    assert gradgradcheck(lambda w: F.embedding(symad.tensor([0, 3, 3]), w, 1).pow(2), (w,))
 
 
 def test_embedding_errors_and_from_pretrained():
