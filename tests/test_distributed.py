@@ -366,3 +366,16 @@ def test_example_script_fits_on_the_cluster(client):
     out = mod.main(client, n=200_000, chunks=8, adam_steps=30)
     np.testing.assert_allclose(out["lbfgs"], TRUE, atol=1e-3)
     assert out["adam_losses"][-1] < out["adam_losses"][0]
+
+
+def test_unpersisted_minibatch_and_arity_errors(client):
+    xs, ys, x, y = _small(n=8000, chunks=8)
+    lazy = sd.value_and_grad(curve_loss, (x, y), client=client, persist=False)
+    ev = lazy.evaluate(START, chunks=[6, 1])
+    rows = np.r_[1000:2000, 6000:7000]
+    ref_v, ref_g = symad.value_and_grad(curve_loss)(START, xs[rows], ys[rows])
+    assert ev.count == 2000 and _rel(ev.value, ref_v) <= 1e-12 and _rel(ev.grads[0], ref_g) <= 1e-12
+    with pytest.raises(TypeError, match=r"takes 3 arguments \['t', 'x', 'y'\].*got 2 param"):
+        lazy(START, START)
+    with pytest.raises(IndexError, match="chunk indices"):
+        lazy.evaluate(START, chunks=[8])

@@ -125,14 +125,16 @@ class ChunkedData:
         """Two zero samples per data argument (shapes and dtypes for tracing)."""
         return [np.zeros((2,) + s, dtype=d) for s, d in zip(self.sample_shapes, self.dtypes)]
 
-    def submit(self, client) -> list[list]:
-        """Futures of every chunk's parts, computed (and kept) on the cluster."""
+    def submit(self, client, chunks=None) -> list[list]:
+        """Futures of the parts of every chunk (or of the chunk indices ``chunks``), computed
+        and kept on the cluster for as long as the futures live."""
+        ids = list(range(self.n_chunks)) if chunks is None else list(chunks)
         flat = []
         for c in self.collections:
-            blocks = c.to_delayed()
-            flat.append(list(np.asarray(blocks, dtype=object).reshape(-1)))
+            blocks = np.asarray(c.to_delayed(), dtype=object).reshape(-1)
+            flat.append([blocks[i] for i in ids])
         futures = client.compute([d for blocks in flat for d in blocks])
-        k = self.n_chunks
+        k = len(ids)
         return [[futures[j * k + i] for j in range(len(flat))] for i in range(k)]
 
     def row0(self, chunk: int) -> int | None:

@@ -53,6 +53,24 @@ def _as_client(client):
     return client
 
 
+def _check_arity(fn, n_params: int, n_data: int) -> None:
+    """A clear error when the parameters given and the data do not fill ``fn``'s arguments."""
+    import inspect
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    ps = list(sig.parameters.values())
+    if any(p.kind == p.VAR_POSITIONAL for p in ps):
+        return
+    pos = [p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in pos if p.default is p.empty]
+    if not len(required) <= n_params + n_data <= len(pos):
+        names = [p.name for p in pos]
+        raise TypeError(f"the loss takes {len(pos)} arguments {names}: the parameters, then "
+                        f"{n_data} data argument(s); got {n_params} parameter(s)")
+
+
 def _param_array(p) -> np.ndarray:
     """A parameter as a float array (float32 stays float32: it decides the kernel dtype)."""
     if hasattr(p, "detach") and hasattr(p, "numpy"):  # a symad.Tensor
@@ -100,6 +118,7 @@ class DistributedLoss:
         key = tuple((p.shape, p.dtype.str) for p in params)
         got = self._kernels.get(key)
         if got is None:
+            _check_arity(self.fn, len(params), len(self.data.sample_shapes))
             ck = build_chunk_kernel(self.fn, params, self.data.examples(), dtype=self.dtype,
                                     threads=self.threads)
             fut = self.client.submit(_ready, ck, key=f"symad-chunk-kernel-{ck.digest}")
@@ -114,10 +133,13 @@ class DistributedLoss:
         ids = list(range(self.n_chunks)) if chunks is None else sorted(int(c) for c in chunks)
         if any(not 0 <= i < self.n_chunks for i in ids):
             raise IndexError(f"chunk indices must be in [0, {self.n_chunks}), got {ids}")
-        parts = self._parts if self._parts is not None else self.data.submit(self.client)
         if not ids:
             raise ValueError("no chunks to evaluate")
-        columns = [[parts[i][j] for i in ids] for j in range(len(parts[ids[0]]))]
+        if self._parts is not None:
+            parts = [self._parts[i] for i in ids]
+        else:  # not persisted: load just these chunks, for this evaluation
+            parts = self.data.submit(self.client, ids)
+        columns = [[p[j] for p in parts] for j in range(len(parts[0]))]
         # one message for all chunk tasks (client.map), each scheduled next to its data
         return self.client.map(_chunk_task, list(ids), [self.data.row0(i) for i in ids],
                                *columns, kernel=kf, reader=self.data.reader, params=flat,
