@@ -604,6 +604,7 @@ class Tensor:
     def _key(key):
         def conv(k):
             if isinstance(k, Tensor):
+                _escape(k, "indexing with a tensor's values")
                 return k._data if k.ndim else (k._data.item() if k._dtype != D.bool_ else k._data)
             if isinstance(k, list):
                 return np.asarray(k)

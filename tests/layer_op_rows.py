@@ -102,6 +102,58 @@ def max_pool_ref(x, *, kernel_size, stride, padding, dilation):
     return y
 
 
+def _first_max_positions(x, kernel_size, stride, padding, dilation):
+    """{output index: the input index of its window's first maximum} by a scalar loop."""
+    nd = len(kernel_size)
+    out = _out_shape(x.shape[-nd:], kernel_size, stride, padding, dilation)
+    where = {}
+    for lead in np.ndindex(*x.shape[:-nd]):
+        for pos in np.ndindex(*out):
+            best, arg = -np.inf, None
+            for kk in np.ndindex(*kernel_size):
+                idx = tuple(p * s + k * d - lo for p, k, s, d, (lo, _) in
+                            zip(pos, kk, stride, dilation, padding))
+                if all(0 <= i < n for i, n in zip(idx, x.shape[-nd:])):
+                    v = x[lead + idx]
+                    if v > best or arg is None:
+                        best, arg = v, idx
+            where[lead + pos] = lead + arg
+    return where
+
+
+def max_pool_backward_ref(g, x, *, kernel_size, stride, padding, dilation):
+    out = np.zeros(x.shape)
+    for o, i in _first_max_positions(x, kernel_size, stride, padding, dilation).items():
+        out[i] += g[o]
+    return out
+
+
+def max_pool_select_ref(gx, x, *, kernel_size, stride, padding, dilation):
+    where = _first_max_positions(x, kernel_size, stride, padding, dilation)
+    nd = len(kernel_size)
+    out = np.zeros(x.shape[:-nd] + _out_shape(x.shape[-nd:], kernel_size, stride, padding,
+                                              dilation))
+    for o, i in where.items():
+        out[o] = gx[i]
+    return out
+
+
+def max_pool_grad_samples(Sample, U, which):
+    def gen(rng):
+        x = U(rng, (2, 2, 5, 5))
+        out = []
+        for geom in ({"kernel_size": (2, 2), "stride": (2, 2), "padding": ((0, 0), (0, 0)),
+                      "dilation": (1, 1)},
+                     {"kernel_size": (3, 3), "stride": (2, 2), "padding": ((1, 1), (1, 1)),
+                      "dilation": (1, 1)}):
+            o = _out_shape((5, 5), geom["kernel_size"], geom["stride"], geom["padding"],
+                           geom["dilation"])
+            first = U(rng, (2, 2) + o) if which == "backward" else U(rng, (2, 2, 5, 5))
+            out.append(Sample([first, x], geom, diff=(0,)))
+        return out
+    return gen
+
+
 def _avg_count(pos, kernel_size, stride, padding, spatial, count_include_pad):
     n = 0
     for kk in np.ndindex(*kernel_size):
@@ -287,6 +339,10 @@ def layer_rows(Row, Sample, U, unary):
         Row("conv_weight_grad", _apply("conv_weight_grad"), conv_weight_grad_ref,
             conv_weight_grad_samples(Sample, U)),
         Row("max_pool", _apply("max_pool"), max_pool_ref, max_pool_samples(Sample, U)),
+        Row("max_pool_backward", _apply("max_pool_backward"), max_pool_backward_ref,
+            max_pool_grad_samples(Sample, U, "backward")),
+        Row("max_pool_select", _apply("max_pool_select"), max_pool_select_ref,
+            max_pool_grad_samples(Sample, U, "select")),
         Row("avg_pool", _apply("avg_pool"), avg_pool_ref, avg_pool_samples(Sample, U)),
         Row("avg_pool_backward", _apply("avg_pool_backward"), avg_pool_backward_ref,
             avg_pool_backward_samples(Sample, U)),

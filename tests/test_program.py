@@ -307,3 +307,28 @@ def test_dynamic_net_pattern_runs_eagerly_and_draws_like_eager():
     for a, b in zip(losses[True][1], losses[False][1]):
         np.testing.assert_array_equal(a, b)
     assert losses[True][2] == losses[False][2]
+
+
+def test_gradient_rules_that_bake_index_arrays_are_refused():
+    """A VJP that builds an index array from this call's values (instead of a registered op on
+    the tensor) would replay stale indices: the recording refuses it."""
+    from symad.ops import REGISTRY
+    from symad.ops.registry import register
+
+    def _bad_vjp(ctx, g):
+        from symad.ops.functional import index_scatter
+        key = (np.argsort(ctx.inputs[0]._data),)          # computed from values: not replayable
+        return (index_scatter(g[np.argsort(key[0])], key, tuple(ctx.inputs[0].shape)),)
+
+    op = register("_test_identity_bad_vjp", grad_fn="TestBackward0",
+                  forward=lambda x: x.copy(), vjp=_bad_vjp, dtype_rule="first")
+    try:
+        from symad.ops.dispatch import apply
+        w = symad.randn(4, requires_grad=True)
+        with pytest.raises(NotReplayable, match="index arrays"):
+            capture(lambda x: (apply(op, w) * x).sum(), (symad.randn(4),), wrt=[w])
+        idx = symad.tensor([2, 0])
+        with pytest.raises(NotReplayable, match="indexing with a tensor"):
+            capture(lambda x, i: (w * x)[i].sum(), (symad.randn(4), idx), wrt=[w])
+    finally:
+        del REGISTRY["_test_identity_bad_vjp"]

@@ -175,6 +175,13 @@ row("conv_weight_grad", lambda x, g: W(_op("conv_weight_grad", x, g, weight_shap
     X14, G13, ops=("conv_weight_grad",))
 row("max_pool", lambda x: W(nn.functional.max_pool1d(x, 2, 1).reshape(3)), X14,
     ops=("max_pool",), kinky=True)
+_POOL1 = {"kernel_size": (2,), "stride": (1,), "padding": ((0, 0),), "dilation": (1,)}
+row("max_pool_backward", lambda g, x: W(_op("max_pool_backward", g.reshape(1, 1, 3),
+                                            x.reshape(1, 1, 4), **_POOL1).reshape(4)[:3]),
+    MIX, np.array([1, 5, -3, 2]), ops=("max_pool_backward",), constants=(1,))
+row("max_pool_select", lambda g, x: W(_op("max_pool_select", g.reshape(1, 1, 4),
+                                          x.reshape(1, 1, 4), **_POOL1).reshape(3)),
+    X14 * 0.5, np.array([1, 5, -3, 2]), ops=("max_pool_select",), constants=(1,))
 _AV = {"kernel_size": (1, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0)), "extra": (0, 0),
        "count_include_pad": True, "divisor_override": None}
 row("avg_pool", lambda x: W(nn.functional.avg_pool1d(x, 2, 1, padding=1,

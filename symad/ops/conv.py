@@ -247,12 +247,50 @@ def max_pool_argmax(x: np.ndarray, kernel_size, stride, padding, dilation) -> tu
 
 
 def _max_pool_vjp(ctx, g):
-    from .functional import index_scatter
-    x = ctx.inputs[0]
-    p = ctx.params
-    key = max_pool_argmax(x._data, p["kernel_size"], p["stride"], p["padding"], p["dilation"])
-    key = tuple(np.broadcast_to(k, tuple(g.shape)) for k in key)
-    return (index_scatter(g, key, tuple(x.shape)),)
+    # the routing to each window's maximum is computed by a registered op from the input TENSOR,
+    # so a recorded program recomputes it from each call's input (never baked into a parameter)
+    return (apply(_MAX_POOL_BACKWARD, g, ctx.inputs[0], **ctx.params),)
+
+
+def _pool_key(x, g_shape, p) -> tuple:
+    if x.dtype == object:       # numbers held as objects (a traced gradient of constant data)
+        x = x.astype(np.float64)
+    key = max_pool_argmax(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"])
+    return tuple(np.broadcast_to(k, tuple(g_shape)) for k in key)
+
+
+def _max_pool_backward_np(g, x, **p):
+    out = np.zeros(x.shape, dtype=g.dtype)
+    np.add.at(out, _pool_key(x, g.shape, p), g)
+    return out
+
+
+def _max_pool_select_np(gx, x, **p):
+    if x.dtype == object:
+        x = x.astype(np.float64)
+    v = _pool_windows(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], -np.inf)
+    out_shape = v.shape[:-len(p["kernel_size"]) - 1] + v.shape[-len(p["kernel_size"]):]
+    return gx[_pool_key(x, out_shape, p)]
+
+
+def _max_pool_backward_vjp(ctx, gg):
+    return (apply(_MAX_POOL_SELECT, gg, ctx.inputs[1], **ctx.params), None)
+
+
+def _max_pool_select_vjp(ctx, g):
+    return (apply(_MAX_POOL_BACKWARD, g, ctx.inputs[1], **ctx.params), None)
+
+
+_POOL_PARAMS = ("kernel_size", "stride", "padding", "dilation")
+_MAX_POOL_BACKWARD = register(
+    "max_pool_backward", grad_fn=lambda g, x, kernel_size, **kw:
+    f"MaxPool{len(kernel_size)}DWithIndicesBackwardBackward0", forward=_max_pool_backward_np,
+    vjp=_max_pool_backward_vjp, nargs=2, params=_POOL_PARAMS, dtype_rule="first",
+    doc="max pooling's VJP: g added at each window's first maximum of x (x: no gradient)")
+_MAX_POOL_SELECT = register(
+    "max_pool_select", grad_fn="MaxPoolSelectBackward0", forward=_max_pool_select_np,
+    vjp=_max_pool_select_vjp, nargs=2, params=_POOL_PARAMS, dtype_rule="first",
+    doc="the values of gx at each window's first maximum of x: the VJP of max_pool_backward")
 
 
 register("max_pool", grad_fn=lambda x, kernel_size, **kw:

@@ -38,6 +38,10 @@ class Recorder:
         self._opaque: set[int] = set()
         self._names = names or {}
         self.impure: str | None = None
+        # index arrays in op parameters: those of the forward (the user's constant indices) are
+        # static; a gradient rule that builds NEW ones computed them from values (a baked key)
+        self.phase = "forward"
+        self._static: set[int] = set()
 
     # -- slots --------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str) -> int:
@@ -65,11 +69,21 @@ class Recorder:
         if result._data.dtype == object:
             self.impure = "symbolic values"
             return
+        self._check_params(op, params)
         ins = tuple(self.slot(t) for t in tensors)
         s = self.prog.new_slot(result._data.shape, result._dtype, "step")
         self.prog.steps.append(Step(op, ins, dict(params), s, result._dtype,
                                     shape=tuple(result._data.shape)))
         self._map(result, s)
+
+    def _check_params(self, op, params) -> None:
+        for a in _arrays_in(params.values()):
+            if self.phase == "forward":
+                self._static.add(id(a))
+                self._keep.append(a)
+            elif id(a) not in self._static and a.size > 1 and a.dtype.kind in "iub":
+                self.impure = self.impure or (
+                    f"a gradient rule ({op.name}) that computes index arrays from values")
 
     def partial(self, op, i, params, inputs, g, gi) -> None:
         ins = tuple(self.slot(t) for t in inputs) + (self.slot(g),)
@@ -121,6 +135,7 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
             wrt = [a for a in args if isinstance(a, Tensor) and a.requires_grad] + [
                 t for _, t in rec.prog.leaves if t.requires_grad and t.grad_fn is None]
         grads: list = [None] * len(wrt)
+        rec.phase = "backward"
         if wrt and out.requires_grad:
             seed = Tensor._wrap(np.ones(out._data.shape, dtype=out._dtype.np), out._dtype)
             if seed_input:
@@ -134,6 +149,14 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
     prog.outputs = [rec.slot(out)] + [rec.slot(g) if g is not None else -1 for g in grads]
     prog.prune()
     return prog, out, grads, wrt
+
+
+def _arrays_in(values):
+    for v in values:
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from _arrays_in(v)
 
 
 def _impure(rec: Recorder) -> str:
