@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 import symad
-from symad import nn, optim
+from symad import optim
 from symad.program import capture
 
 try:

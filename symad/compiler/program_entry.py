@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.graph import _edge_of
 from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.graph import _edge_of
 from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor

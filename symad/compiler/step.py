@@ -30,7 +30,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import _dtype as D
 from ..random import Generator, default_generator
 from ..tensor import Tensor
 from .flat_update import FlatState

@@ -6,4 +6,4 @@ from .capture import NotReplayable, Recorder, capture
 from .ir import Program, Step
 from .run import Runner
 
-__all__ = ["capture", "NotReplayable", "Recorder", "Program", "Step", "Runner"]
+__all__ = ["NotReplayable", "Program", "Recorder", "Runner", "Step", "capture"]

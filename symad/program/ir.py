@@ -56,7 +56,7 @@ class Program:
         self.slots.append(Slot(tuple(shape), dtype, kind, name))
         return len(self.slots) - 1
 
-    def prune(self) -> "Program":
+    def prune(self) -> Program:
         """Drop steps no output depends on (dead code), keeping the order of the rest."""
         live = {s for s in self.outputs if s >= 0}
         kept = []
