@@ -20,16 +20,17 @@ ColumnSpec = str | list[str] | tuple[str, ...]
 class ChunkReader:
     """How a task gets the loss's data arrays from one chunk's parts.
 
-    ``columns is None``: the parts are the arrays themselves (one block per data argument).
-    Otherwise there is one part, a pandas DataFrame partition, and each entry of ``columns`` is a
+    There is one part per chunk. ``columns is None``: a tuple of the chunk's blocks, one per data
+    argument. Otherwise a pandas DataFrame partition, and each entry of ``columns`` is a
     column name (a 1-d argument) or a list of names (a 2-d argument, one sample per row).
     """
     columns: tuple[str | tuple[str, ...], ...] | None = None
 
     def arrays(self, parts, chunk: int) -> list[np.ndarray]:
-        if self.columns is None:
-            return list(parts)
-        (frame,) = parts
+        (stored,) = parts
+        if self.columns is None:  # the chunk's blocks, stored together (ChunkedData.submit)
+            return list(stored)
+        frame = stored
         out = []
         for spec in self.columns:
             names = [spec] if isinstance(spec, str) else list(spec)
@@ -127,18 +128,29 @@ class ChunkedData:
 
     def submit(self, client, chunks=None) -> list[list]:
         """Futures of the parts of every chunk (or of the chunk indices ``chunks``), computed
-        and kept on the cluster for as long as the futures live."""
+        and kept on the cluster for as long as the futures live.
+
+        The blocks of one chunk (x_i, y_i, ...) become ONE stored value, so a chunk's data sits
+        on one worker and an evaluation never moves it (Dask would otherwise fetch a block from
+        another worker, and its memory manager drops such copies again between evaluations).
+        """
+        import dask
         ids = list(range(self.n_chunks)) if chunks is None else list(chunks)
-        flat = []
-        for c in self.collections:
-            blocks = np.asarray(c.to_delayed(), dtype=object).reshape(-1)
-            flat.append([blocks[i] for i in ids])
-        futures = client.compute([d for blocks in flat for d in blocks])
-        k = len(ids)
-        return [[futures[j * k + i] for j in range(len(flat))] for i in range(k)]
+        blocks = [np.asarray(c.to_delayed(), dtype=object).reshape(-1)
+                  for c in self.collections]
+        if self.reader.columns is None:
+            values = [dask.delayed(_together, pure=True)(*[b[i] for b in blocks]) for i in ids]
+        else:
+            values = [blocks[0][i] for i in ids]
+        return [[f] for f in client.compute(values)]
 
     def row0(self, chunk: int) -> int | None:
         return None if self.row_offsets is None else self.row_offsets[chunk]
+
+
+def _together(*blocks) -> tuple:
+    """Task: one chunk's blocks as one stored value."""
+    return blocks
 
 
 def _is_dataframe(data) -> bool:
