@@ -61,6 +61,14 @@ class Tensor:
                  "_grad", "_hooks", "_acc_ref", "_name", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from ._numpy_interop import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from ._numpy_interop import array_function
+        return array_function(func, args, kwargs)
+
     def __init__(self, *args, dtype=None) -> None:
         """``Tensor(data)`` or ``Tensor(*sizes)`` (zeros), default float dtype, like torch.Tensor."""
         dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
@@ -618,6 +626,8 @@ class Tensor:
         return apply(REGISTRY["getitem"], self, key=key)
 
     def __setitem__(self, key, value):
+        if isinstance(key, Tensor) and key._dtype == D.bool_ and key._data.dtype == object:
+            return self._set_symbolic_mask(key, value)
         key = self._key(key)
         self._check_inplace()
         if not isinstance(value, Tensor):
@@ -636,6 +646,19 @@ class Tensor:
                 self._version.value += 1
             return
         self._inplace(lambda s, v: apply(REGISTRY["index_put"], s, v, key=key), value)
+
+    def _set_symbolic_mask(self, mask: "Tensor", value) -> None:
+        """``x[mask] = v`` for a mask whose truth is symbolic (``dx[x <= 0] = 0`` traced): the
+        same values as ``where(mask, v, x)`` written into x."""
+        if tuple(mask.shape) != tuple(self.shape):
+            raise IndexError(f"a symbolic boolean mask must have the indexed tensor's shape "
+                             f"{tuple(self.shape)}, not {tuple(mask.shape)}")
+        if isinstance(value, Tensor) and value.numel() != 1 and \
+                tuple(value.shape) != tuple(self.shape):
+            raise TypeError("x[mask] = values with a symbolic mask needs a scalar value (the "
+                            "number of True entries is unknown while tracing); write "
+                            "x = symad.where(mask, values, x) instead")
+        self._inplace(lambda s, m: F.where(m, value, s), mask)
 
     def select(self, dim: int, index: int) -> "Tensor":
         key = (slice(None),) * (dim % self.ndim) + (index,)
@@ -718,11 +741,15 @@ class Tensor:
     def le(self, o): return F.le(self, o)
     def gt(self, o): return F.gt(self, o)
     def ge(self, o): return F.ge(self, o)
-    def sum(self, dim=None, keepdim=False, *, dtype=None): return F.sum(self, dim, keepdim, dtype=dtype)
-    def mean(self, dim=None, keepdim=False, *, dtype=None): return F.mean(self, dim, keepdim, dtype=dtype)
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return F.sum(self, _axis(dim, axis), keepdims or keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return F.mean(self, _axis(dim, axis), keepdims or keepdim, dtype=dtype)
     def prod(self, dim=None, keepdim=False): return F.prod(self, dim, keepdim)
-    def max(self, dim=None, keepdim=False): return F.max(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return F.min(self, dim, keepdim)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return F.max(self, _axis(dim, axis), keepdims or keepdim)
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return F.min(self, _axis(dim, axis), keepdims or keepdim)
     def amax(self, dim=None, keepdim=False): return F.amax(self, dim, keepdim)
     def amin(self, dim=None, keepdim=False): return F.amin(self, dim, keepdim)
     def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
@@ -870,6 +897,13 @@ def _parse_to(args, dtype, device, what: str):
         else:
             dtype = a
     return dtype
+
+
+def _axis(dim, axis):
+    """PyTorch's ``axis=`` alias of ``dim=`` (numpy-style code: ``x.sum(axis=0)``)."""
+    if axis is not None and dim is not None:
+        raise TypeError("got both dim and its alias axis; pass one")
+    return tuple(axis) if isinstance(axis, list) else (axis if axis is not None else dim)
 
 
 def _apply(name, *args, **params):

@@ -21,6 +21,20 @@ def _as_tensor(x, dt):
     return Tensor._wrap(np.asarray(x, dtype=dt.np))
 
 
+def indicator_array(a: np.ndarray) -> np.ndarray:
+    """A symbolic boolean array as 0/1 numbers: relation ``r`` -> ``Piecewise((1, r), (0, True))``."""
+    import sympy
+
+    def one(v):
+        if isinstance(v, (bool, np.bool_)) or v in (sympy.true, sympy.false):
+            return sympy.Integer(1 if bool(v) else 0)
+        return sympy.Piecewise((sympy.Integer(1), v), (sympy.Integer(0), True))
+    out = np.empty(a.shape, dtype=object)
+    for idx in np.ndindex(*a.shape):
+        out[idx] = one(a[idx])
+    return out
+
+
 def _check_broadcast(arrays) -> None:
     """PyTorch's error for operands that do not broadcast (numpy's would be a ValueError)."""
     shapes = [a.shape for a in arrays]
@@ -100,6 +114,14 @@ def apply(op: Op, *inputs, **params):
                         for i, x in enumerate(inputs))
     arrays = [t._data for t in tensors]
     if any(a.dtype is _OBJECT for a in arrays):
+        if rule == "custom" and isinstance(params.get("dtype"), D.dtype):
+            dt = params["dtype"]  # a cast of symbolic data keeps the requested dtype
+        if dt is not D.bool_:
+            # a symbolic mask used as a number (``x * (x > 0)``, ``mask.double()``): each
+            # relation becomes its 0/1 indicator; a ``where`` condition stays a relation
+            arrays = [indicator_array(a) if t._dtype is D.bool_ and a.dtype is _OBJECT
+                      and not (i == 0 and rule == "where") else a
+                      for i, (t, a) in enumerate(zip(tensors, arrays))]
         out = op.symbolic_forward(*[np.asarray(a, dtype=object) for a in arrays], **params)
         out = np.asarray(out, dtype=object)
     else:

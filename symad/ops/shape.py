@@ -169,6 +169,6 @@ def _to_np(x, dtype):
     return x.astype(dtype.np)
 
 
-register("to_dtype", grad_fn="ToCopyBackward0", forward=_to_np,
+register("to_dtype", grad_fn="ToCopyBackward0", forward=_to_np, symbolic=lambda x, dtype: x,
          vjp=lambda ctx, g: (g.to(ctx.inputs[0].dtype),), params=("dtype",),
          dtype_rule="custom")
