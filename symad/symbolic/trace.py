@@ -617,7 +617,11 @@ def _sum_to(a: np.ndarray, shape: tuple) -> np.ndarray:
     lead = a.ndim - len(shape)
     if lead:
         a = a.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and a.shape[i] != 1)
+    axes = tuple(i for i, s in enumerate(shape) if a.ndim == len(shape) and s == 1
+                 and a.shape[i] != 1)
     if axes:
         a = a.sum(axis=axes, keepdims=True)
-    return np.asarray(a, dtype=object).reshape(shape)
+    a = np.asarray(a, dtype=object)
+    if [n for n in a.shape if n != 1] != [n for n in shape if n != 1]:
+        return a  # not the input's shape (a transposed gradient): left for the caller to report
+    return a.reshape(shape)

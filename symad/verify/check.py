@@ -6,14 +6,17 @@
 """
 from __future__ import annotations
 
+import inspect
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy as sp
 
-from .decide import Counterexample, compare, exact_value, fmt_number, sample_points
-from .hints import broadcast_sum_hint, scalar_hint, transpose_hints
+from .budget import Budget
+from .decide import Counterexample, exact_value, fmt_number, sample_points
+from .hints import broadcast_sum_hint, numeric_hint, transpose_hints
+from .pipeline import decide_elements, points_for
 from .report import GradientItem, GradientReport
 from .symbolic_inputs import (exactify, gradient, is_number, parameters, parse, realify,
                               real_symbols_for, tensor_values, to_number)
@@ -24,8 +27,9 @@ __all__ = ["check_gradient", "check_function"]
 class _Spec:
     """f in SymPy: its scalar expression, input names, and each input's symbol array."""
 
-    def __init__(self, display, expr, names, arrays, tensors) -> None:
+    def __init__(self, display, expr, names, arrays, tensors, fixed=None) -> None:
         self.display = display
+        self.fixed: dict[str, Any] = dict(fixed or {})   # constant inputs: name -> value
         self.expr = expr
         self.names: list[str] = names
         self.arrays: dict[str, np.ndarray] = arrays      # name -> object array of symbols
@@ -41,7 +45,17 @@ class _Spec:
         return {n: a[()] for n, a in self.arrays.items() if a.shape == ()}
 
 
-def _spec_from(f, inputs, claimed_names) -> _Spec:
+def _params(fn) -> list:
+    return [p for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _as_tensor(v):
+    from ..tensor import Tensor
+    return Tensor._wrap(np.asarray(v)) if isinstance(v, np.ndarray) else v
+
+
+def _spec_from(f, inputs, claimed_names, constants=()) -> _Spec:
     if isinstance(f, str) or isinstance(f, sp.Basic):
         if isinstance(f, str):
             expr = parse(f)
@@ -51,19 +65,26 @@ def _spec_from(f, inputs, claimed_names) -> _Spec:
         syms = real_symbols_for(names)
         expr = realify(expr, syms)
         arrays = {n: np.array(syms[n], dtype=object) for n in names}
-        return _Spec(f if isinstance(f, str) else str(f), expr, names, arrays, {})
+        spec = _Spec(f if isinstance(f, str) else str(f), expr, names, arrays, {})
+        spec.all_names = names
+        return spec
     if callable(f):
         from ..symbolic import trace
-        names = parameters(f)
         given: dict[str, Any] = {}
         if isinstance(inputs, dict):
             given = dict(inputs)
         elif inputs is not None:
             seq = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
-            given = dict(zip(names, seq))
+            given = dict(zip(parameters(f), seq))
+        # parameters with a default that no input names (reg=0.1) keep their default
+        names = [p.name for p in _params(f) if p.name in given or p.default is p.empty]
+        unknown = [n for n in constants if n not in names]
+        if unknown:
+            raise ValueError(f"constants= names {unknown}, which are not inputs of "
+                             f"{_name(f)} ({names})")
         # scalars without an example are traced from a float stand-in (any value will do)
         examples = [given.get(n, 0.0) for n in names]
-        tr = trace(f, *examples, names=names)
+        tr = trace(f, *examples, names=names, constants=list(constants))
         data = tr.output_arrays[0] if tr.output_arrays else np.array([])
         if len(tr.output_arrays) != 1 or np.size(data) != 1:
             raise ValueError(f"check_gradient needs a scalar-valued f; {_name(f)} returned shape "
@@ -71,9 +92,11 @@ def _spec_from(f, inputs, claimed_names) -> _Spec:
         expr = exactify(sp.sympify(np.asarray(data, dtype=object).reshape(-1)[0]))
         arrays = {v.name: np.asarray(v.symbols, dtype=object) for v in tr.variables
                   if v.name in names}
-        names = [n for n in names if n in arrays]
-        tensors = {n: symbolic_tensor_from(arrays[n]) for n in names}
-        return _Spec(_name(f), expr, names, arrays, tensors)
+        fixed = {n: _as_tensor(given.get(n, 0.0)) for n in names if n not in arrays}
+        tensors = {n: symbolic_tensor_from(arrays[n]) for n in names if n in arrays}
+        spec = _Spec(_name(f), expr, [n for n in names if n in arrays], arrays, tensors, fixed)
+        spec.all_names = names
+        return spec
     raise TypeError(f"f must be a formula string, a SymPy expression or a callable, not "
                     f"{type(f).__name__}")
 
@@ -98,22 +121,30 @@ def _claims(claimed, spec: _Spec, wrt: list[str]) -> dict[str, Any]:
     table = spec.table()
     out: dict[str, Any] = {}
     if callable(claimed) and not isinstance(claimed, (dict, sp.Basic)):
-        args = [spec.tensors[n] if n in spec.tensors else
-                _scalar_tensor(spec.arrays[n]) for n in spec.names]
-        res = claimed(*args)
+        avail = {n: spec.tensors[n] if n in spec.tensors else _scalar_tensor(spec.arrays[n])
+                 for n in spec.names}
+        avail.update(spec.fixed)
+        res = _call_claimed(claimed, avail, spec.all_names)
+        every = spec.all_names
         if isinstance(res, dict):
+            missing = [n for n in wrt if n not in res]
+            if missing:
+                raise ValueError(f"the claimed gradient dict has no entry for {missing}")
             seq = [res[n] for n in wrt]
         elif isinstance(res, (tuple, list)):
             seq = list(res)
-            if len(seq) == len(spec.names) and len(wrt) != len(spec.names):
+            if len(seq) == len(every) and len(wrt) != len(every):
+                seq = [seq[every.index(n)] for n in wrt]
+            elif len(seq) == len(spec.names) and len(wrt) != len(spec.names):
                 seq = [seq[spec.names.index(n)] for n in wrt]
         else:
             seq = [res]
         if len(seq) != len(wrt):
             raise ValueError(f"the claimed gradient function returned {len(seq)} gradient(s); "
-                             f"expected one per input in {wrt}")
+                             f"expected one per input in {wrt} (or one per parameter of f, "
+                             f"{every}, with None for those not checked)")
         for n, g in zip(wrt, seq):
-            out[n] = _claim_value(g, table)
+            out[n] = None if g is None else _claim_value(g, table)
         return out
     if not isinstance(claimed, dict):
         raise TypeError("claimed must be a dict name -> formula/expression/number, or a callable")
@@ -128,6 +159,31 @@ def _claims(claimed, spec: _Spec, wrt: list[str]) -> dict[str, Any]:
         else:
             out[n] = np.array(_claim_expr(v, table), dtype=object)
     return out
+
+
+def _call_claimed(fn, avail: dict, order: list):
+    """Call a claimed backward with f's inputs: by parameter name when its names are f's,
+    else positionally; parameters with defaults it does not share with f keep them."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return fn(*[avail[n] for n in order])
+    P = inspect.Parameter
+    if any(p.kind == P.VAR_POSITIONAL for p in params):
+        return fn(*[avail[n] for n in order])
+    required = [p for p in params if p.default is P.empty and p.kind != P.VAR_KEYWORD]
+    if all(p.name in avail for p in required):
+        kw = {p.name: avail[p.name] for p in params if p.name in avail
+              and p.kind != P.POSITIONAL_ONLY}
+        pos = [avail[p.name] for p in params if p.kind == P.POSITIONAL_ONLY]
+        return fn(*pos, **kw)
+    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    if len(required) == len(order) and all(p in positional for p in required):
+        return fn(*[avail[n] for n in order])
+    missing = [p.name for p in required if p.name not in avail]
+    raise TypeError(f"the claimed gradient function {_name(fn)} needs {missing}, which are not "
+                    f"inputs of f ({order}); name its parameters like f's (extra ones need "
+                    f"a default)")
 
 
 def _scalar_tensor(arr):
@@ -176,26 +232,38 @@ def _point(at: dict | None, spec: _Spec) -> dict | None:
 
 
 def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
-                   seed: int = 0) -> GradientReport:
+                   constants: Sequence[str] | str | None = None, seed: int = 0,
+                   timeout: float | None = 30.0) -> GradientReport:
     """Prove a claimed gradient of ``f`` right, or show where it is wrong.
 
     ``f``: a formula string (``"x**2 + 3*x*y + y**2"``), a SymPy expression, or a callable over
     symad tensors returning a scalar (``inputs=`` gives example tensors for non-scalar
-    parameters). ``claimed``: a dict name -> formula/expression, or name -> number (a claimed
-    *value* at the point ``at=``), or a callable with f's parameters returning one gradient per
-    input (like a hand-written backward).
+    parameters; numpy functions work on them: ``np.maximum(0, x)``, ``np.where``, masks).
+    ``claimed``: a dict name -> formula/expression, or name -> number (a claimed *value* at the
+    point ``at=``), or a callable with f's parameters returning one gradient per input (like a
+    hand-written backward; ``None`` for an input not differentiated).
+    ``constants``: inputs held at their example values (masks, labels): not differentiated.
+    ``timeout``: seconds for the verdict; hints and display simplification get what is left.
+
+    The verdict rests on a symbolic proof, on a counterexample (exact evaluation at a random
+    rational point), or (graded lower) on equality at k random exact points; ``report.seconds``
+    is the time it took.
 
     >>> r = check_gradient("x**2 + 3*x*y + y**2", {"x": 10, "y": 13}, at={"x": 2, "y": 3})
     >>> r.ok, r["x"].exact_value, r["y"].exact_value
     (False, 13, 12)
     """
+    budget = Budget(timeout)
+    constants = [constants] if isinstance(constants, str) else list(constants or [])
     claimed_names = list(claimed) if isinstance(claimed, dict) else []
     if isinstance(wrt, str):
         wrt = [wrt]
-    spec = _spec_from(f, inputs, (wrt or []) + claimed_names if not callable(f) else None)
+    spec = _spec_from(f, inputs, (wrt or []) + claimed_names if not callable(f) else None,
+                      constants if callable(f) else ())
     if wrt is None:
         wrt = [n for n in spec.names if n in claimed] if isinstance(claimed, dict) \
             else list(spec.names)
+    wrt = [n for n in wrt if n not in constants]
     for n in wrt:
         if n not in spec.arrays:
             raise ValueError(f"{n!r} is not an input of f (inputs: {spec.names})")
@@ -213,21 +281,99 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
     point = _point(at, spec)
     report = GradientReport(f=spec.display, title="check_gradient")
     rng = random.Random(seed)
+    points = None
     for n in wrt:
         if n not in claims:
             report.notes.append(f"no claim given for {n}")
             continue
         c = claims[n]
+        if c is None:
+            report.notes.append(f"the claimed backward returned None for {n}: a zero gradient, "
+                                f"as in PyTorch (mark {n} constant, constants=[{n!r}], if it is "
+                                f"not differentiated)")
+            c = np.full(exact[n].shape, sp.S.Zero, dtype=object)
         if not isinstance(c, np.ndarray):  # a bare number
             c = np.array(c, dtype=object)
             if point is not None:
                 report.items.append(_value_item(n, exact[n][()], c[()], point, exact, spec))
                 continue
-        report.items.extend(_compare_input(n, exact[n], c, spec, variables, point, exact, rng,
-                                           seed))
+        e = exact[n]
+        if c.shape != e.shape:
+            if c.shape == () and not callable(claimed):
+                c = np.array(np.broadcast_to(c, e.shape), dtype=object)
+            else:
+                report.items.append(_shape_mismatch_item(n, e, c, spec, variables, rng))
+                continue
+        if points is None:
+            extra = [x for cc in claims.values() if isinstance(cc, np.ndarray)
+                     for x in cc.reshape(-1)[:4]]
+            points = points_for(variables, rng, 3, f=spec.expr, extra=extra, budget=budget)
+        items = decide_elements(n, e, c, variables, f=spec.expr, budget=budget, seed=seed,
+                                points=points, arrays=spec.arrays)
+        if point is not None:
+            for it, idx in zip(items, np.ndindex(*e.shape)):
+                it.at = _named(point)
+                it.exact_value = exact_value(e[idx], point)
+                it.claimed_value = exact_value(c[idx], point)
+        report.items.extend(items)
     if not report.items:
         raise ValueError("nothing to check: claimed names none of f's inputs")
+    report.seconds = budget.elapsed()
+    # after the verdict: hints and display, each within what is left (and a few seconds)
+    _hints(report, exact, claims, spec, variables, points or [], budget, rng)
+    _display(report, budget)
     return report
+
+
+def _after(budget: Budget, cap: float) -> Budget:
+    return Budget(max(0.0, min(cap, budget.remaining())))
+
+
+def _hints(report, exact, claims, spec, variables, points, budget, rng) -> None:
+    hb = _after(budget, 5.0)
+    t_hint: dict[str, str | None] = {}
+    for it in report.items:
+        n = it.name.split("[", 1)[0]
+        if it.equal is not False or it.hint or n not in exact or \
+                not isinstance(claims.get(n), np.ndarray):
+            continue
+        if hb.expired():
+            break
+        with hb.step() as ok:
+            if n not in t_hint:
+                t_hint[n] = None
+                c = claims[n]
+                if c.shape == exact[n].shape:
+                    t_hint[n] = transpose_hints(n, exact[n], c, spec.arrays, variables, rng)
+            hint = t_hint[n]
+            if hint is None:
+                pts = ([dict((s, it.counterexample.point.get(str(s))) for s in variables)]
+                       if it.counterexample is not None else []) + list(points)
+                pts = [p for p in pts if all(v is not None for v in p.values())]
+                others = {k: a for k, a in exact.items() if k != n}
+                hint = numeric_hint(it.exact, it.claimed, pts[:3], others)
+            it.hint = hint
+        _ = ok
+
+
+def _display(report, budget) -> None:
+    """Simplify small exact gradients and residuals for display, within a short budget."""
+    db = _after(budget, 2.0)
+    for it in report.items:
+        if db.expired():
+            break
+        if it.equal is False and it.residual is None and isinstance(it.exact, sp.Expr) \
+                and isinstance(it.claimed, sp.Expr):
+            r = sp.sympify(it.exact) - sp.sympify(it.claimed)
+            it.residual = r
+            if sp.count_ops(r) < 60:
+                with db.step(0.5) as ok:
+                    it.residual = sp.simplify(r)
+                _ = ok
+        if isinstance(it.exact, sp.Expr) and sp.count_ops(it.exact) < 40:
+            with db.step(0.3) as ok:
+                it.exact = _show(it.exact)
+            _ = ok
 
 
 def _one_sided(e, var, point):
@@ -296,40 +442,6 @@ def _named(point: dict) -> dict:
     return {str(k): v for k, v in point.items()}
 
 
-def _compare_input(n, e, c, spec, variables, point, exact_all, rng, seed) -> list[GradientItem]:
-    if c.shape != e.shape:
-        try:
-            c_b = np.broadcast_to(c, e.shape) if c.shape == () else None
-        except ValueError:
-            c_b = None
-        if c_b is None:
-            return [_shape_mismatch_item(n, e, c, spec, variables, rng)]
-        c = np.array(c_b, dtype=object)
-    items = []
-    t_hints = None
-    for idx in np.ndindex(*e.shape):
-        name = _elem_name(n, idx)
-        v = compare(e[idx], c[idx], variables, seed=seed, f=spec.expr)
-        it = GradientItem(name=name, exact=_show(e[idx]), claimed=c[idx], equal=v.equal,
-                          proved=v.proved, residual=v.residual if v.equal is not True else
-                          sp.S.Zero, counterexample=v.counterexample, method=v.method)
-        if v.kink_note:
-            it.hint = v.kink_note
-            it.residual = v.residual
-        if v.equal is False:
-            if t_hints is None:
-                t_hints = transpose_hints(n, e, c, spec.arrays, variables, rng)
-            it.hint = t_hints or scalar_hint(e[idx], c[idx], variables,
-                                             {k: a for k, a in exact_all.items() if k != n},
-                                             rng)
-        if point is not None:
-            it.at = _named(point)
-            it.exact_value = exact_value(e[idx], point)
-            it.claimed_value = exact_value(c[idx], point)
-        items.append(it)
-    return items
-
-
 def _show(e):
     from .decide import is_piecewise
     if is_piecewise(sp.sympify(e)):
@@ -360,16 +472,31 @@ def _shape_mismatch_item(n, e, c, spec, variables, rng) -> GradientItem:
 # ---------------------------------------------------------------------------------------------
 # custom autograd.Function
 
-def check_function(function_cls, *example_inputs, seed: int = 0) -> GradientReport:
+def check_function(function_cls, *example_inputs, constants: Sequence[str | int] = (),
+                   seed: int = 0, timeout: float | None = 30.0) -> GradientReport:
     """Check a custom ``autograd.Function``'s backward against the exact derivative of its
     forward, for all inputs and all incoming gradients: both are traced on symbolic tensors
     shaped like ``example_inputs`` (:func:`symad.symbolic.trace_function_backward`).
+
+    Both sides are compared in one arithmetic (float constants such as ``eps = 1e-5`` are the
+    same exact numbers on both). Inputs named (or numbered) in ``constants``, and, when some
+    example inputs require grad, the floating ones that do not, are not differentiated; a
+    ``None`` gradient for them is PyTorch's convention. A wrong-shaped gradient (a transposed
+    ``dw``) is reported with both shapes, never reshaped.
 
     A backward that reads a value not passed through ``ctx`` (a global) is caught: its traced
     gradient holds a constant where the exact one depends on an input.
     """
     from ..symbolic import trace_function_backward
+    from ..tensor import Tensor
+    budget = Budget(timeout)
     tr = trace_function_backward(function_cls, *example_inputs)
+    any_rg = any(isinstance(x, Tensor) and x.requires_grad for x in example_inputs)
+    skip = set()
+    for k, (nm, x) in enumerate(zip(tr.input_names, example_inputs)):
+        if nm in constants or k in constants or (any_rg and isinstance(x, Tensor)
+                                                 and not x.requires_grad):
+            skip.add(nm)
     arrays: dict[str, np.ndarray] = {}
     for nm, sym in zip(tr.input_names, tr.inputs):
         if sym is not None:
@@ -379,39 +506,65 @@ def check_function(function_cls, *example_inputs, seed: int = 0) -> GradientRepo
     variables = in_syms + g_syms
     report = GradientReport(f=f"{function_cls.__name__} (forward vs backward)",
                             title="check_function")
+    rng = random.Random(seed)
+    points = None
+    spec = _Spec("", sp.S.Zero, list(arrays), arrays, {})
+    pending = []
     for nm, sym, got, want in zip(tr.input_names, tr.inputs, tr.grads, tr.expected):
         if sym is None or want is None:
             continue
+        if nm in skip:
+            if got is not None:
+                report.notes.append(f"{nm} is constant: its gradient is not checked")
+            continue
         arr = arrays[nm]
-        e = _as_array(want, arr.shape)
+        e = _exact_array(_as_array(want, arr.shape))
         if got is None:
-            c = np.empty(arr.shape, dtype=object)
-            c[...] = sp.S.Zero
-            report.notes.append(f"backward returned None for {nm}: treated as a zero gradient")
+            c = np.full(arr.shape, sp.S.Zero, dtype=object)
+            report.notes.append(f"backward returned None for {nm}: a zero gradient, as in "
+                                f"PyTorch (mark {nm} constant, constants=[{nm!r}] or "
+                                f"requires_grad=False, if it is not differentiated)")
         else:
             c = tensor_values(np.asarray(_as_array(got, None), dtype=object))
-            if c.size == arr.size and c.shape != arr.shape:
-                c = c.reshape(arr.shape)
         if c.shape != e.shape:
-            report.items.append(_shape_mismatch_item(
-                nm, e, c, _Spec("", sp.S.Zero, list(arrays), arrays, {}), variables,
-                random.Random(seed)))
+            report.items.append(_shape_mismatch_item(nm, e, c, spec, variables, rng))
             continue
-        for idx in np.ndindex(*e.shape):
-            v = compare(e[idx], c[idx], variables, seed=seed)
-            it = GradientItem(name=_elem_name(nm, idx), exact=_show(e[idx]), claimed=c[idx],
-                              equal=v.equal, proved=v.proved, residual=v.residual,
-                              counterexample=v.counterexample, method=v.method,
-                              hint=v.kink_note)
-            if v.equal is False:
-                it.hint = _ignored_input_hint(e[idx], c[idx], arrays, g_syms) or scalar_hint(
-                    e[idx], c[idx], variables, {}, random.Random(seed))
-            report.items.append(it)
-            if it.hint and "does not use input" in it.hint:
-                note = it.hint.split(" — ")[0]
-                if note not in report.notes:
-                    report.notes.append(note)
+        if points is None:
+            points = points_for(variables, rng, 3, budget=budget,
+                                extra=list(e.reshape(-1)[:4]) + list(c.reshape(-1)[:4]))
+        items = decide_elements(nm, e, c, variables, budget=budget, seed=seed, points=points,
+                                arrays=arrays)
+        report.items.extend(items)
+        pending.extend((it, got is None) for it in items)
+    report.seconds = budget.elapsed()
+    hb = _after(budget, 5.0)
+    for it, was_none in pending:
+        if it.equal is not False or it.hint or hb.expired():
+            continue
+        with hb.step() as ok:
+            it.hint = (None if was_none else _ignored_input_hint(it.exact, it.claimed, arrays,
+                                                                 g_syms)) or \
+                numeric_hint(it.exact, it.claimed, ([_full_point(it.counterexample, variables)]
+                                                    if it.counterexample else []) + points[:2])
+        _ = ok
+        if it.hint and "does not use input" in it.hint:
+            note = it.hint.split(" — ")[0]
+            if note not in report.notes:
+                report.notes.append(note)
+    _display(report, budget)
     return report
+
+
+def _full_point(ce, variables) -> dict:
+    return {s: ce.point[str(s)] for s in variables if str(s) in ce.point}
+
+
+def _exact_array(a: np.ndarray) -> np.ndarray:
+    """The exact side in the claimed side's arithmetic: floats (eps = 1e-5) as rationals."""
+    out = np.empty(a.shape, dtype=object)
+    for idx in np.ndindex(*a.shape):
+        out[idx] = exactify(a[idx])
+    return out
 
 
 def _as_array(m, shape) -> np.ndarray:

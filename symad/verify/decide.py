@@ -150,13 +150,15 @@ def _random_rational(rng: random.Random):
     return sp.Rational(rng.choice([-1, 1]) * rng.randint(1, 40), rng.randint(1, 12))
 
 
-def sample_points(variables, rng: random.Random, n: int, kinks=(), validity=()):
+def sample_points(variables, rng: random.Random, n: int, kinks=(), validity=(), *,
+                  simple_first: bool = True):
     """Up to ``n`` rational points (dict Symbol -> Rational) off the kink set where every
-    expression in ``validity`` is defined and real. Simple values come first."""
+    expression in ``validity`` is defined and real. Simple values come first (unless
+    ``simple_first=False``: many variables would tie)."""
     variables = list(variables)
-    tries = 0
+    tries = 0 if simple_first else 24
     produced = 0
-    while produced < n and tries < 20 * n + 40:
+    while produced < n and tries < 20 * n + 64:
         k = tries
         tries += 1
         if k < 24:

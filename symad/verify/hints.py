@@ -125,3 +125,36 @@ def _matrix_used_untransposed(exact, claimed, M, variables, rng) -> bool:
         if seen == 2:
             return True
     return False
+
+
+def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | None:
+    """Constant factor, sign flip, constant offset or wrong variable, recognised from exact
+    values at ``points`` (no simplification), then confirmed by expansion when cheap."""
+    exact = sp.sympify(exact)
+    claimed = sp.sympify(claimed)
+    vals = []
+    for pt in points:
+        ev, cv = exact_value(exact, pt), exact_value(claimed, pt)
+        if ev is not None and cv is not None:
+            vals.append((pt, ev, cv))
+    if not vals:
+        return None
+    ratios = {sp.nsimplify(cv / ev) if ev != 0 else None for _, ev, cv in vals}
+    if len(ratios) == 1 and None not in ratios:
+        q = ratios.pop()
+        if q.is_Rational and q != 1 and sp.expand(claimed - q * exact) == 0:
+            return "sign flip: claimed = −exact" if q == -1 else \
+                f"constant factor: claimed = {q} × exact"
+    diffs = {sp.nsimplify(ev - cv) for _, ev, cv in vals}
+    if len(diffs) == 1:
+        d = diffs.pop()
+        if d.is_Rational and d != 0 and sp.expand(exact - claimed - d) == 0:
+            return f"off by a constant: exact − claimed = {d}"
+    for name, arr in (others or {}).items():
+        for idx in np.ndindex(*arr.shape):
+            o = sp.sympify(arr[idx])
+            if all(exact_value(o, pt) == cv for pt, _, cv in vals) and \
+                    sp.expand(o - claimed) == 0:
+                label = name if idx == () else f"{name}[{','.join(map(str, idx))}]"
+                return f"the claim is ∂f/∂{label}: components swapped or wrong variable?"
+    return None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +68,34 @@ class GradientReport:
     items: list[GradientItem] = field(default_factory=list)
     title: str = "gradient check"
     notes: list[str] = field(default_factory=list)
+    seconds: float | None = None    # time to the verdict (hints and display excluded)
 
     @property
     def ok(self) -> bool:
         return bool(self.items) and all(i.equal is True for i in self.items)
+
+    @property
+    def basis(self) -> str:
+        """What the verdict rests on: "symbolic proof", "counterexample at a point", "equal at
+        k random exact points", "float rounding of constants" or "undecided within the time
+        budget"."""
+        wrong = [i for i in self.items if i.equal is False]
+        if wrong:
+            if any(i.counterexample is not None and i.proved for i in wrong):
+                return "counterexample at a point"
+            return wrong[0].method or "counterexample at a point"
+        if any(i.equal is None for i in self.items):
+            return "undecided within the time budget"
+        graded = [i for i in self.items if not i.proved]
+        if not graded:
+            return "symbolic proof"
+        if all("float rounding" in i.method for i in graded):
+            return "float rounding of constants (otherwise a symbolic proof)"
+        ks = [int(m.group(1)) for i in graded
+              for m in [re.search(r"at (\d+) random", i.method)] if m]
+        if ks:
+            return f"equal at {min(ks)} random exact points (no symbolic proof)"
+        return graded[0].method
 
     @property
     def proved(self) -> bool:
@@ -108,6 +133,7 @@ class GradientReport:
 
     def to_dict(self) -> dict:
         return {"f": str(self.f), "ok": self.ok, "proved": self.proved, "status": self.status,
+                "basis": self.basis, "seconds": self.seconds,
                 "items": [i.to_dict() for i in self.items], "notes": list(self.notes)}
 
     def to_json(self, **kw) -> str:
@@ -136,7 +162,8 @@ class GradientReport:
             if it.method:
                 lines.append(f"      ({it.method})")
         lines.extend(f"  note: {n}" for n in self.notes)
-        lines.append(f"verdict: {self.status}")
+        took = "" if self.seconds is None else f"; {self.seconds:.2f} s"
+        lines.append(f"verdict: {self.status} (rests on: {self.basis}{took})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

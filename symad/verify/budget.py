@@ -1,0 +1,83 @@
+"""Time boxes for the steps of a gradient check: a verdict step, hints, display simplification.
+
+SymPy calls cannot be cancelled cooperatively, so a step that overruns is interrupted with a
+``SIGALRM`` timer (main thread only; elsewhere the deadline is checked between steps).
+
+>>> b = Budget(5.0)
+>>> with b.step(0.5) as ok:
+...     pass
+>>> b.remaining() > 4
+True
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class OutOfTime(Exception):
+    """A time-boxed step ran past its budget."""
+
+
+class Budget:
+    """A total time budget (seconds) with nested, interruptible steps."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.start = time.perf_counter()
+        self.deadline = None if seconds is None else self.start + float(seconds)
+        self._stack: list[float] = []
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        if self.deadline is None:
+            return float("inf")
+        return self.deadline - time.perf_counter()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    @contextmanager
+    def step(self, seconds: float | None = None) -> Iterator[list]:
+        """Run the block for at most ``seconds`` (and within the total budget). Yields a
+        one-element list; ``[True]`` unless the block was interrupted (then ``[False]``; the
+        :class:`OutOfTime` is swallowed)."""
+        limit = self.remaining() if seconds is None else min(seconds, self.remaining())
+        outer = self._stack[-1] if self._stack else float("inf")
+        end = min(time.perf_counter() + max(limit, 0.0), outer)
+        flag = [True]
+        if end <= time.perf_counter():
+            flag[0] = False
+            yield flag
+            return
+        use_alarm = threading.current_thread() is threading.main_thread() and end != float("inf")
+        self._stack.append(end)
+        old = None
+        if use_alarm:
+            old = signal.signal(signal.SIGALRM, _raise)
+            signal.setitimer(signal.ITIMER_REAL, max(end - time.perf_counter(), 1e-3))
+        try:
+            yield flag
+        except OutOfTime:
+            if time.perf_counter() < end - 1e-3 and len(self._stack) > 1:
+                raise  # an outer step's alarm, not ours
+            flag[0] = False
+        finally:
+            self._stack.pop()
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old if old is not None else signal.SIG_DFL)
+                if self._stack:  # re-arm the enclosing step's alarm
+                    rest = self._stack[-1] - time.perf_counter()
+                    if rest <= 0:
+                        raise OutOfTime()
+                    signal.signal(signal.SIGALRM, _raise)
+                    signal.setitimer(signal.ITIMER_REAL, rest)
+
+
+def _raise(signum, frame):
+    raise OutOfTime()

@@ -1,0 +1,269 @@
+"""The verdict for one tensor gradient, cheapest step first, each step time-boxed:
+
+1. **refute**: exact and claimed gradients are evaluated exactly (rationals; SymPy's certified
+   ``evalf`` for transcendental values) at a few random rational points on the real tensor
+   shapes. A difference beyond float rounding of constants is a counterexample.
+2. **prove**: per element, the residual expands to 0, or its indicator form (kinks) is 0, or a
+   short simplification ladder reaches 0. A proof for one element is carried to the elements that
+   are the same expression up to renaming tensor indices (batch norm's ``dx[i, j]`` for all i, j).
+   What is not proved within the budget keeps the graded verdict *equal at k random exact
+   points*.
+3. hints (in :mod:`symad.verify.check`) run only after the verdict, within their own budget.
+
+>>> import numpy as np, sympy as sp
+>>> x = sp.Symbol("x", real=True)
+>>> items = decide_elements("x", np.array(2 * x, dtype=object), np.array(x + x, dtype=object),
+...                         [x], budget=Budget(5))
+>>> items[0].equal, items[0].proved
+(True, True)
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .budget import Budget
+from .decide import (Counterexample, certified_nonzero, compare, exact_value, is_piecewise,
+                     kink_expressions, sample_points, simplifies_to_zero)
+from .indicators import prove_piecewise
+from .report import GradientItem
+
+# a relative residual below this at every point is float rounding of constants, not a mistake
+ROUNDING = 1e-13
+# up to this many variables a claim is formula-sized: the scalar procedure runs first
+SMALL = 8
+
+
+def _elem_name(name: str, idx: tuple) -> str:
+    return name if idx == () else f"{name}[{','.join(map(str, idx))}]"
+
+
+def points_for(variables, rng: random.Random, n: int, *, f=None, extra=(), budget: Budget):
+    """Up to ``n`` random rational points off the kink set of ``f`` (and of ``extra``), where f
+    is defined. Tensors get random values at once (simple values would tie)."""
+    kinks = kink_expressions(*(e for e in (f, *extra) if e is not None))
+    validity = [f] if f is not None else []
+    out = []
+    with budget.step() as ok:
+        for pt in sample_points(variables, rng, n, kinks, validity,
+                                simple_first=len(variables) <= 8):
+            out.append(pt)
+    _ = ok
+    return out
+
+
+def _relative_gap(ev, cv) -> float | None:
+    """|ev − cv| / (1 + |ev|) as a float, or None when not a real number."""
+    try:
+        d = sp.N(sp.Abs(ev - cv), 30)
+        m = sp.N(sp.Abs(ev), 30)
+        return float(d / (1 + m))
+    except (TypeError, ValueError):
+        return None
+
+
+def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=None,
+                    budget: Budget, seed: int = 0, n_points: int = 3,
+                    points: list | None = None, arrays: dict | None = None) -> list[GradientItem]:
+    """Verdicts for every element of one input's gradient (``e`` exact, ``c`` claimed, object
+    arrays of the same shape)."""
+    rng = random.Random(seed)
+    idxs = list(np.ndindex(*e.shape))
+    ex = {i: sp.sympify(e[i]) for i in idxs}
+    cl = {i: sp.sympify(c[i]) for i in idxs}
+    state: dict[tuple, dict[str, Any]] = {i: {} for i in idxs}
+    # 0. the same expression on both sides
+    todo = []
+    for i in idxs:
+        if ex[i] == cl[i]:
+            state[i].update(equal=True, proved=True, method="identical expressions")
+        else:
+            todo.append(i)
+    if len(variables) <= SMALL and todo:
+        todo = _small(ex, cl, todo, state, variables, f, budget, seed)
+    if points is None:
+        pw_extra = [ex[i] for i in todo if is_piecewise(ex[i])][:4] + \
+            [cl[i] for i in todo if is_piecewise(cl[i])][:4]
+        points = points_for(variables, rng, n_points, f=f, extra=pw_extra, budget=budget) \
+            if todo else []
+    # 1. refute at exact points
+    seen = {i: 0 for i in todo}
+    rounding = {i: 0.0 for i in todo}
+    with budget.step() as ok:
+        for pt in points:
+            for i in todo:
+                if "equal" in state[i]:
+                    continue
+                ev = exact_value(ex[i], pt)
+                if ev is None:
+                    continue
+                cv = exact_value(cl[i], pt)
+                if cv is None:
+                    state[i].update(equal=False, proved=True, counterexample=Counterexample(
+                        pt, ev, None), method="the claim is undefined at a point where f is "
+                        "differentiable")
+                    continue
+                d = sp.sympify(ev - cv)
+                nz = certified_nonzero(d)
+                if nz is False or (d.is_Rational and d == 0):
+                    seen[i] += 1
+                    continue
+                gap = _relative_gap(ev, cv)
+                if gap is not None and gap < ROUNDING:
+                    seen[i] += 1
+                    rounding[i] = max(rounding[i], gap)
+                    continue
+                if nz:
+                    state[i].update(equal=False, proved=True,
+                                    counterexample=Counterexample(pt, ev, cv),
+                                    method="refuted: exact evaluation at a random rational point")
+                else:  # evalf could not certify: compare at high precision
+                    if gap is not None and gap > 1e-25:
+                        state[i].update(equal=False, proved=False,
+                                        counterexample=Counterexample(pt, ev, cv),
+                                        method="refuted by 30-digit evaluation (not certified)")
+                    else:
+                        seen[i] += 1
+    refuting = ok[0]
+    # 2. prove the rest
+    proved_refs: list[tuple[tuple, sp.Expr]] = []
+    for i in todo:
+        st = state[i]
+        if "equal" in st:
+            continue
+        if not refuting:
+            st.update(equal=None, proved=False, method=f"undecided within the time budget "
+                      f"({budget.elapsed():.1f} s)")
+            continue
+        if rounding[i] > 0:
+            st.update(equal=True, proved=False, method=f"equal up to float rounding of constants "
+                      f"(relative residual ≤ {rounding[i]:.1e} at {seen[i]} random exact points)",
+                      rounding=True)
+            continue
+        r = ex[i] - cl[i]
+        how = _transfer(r, i, proved_refs, arrays, e.shape)
+        if how is None and not budget.expired():
+            how = prove_zero(r, budget)
+        if how is not None:
+            st.update(equal=True, proved=True, method=how)
+            if "same expression up to" not in how:
+                proved_refs.append((i, r))
+        elif seen[i] == 0:
+            st.update(equal=None, proved=False, method="undecided: no random point where both "
+                      "sides are defined, and no symbolic proof")
+        else:
+            st.update(equal=True, proved=False, method=f"equal at {seen[i]} random exact points "
+                      f"(no symbolic proof within the time budget)")
+    items = []
+    for i in idxs:
+        st = state[i]
+        items.append(GradientItem(
+            name=_elem_name(name, i), exact=ex[i], claimed=cl[i], equal=st["equal"],
+            proved=st["proved"], residual=st.get("residual", sp.S.Zero if st["equal"] else None),
+            counterexample=st.get("counterexample"), method=st["method"],
+            hint=st.get("hint")))
+        if st.get("rounding"):
+            items[-1].hint = ("the two sides differ only by float rounding of constants (folded "
+                              "in floating point on one side, exact on the other)")
+    return items
+
+
+def _small(ex, cl, todo, state, variables, f, budget, seed) -> list:
+    """Formula-sized claims (few variables): the complete scalar procedure of
+    :func:`symad.verify.decide.compare` (far piecewise branches, kink probing, 50-digit
+    numerics), each within the budget; what it cannot finish goes through the tensor steps."""
+    rest = []
+    for i in todo:
+        v = None
+        with budget.step(min(10.0, budget.remaining())) as ok:
+            v = compare(ex[i], cl[i], variables, seed=seed, f=f)
+        if not ok[0] or v is None or v.equal is None:
+            rest.append(i)
+            continue
+        st = state[i]
+        st.update(equal=v.equal, proved=v.proved, method=v.method,
+                  counterexample=v.counterexample)
+        if v.kink_note:
+            st.update(hint=v.kink_note, residual=v.residual)
+        elif v.equal is False:
+            st["residual"] = v.residual
+    return rest
+
+
+def prove_zero(r, budget: Budget, step: float = 4.0) -> str | None:
+    """A method string when ``r`` is provably 0 (almost everywhere), else None."""
+    r = sp.sympify(r)
+    if r == 0:
+        return "identical expressions"
+    if is_piecewise(r):
+        with budget.step(step) as ok:
+            how = prove_piecewise(r, zero=_cheap_zero)
+        _ = ok
+        return how
+    with budget.step(step) as ok:
+        if sp.expand(r) == 0:
+            return "the residual expands to 0"
+        if sp.cancel(sp.together(r)) == 0:
+            return "the residual cancels to 0"
+    _ = ok
+    with budget.step(step) as ok:
+        if simplifies_to_zero(r):
+            return "the residual simplifies to 0"
+    return None
+
+
+def _cheap_zero(e) -> bool:
+    if sp.expand(e) == 0:
+        return True
+    try:
+        return sp.cancel(sp.together(e)) == 0
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+
+
+def _transfer(r, i, proved_refs, arrays, shape) -> str | None:
+    """A proved element's residual, renamed along tensor indices, is this element's residual:
+    the same identity (the proof is invariant under renaming variables)."""
+    if not arrays or not proved_refs:
+        return None
+    for j, rj in proved_refs[-3:]:
+        sigma = _index_swap(j, i, arrays, shape)
+        if sigma and rj.xreplace(sigma) == r:
+            at = ",".join(map(str, j))
+            return f"the same expression up to renaming tensor indices as the proved [{at}]"
+    return None
+
+
+def _index_swap(j, i, arrays, shape) -> dict:
+    """Swap index j[k] <-> i[k] along every input axis of length shape[k] (all k)."""
+    sigma: dict = {}
+    for arr in arrays.values():
+        perm = np.arange(arr.size).reshape(arr.shape)
+        for k, (a, b) in enumerate(zip(j, i)):
+            if a == b:
+                continue
+            n = shape[k]
+            for ax, size in enumerate(arr.shape):
+                if size == n:
+                    perm = _swap_axis(perm, ax, a, b)
+        flat = arr.reshape(-1)
+        src = perm.reshape(-1)
+        for p, q in enumerate(src):
+            if p != q:
+                sigma[flat[p]] = flat[q]
+    return sigma
+
+
+def _swap_axis(perm, ax, a, b):
+    perm = np.array(perm)
+    ia = [slice(None)] * perm.ndim
+    ib = [slice(None)] * perm.ndim
+    ia[ax] = a
+    ib[ax] = b
+    tmp = perm[tuple(ia)].copy()
+    perm[tuple(ia)] = perm[tuple(ib)]
+    perm[tuple(ib)] = tmp
+    return perm
