@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
-class OutOfTime(Exception):
-    """A time-boxed step ran past its budget."""
+class OutOfTime(BaseException):
+    """A time-boxed step ran past its budget (a BaseException: library code that catches
+    ``Exception`` must not swallow it)."""
 
 
 class Budget:

@@ -128,32 +128,39 @@ def _matrix_used_untransposed(exact, claimed, M, variables, rng) -> bool:
 
 
 def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | None:
-    """Constant factor, sign flip, constant offset or wrong variable, recognised from exact
-    values at ``points`` (no simplification), then confirmed by expansion when cheap."""
+    """Constant factor, sign flip, constant offset or wrong variable, recognised from values at
+    ``points`` (no simplification), then confirmed by expansion."""
+    from .pipeline import value_at
     exact = sp.sympify(exact)
     claimed = sp.sympify(claimed)
     vals = []
     for pt in points:
-        ev, cv = exact_value(exact, pt), exact_value(claimed, pt)
+        (ev, en), (cv, cn) = value_at(exact, pt), value_at(claimed, pt)
         if ev is not None and cv is not None:
-            vals.append((pt, ev, cv))
+            vals.append((pt, ev, en, cv, cn))
     if not vals:
         return None
-    ratios = {sp.nsimplify(cv / ev) if ev != 0 else None for _, ev, cv in vals}
-    if len(ratios) == 1 and None not in ratios:
-        q = ratios.pop()
-        if q.is_Rational and q != 1 and sp.expand(claimed - q * exact) == 0:
-            return "sign flip: claimed = −exact" if q == -1 else \
-                f"constant factor: claimed = {q} × exact"
-    diffs = {sp.nsimplify(ev - cv) for _, ev, cv in vals}
-    if len(diffs) == 1:
-        d = diffs.pop()
-        if d.is_Rational and d != 0 and sp.expand(exact - claimed - d) == 0:
+
+    def const(xs):
+        first = xs[0]
+        return first if all(abs(x - first) <= 1e-25 * (1 + abs(first)) for x in xs) else None
+
+    if all(en != 0 for _, _, en, _, _ in vals):
+        q = const([cn / en for _, _, en, _, cn in vals])
+        if q is not None:
+            q = sp.nsimplify(q, rational=True, tolerance=1e-20)
+            if q != 1 and sp.expand(claimed - q * exact) == 0:
+                return "sign flip: claimed = −exact" if q == -1 else \
+                    f"constant factor: claimed = {q} × exact"
+    d = const([en - cn for _, _, en, _, cn in vals])
+    if d is not None and d != 0:
+        d = sp.nsimplify(d, rational=True, tolerance=1e-20)
+        if sp.expand(exact - claimed - d) == 0:
             return f"off by a constant: exact − claimed = {d}"
     for name, arr in (others or {}).items():
         for idx in np.ndindex(*arr.shape):
             o = sp.sympify(arr[idx])
-            if all(exact_value(o, pt) == cv for pt, _, cv in vals) and \
+            if all(value_at(o, pt)[0] == cv for pt, _, _, cv, _ in vals) and \
                     sp.expand(o - claimed) == 0:
                 label = name if idx == () else f"{name}[{','.join(map(str, idx))}]"
                 return f"the claim is ∂f/∂{label}: components swapped or wrong variable?"
