@@ -330,7 +330,7 @@ def _after(budget: Budget, cap: float) -> Budget:
 
 
 def _hints(report, exact, claims, spec, variables, points, budget, rng) -> None:
-    hb = _after(budget, 3.0)
+    hb = _after(budget, 1.5)
     t_hint: dict[str, str | None] = {}
     for it in report.items:
         n = it.name.split("[", 1)[0]
@@ -358,7 +358,7 @@ def _hints(report, exact, claims, spec, variables, points, budget, rng) -> None:
 
 def _display(report, budget) -> None:
     """Simplify small exact gradients and residuals for display, within a short budget."""
-    db = _after(budget, 1.0)
+    db = _after(budget, 0.5)
     for it in report.items:
         if db.expired():
             break
@@ -537,7 +537,7 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
         report.items.extend(items)
         pending.extend((it, got is None) for it in items)
     report.seconds = budget.elapsed()
-    hb = _after(budget, 3.0)
+    hb = _after(budget, 1.5)
     for it, was_none in pending:
         if it.equal is not False or it.hint or hb.expired():
             continue

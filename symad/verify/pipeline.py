@@ -20,15 +20,19 @@
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 from typing import Any
+
+import mpmath
 
 import numpy as np
 import sympy as sp
 
 from .budget import Budget
+from .evaluate import PointEvaluator, Undefined, Unsupported
 from .decide import (Counterexample, compare, is_piecewise,
                      kink_expressions, sample_points, simplifies_to_zero)
-from .indicators import prove_piecewise
+from .indicators import IndicatorForm, prove_piecewise
 from .report import GradientItem
 
 # a relative residual below this at every point is float rounding of constants, not a mistake
@@ -46,20 +50,50 @@ def points_for(variables, rng: random.Random, n: int, *, f=None, extra=(), budge
     """Up to ``n`` random rational points off the kink set of ``f`` (and of ``extra``), where f
     is defined. Tensors get random values at once (simple values would tie)."""
     kinks = kink_expressions(*(e for e in (f, *extra) if e is not None))
-    validity = [f] if f is not None else []
-    out = []
+    variables = list(variables)
+    out: list[dict] = []
     with budget.step() as ok:
-        for pt in sample_points(variables, rng, n, kinks, validity,
-                                simple_first=len(variables) <= 8):
+        if len(variables) <= SMALL:
+            cands = sample_points(variables, rng, 4 * n + 8)
+        else:
+            cands = ({v: _random_rational(rng) for v in variables} for _ in range(12 * n + 12))
+        for pt in cands:
+            pe = PointEvaluator(pt)
+            if f is not None and value_at(f, pt, pe)[0] is None:
+                continue
+            if any(value_at(k, pt, pe)[1] in (None, 0) for k in kinks):
+                continue
             out.append(pt)
+            if len(out) == n:
+                break
     _ = ok
     return out
 
 
-def value_at(expr, pt) -> tuple:
-    """(exact value, 40-digit value) of ``expr`` at a rational point; (None, None) where it is
-    undefined or not real. Rational values are exact; transcendental ones are also kept exactly
-    (for the report) but compared through the 40-digit value (mpmath, SymPy's evalf)."""
+def _random_rational(rng: random.Random):
+    """A random rational with a small denominator; distinct variables rarely tie."""
+    return sp.Rational(rng.choice([-1, 1]) * rng.randint(1, 97), rng.randint(1, 16))
+
+
+def value_at(expr, pt, ev: PointEvaluator | None = None) -> tuple:
+    """(value for the report, value for comparison) of ``expr`` at a rational point, or
+    (None, None) where it is undefined or not real. Rational values are exact (``Fraction``);
+    transcendental ones are 60-digit mpmath numbers."""
+    ev = ev or PointEvaluator(pt)
+    try:
+        v = ev.value(expr)
+    except Undefined:
+        return None, None
+    except Unsupported:
+        return _sympy_value_at(expr, pt)
+    if isinstance(v, Fraction):
+        r = sp.Rational(v.numerator, v.denominator)
+        return r, r
+    f = sp.Float(mpmath.nstr(v, PRECISION + 5), PRECISION + 5)
+    return f, f
+
+
+def _sympy_value_at(expr, pt) -> tuple:
     try:
         v = expr.xreplace(pt)
         if not v.is_number:
@@ -118,13 +152,14 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
     rounding = {i: 0.0 for i in todo}
     with budget.step() as ok:
         for pt in points:
+            pe = PointEvaluator(pt)
             for i in todo:
                 if "equal" in state[i]:
                     continue
-                ev, en = value_at(ex[i], pt)
+                ev, en = value_at(ex[i], pt, pe)
                 if ev is None:
                     continue
-                cv, cn = value_at(cl[i], pt)
+                cv, cn = value_at(cl[i], pt, pe)
                 if cv is None:
                     state[i].update(equal=False, proved=True, counterexample=Counterexample(
                         pt, ev, None), method="the claim is undefined at a point where f is "
@@ -152,6 +187,7 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
     refuting = ok[0]
     # 2. prove the rest
     proved_refs: list[tuple[tuple, sp.Expr]] = []
+    form = IndicatorForm()
     for i in todo:
         st = state[i]
         if "equal" in st:
@@ -168,7 +204,7 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
         r = ex[i] - cl[i]
         how = _transfer(r, i, proved_refs, arrays, e.shape)
         if how is None and not budget.expired():
-            how = prove_zero(r, budget)
+            how = prove_zero(r, budget, form=form)
         if how is not None:
             st.update(equal=True, proved=True, method=how)
             if "same expression up to" not in how:
@@ -215,14 +251,15 @@ def _small(ex, cl, todo, state, variables, f, budget, seed) -> list:
     return rest
 
 
-def prove_zero(r, budget: Budget, step: float = 4.0) -> str | None:
+def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
     """A method string when ``r`` is provably 0 (almost everywhere), else None."""
     r = sp.sympify(r)
     if r == 0:
         return "identical expressions"
+    how = None
     if is_piecewise(r):
         with budget.step(step) as ok:
-            how = prove_piecewise(r, zero=_cheap_zero)
+            how = prove_piecewise(r, zero=_cheap_zero, form=form)
         _ = ok
         return how
     with budget.step(step) as ok:
@@ -249,8 +286,8 @@ def _cheap_zero(e) -> bool:
 def _transfer(r, i, proved_refs, arrays, shape) -> str | None:
     """A proved element's residual, renamed along tensor indices, is this element's residual:
     the same identity (the proof is invariant under renaming variables)."""
-    if not arrays or not proved_refs:
-        return None
+    if not arrays or not proved_refs or r.has(sp.Max, sp.Min):
+        return None  # renaming inside Max/Min re-runs SymPy's costly Max simplification
     for j, rj in proved_refs[-3:]:
         sigma = _index_swap(j, i, arrays, shape)
         if sigma and rj.xreplace(sigma) == r:
