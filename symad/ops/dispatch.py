@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype as D
+from .._exact import exact_array, exact_mode
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.recording import active as _recording
 from ..autograd.graph import OpNode, SavedContext, node_class, node_for
@@ -114,6 +115,8 @@ def apply(op: Op, *inputs, **params):
                         for i, x in enumerate(inputs))
     arrays = [t._data for t in tensors]
     if any(a.dtype is _OBJECT for a in arrays):
+        if exact_mode():  # verification: float constants as exact rationals (one arithmetic)
+            arrays = [exact_array(a) if a.dtype.kind == "f" else a for a in arrays]
         if rule == "custom" and isinstance(params.get("dtype"), D.dtype):
             dt = params["dtype"]  # a cast of symbolic data keeps the requested dtype
         if dt is not D.bool_:

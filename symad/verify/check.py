@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy as sp
 
+from .._exact import exact_constants
 from .budget import Budget
 from .decide import Counterexample, exact_value, fmt_number, sample_points
 from .hints import broadcast_sum_hint, numeric_hint, transpose_hints
@@ -55,6 +56,19 @@ def _as_tensor(v):
     return Tensor._wrap(np.asarray(v)) if isinstance(v, np.ndarray) else v
 
 
+def _exact_constant(v):
+    """A floating constant input as an exact tensor (each float as :func:`exact_float`)."""
+    from .. import float64
+    from ..tensor import Tensor
+    data = v._data if isinstance(v, Tensor) else np.asarray(v)
+    if data.dtype.kind != "f":
+        return v
+    out = np.empty(data.shape, dtype=object)
+    for idx in np.ndindex(*data.shape):
+        out[idx] = to_number(float(data[idx]))
+    return Tensor._wrap(out, float64)
+
+
 def _spec_from(f, inputs, claimed_names, constants=()) -> _Spec:
     if isinstance(f, str) or isinstance(f, sp.Basic):
         if isinstance(f, str):
@@ -82,8 +96,10 @@ def _spec_from(f, inputs, claimed_names, constants=()) -> _Spec:
         if unknown:
             raise ValueError(f"constants= names {unknown}, which are not inputs of "
                              f"{_name(f)} ({names})")
-        # scalars without an example are traced from a float stand-in (any value will do)
-        examples = [given.get(n, 0.0) for n in names]
+        # scalars without an example are traced from a float stand-in (any value will do);
+        # constants become exact rationals, so both sides compute with them in one arithmetic
+        examples = [_exact_constant(given.get(n, 0.0)) if n in constants else given.get(n, 0.0)
+                    for n in names]
         tr = trace(f, *examples, names=names, constants=list(constants))
         data = tr.output_arrays[0] if tr.output_arrays else np.array([])
         if len(tr.output_arrays) != 1 or np.size(data) != 1:
@@ -92,7 +108,7 @@ def _spec_from(f, inputs, claimed_names, constants=()) -> _Spec:
         expr = exactify(sp.sympify(np.asarray(data, dtype=object).reshape(-1)[0]))
         arrays = {v.name: np.asarray(v.symbols, dtype=object) for v in tr.variables
                   if v.name in names}
-        fixed = {n: _as_tensor(given.get(n, 0.0)) for n in names if n not in arrays}
+        fixed = {n: _as_tensor(ex) for n, ex in zip(names, examples) if n not in arrays}
         tensors = {n: symbolic_tensor_from(arrays[n]) for n in names if n in arrays}
         spec = _Spec(_name(f), expr, [n for n in names if n in arrays], arrays, tensors, fixed)
         spec.all_names = names
@@ -258,8 +274,9 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
     claimed_names = list(claimed) if isinstance(claimed, dict) else []
     if isinstance(wrt, str):
         wrt = [wrt]
-    spec = _spec_from(f, inputs, (wrt or []) + claimed_names if not callable(f) else None,
-                      constants if callable(f) else ())
+    with exact_constants():
+        spec = _spec_from(f, inputs, (wrt or []) + claimed_names if not callable(f) else None,
+                          constants if callable(f) else ())
     if wrt is None:
         wrt = [n for n in spec.names if n in claimed] if isinstance(claimed, dict) \
             else list(spec.names)
@@ -277,7 +294,8 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
         for idx in np.ndindex(*arr.shape):
             e[idx] = exact_of[arr[idx]]
         exact[n] = e
-    claims = _claims(claimed, spec, wrt)
+    with exact_constants():
+        claims = _claims(claimed, spec, wrt)
     point = _point(at, spec)
     report = GradientReport(f=spec.display, title="check_gradient")
     rng = random.Random(seed)
@@ -490,7 +508,8 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
     from ..symbolic import trace_function_backward
     from ..tensor import Tensor
     budget = Budget(timeout)
-    tr = trace_function_backward(function_cls, *example_inputs)
+    with exact_constants():
+        tr = trace_function_backward(function_cls, *example_inputs)
     any_rg = any(isinstance(x, Tensor) and x.requires_grad for x in example_inputs)
     skip = set()
     for k, (nm, x) in enumerate(zip(tr.input_names, example_inputs)):

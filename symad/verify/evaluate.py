@@ -78,7 +78,7 @@ class PointEvaluator:
         m = self.memo.get(e)
         if m is not None:
             if m is Undefined:
-                raise Unsupported(type(c))
+                raise Undefined
             return m
         try:
             out = self._eval(e)
@@ -122,15 +122,15 @@ class PointEvaluator:
             x = e.exp
             if x.is_Integer:
                 if isinstance(b, Fraction) and b == 0 and x < 0:
-                    raise Unsupported(type(c))
+                    raise Undefined
                 return b ** int(x)
             xv = self._v(x)
             bm = _mp(b)
             if bm < 0:
-                raise Unsupported(type(c))
+                raise Undefined
             if bm == 0:
                 if _mp(xv) <= 0:
-                    raise Unsupported(type(c))
+                    raise Undefined
                 return Fraction(0)
             return mpmath.power(bm, _mp(xv))
         f = _FUNCS.get(e.func)
@@ -161,7 +161,7 @@ class PointEvaluator:
             for val, cond in e.args:
                 if self.truth(cond):
                     return self._v(val)
-            raise Unsupported(type(c))
+            raise Undefined
         raise Unsupported(e.func)
 
     def truth(self, c) -> bool:

@@ -149,14 +149,18 @@ def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | No
         q = const([cn / en for _, _, en, _, cn in vals])
         if q is not None:
             q = sp.nsimplify(q, rational=True, tolerance=1e-20)
-            if q != 1 and sp.expand(claimed - q * exact) == 0:
-                return "sign flip: claimed = −exact" if q == -1 else \
-                    f"constant factor: claimed = {q} × exact"
+            if q != 1 and q.is_Rational:
+                how = "" if sp.expand(claimed - q * exact) == 0 else \
+                    f" (at {len(vals)} random points)"
+                return f"sign flip: claimed = −exact{how}" if q == -1 else \
+                    f"constant factor: claimed = {q} × exact{how}"
     d = const([en - cn for _, _, en, _, cn in vals])
     if d is not None and d != 0:
         d = sp.nsimplify(d, rational=True, tolerance=1e-20)
-        if sp.expand(exact - claimed - d) == 0:
-            return f"off by a constant: exact − claimed = {d}"
+        if d.is_Rational and len(vals) > 1:
+            how = "" if sp.expand(exact - claimed - d) == 0 else \
+                f" (at {len(vals)} random points)"
+            return f"off by a constant: exact − claimed = {d}{how}"
     for name, arr in (others or {}).items():
         for idx in np.ndindex(*arr.shape):
             o = sp.sympify(arr[idx])

@@ -9,7 +9,7 @@ so in particular for the consistent ones: equal almost everywhere.
 >>> import sympy as sp
 >>> x = sp.Symbol("x", real=True)
 >>> prove_piecewise(sp.Heaviside(x) - sp.Piecewise((1, x > 0), (0, True)))
-'the residual is 0 in each of the 2 possible sign cases of its kinks'
+'the residual is 0 once its kinks are written as indicators (kink set excepted)'
 """
 from __future__ import annotations
 
@@ -162,10 +162,12 @@ def prove_piecewise(residual, *, max_split: int = 6, zero=None,
         r = form.expr(sp.sympify(residual))
     except _GiveUp:
         return None
+    if r == 0 or (not set(form.symbols.values()) & r.free_symbols and zero_or(zero)(r)):
+        return "the residual is 0 once its kinks are written as indicators (kink set excepted)"
     used = r.free_symbols
     table = {d: h for d, h in form.symbols.items() if h in used}
     hs = list(table.values())
-    zero = zero or _zero
+    zero = zero_or(zero)
     if hs and len(hs) <= max_split:
         pairs = [_as_pair(d) for d in table]
         checked = 0
@@ -179,6 +181,10 @@ def prove_piecewise(residual, *, max_split: int = 6, zero=None,
     if hs and form.reduce(r) == 0:
         return "every indicator combination of the residual is 0 (kink set excepted)"
     return None
+
+
+def zero_or(zero):
+    return zero or _zero
 
 
 def _as_pair(d) -> tuple | None:
@@ -212,9 +218,46 @@ def _cyclic(pairs, bits) -> bool:
 
 
 def _zero(e) -> bool:
-    if sp.expand(e) == 0:
-        return True
-    try:
-        return sp.cancel(sp.together(e)) == 0
-    except (TypeError, ValueError, NotImplementedError):
-        return False
+    """Expands or cancels to 0 (cancel first when exponentials make expansion costly)."""
+    steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
+    if e.has(sp.exp, sp.log):
+        steps.reverse()
+    for step in steps:
+        try:
+            if step(e):
+                return True
+        except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
+            continue
+    return False
+
+
+def prove_generalized(residual, zero=None) -> str | None:
+    """Replace every kink subexpression (``Max(...)``, a ``Piecewise``, ``Heaviside``, ...) by
+    a fresh symbol (the same subexpression by the same symbol): if the residual is 0 for *any*
+    values of those symbols, it is 0 for theirs. This proves the stable softmax / log-sum-exp
+    family, where the shift by the maximum cancels algebraically.
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> m = sp.Max(x, y)
+    >>> prove_generalized(sp.exp(x - m) / (sp.exp(x - m) + sp.exp(y - m))
+    ...                   - sp.exp(x) / (sp.exp(x) + sp.exp(y)))
+    'the residual is 0 for any values of its 1 kink subexpression(s)'
+    """
+    table: dict = {}
+
+    def opaque(n):
+        return isinstance(n, _HEADS)
+
+    def sub(n):
+        s = table.get(n)
+        if s is None:
+            s = table[n] = sp.Dummy(f"K{len(table)}", real=True)
+        return s
+    r = sp.sympify(residual).replace(opaque, sub)
+    if not table:
+        return None
+    r = sp.expand(r, power_exp=True, mul=False, multinomial=False, power_base=False, log=False)
+    if (zero or _zero)(r):
+        return f"the residual is 0 for any values of its {len(table)} kink subexpression(s)"
+    return None

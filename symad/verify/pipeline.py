@@ -32,7 +32,7 @@ from .budget import Budget
 from .evaluate import PointEvaluator, Undefined, Unsupported
 from .decide import (Counterexample, compare, is_piecewise,
                      kink_expressions, sample_points, simplifies_to_zero)
-from .indicators import IndicatorForm, prove_piecewise
+from .indicators import IndicatorForm, prove_generalized, prove_piecewise
 from .report import GradientItem
 
 # a relative residual below this at every point is float rounding of constants, not a mistake
@@ -140,7 +140,7 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
             state[i].update(equal=True, proved=True, method="identical expressions")
         else:
             todo.append(i)
-    if len(variables) <= SMALL and todo:
+    if len(variables) <= SMALL and e.shape == () and todo:
         todo = _small(ex, cl, todo, state, variables, f, budget, seed)
     if points is None:
         pw_extra = [ex[i] for i in todo if is_piecewise(ex[i])][:4] + \
@@ -214,7 +214,7 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
                       "sides are defined, and no symbolic proof")
         else:
             st.update(equal=True, proved=False, method=f"equal at {seen[i]} random exact points "
-                      f"(no symbolic proof within the time budget)")
+                      f"(no symbolic proof found within the time budget)")
     items = []
     for i in idxs:
         st = state[i]
@@ -236,7 +236,7 @@ def _small(ex, cl, todo, state, variables, f, budget, seed) -> list:
     rest = []
     for i in todo:
         v = None
-        with budget.step(min(10.0, budget.remaining())) as ok:
+        with budget.step(min(8.0, budget.remaining())) as ok:
             v = compare(ex[i], cl[i], variables, seed=seed, f=f)
         if not ok[0] or v is None or v.equal is None:
             rest.append(i)
@@ -259,7 +259,9 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
     how = None
     if is_piecewise(r):
         with budget.step(step) as ok:
-            how = prove_piecewise(r, zero=_cheap_zero, form=form)
+            how = prove_generalized(r, zero=_cheap_zero)
+            if how is None:
+                how = prove_piecewise(r, zero=_cheap_zero, form=form)
         _ = ok
         return how
     with budget.step(step) as ok:
@@ -275,12 +277,17 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
 
 
 def _cheap_zero(e) -> bool:
-    if sp.expand(e) == 0:
-        return True
-    try:
-        return sp.cancel(sp.together(e)) == 0
-    except (TypeError, ValueError, NotImplementedError):
-        return False
+    """Expands or cancels to 0 (cancel first when exponentials make expansion costly)."""
+    steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
+    if e.has(sp.exp, sp.log):
+        steps.reverse()
+    for step in steps:
+        try:
+            if step(e):
+                return True
+        except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
+            continue
+    return False
 
 
 def _transfer(r, i, proved_refs, arrays, shape) -> str | None:

@@ -12,6 +12,7 @@ import sympy as sp
 from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,
                                         parse_expr, standard_transformations)
 
+from .._exact import exact_float
 from ..ops.registry import _no_dirac, sigmoid
 
 _TRANSFORMS = standard_transformations + (convert_xor,)
@@ -52,40 +53,6 @@ def symbolic_tensor(name: str, shape):
         for idx in np.ndindex(*shape):
             arr[idx] = sp.Symbol(name + "".join(f"_{i}" for i in idx), real=True)
         return Tensor._wrap(arr, float64)
-
-
-def exact_float(v: float) -> sp.Rational:
-    """The simplest rational within float rounding (4 ulps) of ``v``: 0.1 -> 1/10, and also
-    0.2*3 = 0.6000000000000001 -> 3/5, so a constant folded in floating point while tracing
-    and the same constant written out exactly are one number.
-
-    >>> exact_float(0.2 * 3), exact_float(1e-5), exact_float(0.134145)
-    (3/5, 1/100000, 26829/200000)
-    """
-    v = float(v)
-    if v == 0 or not np.isfinite(v) or abs(v) >= 1e300:
-        return sp.Integer(0) if v == 0 else sp.Float(v)
-    slack = Fraction(4 * np.spacing(abs(v)))
-    f = Fraction(repr(v))
-    best = _simplest_between(f - slack, f + slack)
-    if best.denominator * 1000 > f.denominator:
-        best = f  # no markedly simpler number nearby: the decimal as printed (2.000000001)
-    return sp.Rational(best.numerator, best.denominator)
-
-
-def _simplest_between(lo: Fraction, hi: Fraction) -> Fraction:
-    """The rational with the smallest denominator in [lo, hi] (Stern-Brocot descent)."""
-    if lo <= 0 <= hi:
-        return Fraction(0)
-    if hi < 0:
-        return -_simplest_between(-hi, -lo)
-    fl = lo.numerator // lo.denominator
-    if Fraction(fl) == lo:
-        return lo
-    if fl + 1 <= hi:
-        return Fraction(fl + 1)
-    rest = _simplest_between(1 / (hi - fl), 1 / (lo - fl))
-    return fl + 1 / rest
 
 
 def exactify(e):
