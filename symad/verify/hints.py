@@ -157,10 +157,8 @@ def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | No
     d = const([en - cn for _, _, en, _, cn in vals])
     if d is not None and d != 0:
         d = sp.nsimplify(d, rational=True, tolerance=1e-20)
-        if d.is_Rational and len(vals) > 1:
-            how = "" if sp.expand(exact - claimed - d) == 0 else \
-                f" (at {len(vals)} random points)"
-            return f"off by a constant: exact − claimed = {d}{how}"
+        if d.is_Rational and sp.expand(exact - claimed - d) == 0:
+            return f"off by a constant: exact − claimed = {d}"
     for name, arr in (others or {}).items():
         for idx in np.ndindex(*arr.shape):
             o = sp.sympify(arr[idx])

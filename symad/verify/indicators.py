@@ -72,6 +72,9 @@ class IndicatorForm:
             return 1 - self.cond(c.args[0])
         if isinstance(c, Relational):
             lhs, rhs = c.lhs, c.rhs
+            split = _abs_condition(c)
+            if split is not None:
+                return self.cond(split)
             if isinstance(c, (sp.Eq, sp.Ne)):
                 v = self._eq(lhs, rhs)
                 return v if isinstance(c, sp.Eq) else 1 - v
@@ -169,10 +172,14 @@ def prove_piecewise(residual, *, max_split: int = 6, zero=None,
     hs = list(table.values())
     zero = zero_or(zero)
     if hs and len(hs) <= max_split:
-        pairs = [_as_pair(d) for d in table]
+        ds = list(table)
+        pairs = [_as_pair(d) for d in ds]
+        linear = [_as_linear(d) for d in ds]
         checked = 0
         for bits in itertools.product((0, 1), repeat=len(hs)):
-            if all(p is not None for p in pairs) and _cyclic(pairs, bits):
+            if _cyclic([p for p in pairs if p is not None],
+                       [b for p, b in zip(pairs, bits) if p is not None]) or \
+                    _infeasible(linear, bits):
                 continue
             checked += 1
             if not zero(r.xreplace(dict(zip(hs, map(sp.Integer, bits))))):
@@ -181,6 +188,25 @@ def prove_piecewise(residual, *, max_split: int = 6, zero=None,
     if hs and form.reduce(r) == 0:
         return "every indicator combination of the residual is 0 (kink set excepted)"
     return None
+
+
+def _abs_condition(c):
+    """|a| < b as (a < b) & (-a < b), |a| > b as (a > b) | (-a > b) (b free of kinks)."""
+    d = sp.expand(c.lhs - c.rhs)
+    if not isinstance(c, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan,
+                          sp.GreaterThan)):
+        return None
+    terms = sp.Add.make_args(d)
+    absd = [t for t in terms if isinstance(t, sp.Abs)]
+    if len(absd) != 1:
+        return None
+    a = absd[0].args[0]
+    b = -(d - absd[0])           # the relation is |a| <op> b
+    if any(b.has(h) for h in _HEADS) or any(a.has(h) for h in _HEADS):
+        return None
+    if isinstance(c, (sp.StrictLessThan, sp.LessThan)):
+        return sp.And(a < b, -a < b, evaluate=False)
+    return sp.Or(a > b, -a > b, evaluate=False)
 
 
 def zero_or(zero):
@@ -197,6 +223,60 @@ def _as_pair(d) -> tuple | None:
     if a.could_extract_minus_sign() and not b.could_extract_minus_sign():
         return (b, -a)
     return None
+
+
+def _as_linear(d) -> tuple | None:
+    """d = sum(a_k x_k) + b with rational coefficients: ({x_k: a_k}, b); else None."""
+    syms = sorted(d.free_symbols, key=str)
+    try:
+        poly = sp.Poly(d, *syms)
+    except (sp.PolynomialError, sp.GeneratorsNeeded):
+        return None
+    if poly.total_degree() != 1:
+        return None
+    coeffs = {}
+    const = sp.Integer(0)
+    for monom, c in poly.terms():
+        if not c.is_Rational:
+            return None
+        if sum(monom) == 0:
+            const = c
+        else:
+            coeffs[syms[monom.index(1)]] = c
+    return coeffs, const
+
+
+def _infeasible(linear, bits, limit: int = 400) -> bool:
+    """Are the strict linear constraints (d > 0 when the bit is 1, else d < 0) contradictory?
+    Fourier–Motzkin elimination; False when unsure (too big, or no linear constraints)."""
+    cons = []
+    for lin, bit in zip(linear, bits):
+        if lin is None:
+            continue
+        coeffs, const = lin
+        sgn = 1 if bit else -1
+        cons.append(({k: sgn * v for k, v in coeffs.items()}, sgn * const))
+    if len(cons) < 2:
+        return False
+    while True:
+        var = next((k for c, _ in cons for k in c), None)
+        if var is None:
+            return any(const <= 0 for _, const in cons)
+        pos = [c for c in cons if c[0].get(var, 0) > 0]
+        neg = [c for c in cons if c[0].get(var, 0) < 0]
+        rest = [c for c in cons if c[0].get(var, 0) == 0]
+        for pc, pk in pos:
+            for nc, nk in neg:
+                a, b = pc[var], -nc[var]
+                merged = {}
+                for k in set(pc) | set(nc):
+                    v = b * pc.get(k, 0) + a * nc.get(k, 0)
+                    if v != 0 and k != var:
+                        merged[k] = v
+                rest.append((merged, b * pk + a * nk))
+        cons = rest
+        if len(cons) > limit:
+            return False
 
 
 def _cyclic(pairs, bits) -> bool:
