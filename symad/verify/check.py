@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
 from typing import Any, Callable, Sequence
@@ -369,7 +370,10 @@ def _hints(report, exact, claims, spec, variables, points, budget, rng) -> None:
                        if it.counterexample is not None else []) + list(points)
                 pts = [p for p in pts if all(v is not None for v in p.values())]
                 others = {k: a for k, a in exact.items() if k != n}
-                hint = numeric_hint(it.exact, it.claimed, pts[:3], others)
+                try:
+                    hint = numeric_hint(it.exact, it.claimed, pts[:3], others)
+                except (ArithmeticError, TypeError, ValueError):
+                    hint = None  # a hint is a courtesy: it never spoils the verdict
             it.hint = hint
         _ = ok
 
@@ -560,7 +564,7 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
     for it, was_none in pending:
         if it.equal is not False or it.hint or hb.expired():
             continue
-        with hb.step() as ok:
+        with hb.step() as ok, _quiet():
             it.hint = (None if was_none else _ignored_input_hint(it.exact, it.claimed, arrays,
                                                                  g_syms)) or \
                 numeric_hint(it.exact, it.claimed, ([_full_point(it.counterexample, variables)]
@@ -572,6 +576,15 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
                 report.notes.append(note)
     _display(report, budget)
     return report
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Hints are a courtesy: an arithmetic failure while looking for one is ignored."""
+    try:
+        yield
+    except (ArithmeticError, TypeError, ValueError):
+        pass
 
 
 def _full_point(ce, variables) -> dict:

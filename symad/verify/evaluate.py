@@ -1,5 +1,5 @@
 """Evaluating SymPy expressions at a rational point, fast: rational arithmetic (``Fraction``)
-wherever the value is rational, mpmath at 200 bits (60 digits) for transcendental parts.
+wherever the value is rational, mpmath at 320 bits (~96 digits) for transcendental parts.
 
 SymPy's own route (``xreplace`` then ``evalf``) rebuilds every node, and ``Max``/``Min``/
 ``Piecewise`` rebuilds run simplifications that cost milliseconds each; a traced tensor program
@@ -23,7 +23,7 @@ import mpmath
 import sympy as sp
 from sympy.core.relational import Relational
 
-PREC = 200  # bits
+PREC = 320  # bits (~96 digits)
 
 
 class Undefined(Exception):

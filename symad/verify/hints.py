@@ -130,40 +130,68 @@ def _matrix_used_untransposed(exact, claimed, M, variables, rng) -> bool:
 def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | None:
     """Constant factor, sign flip, constant offset or wrong variable, recognised from values at
     ``points`` (no simplification), then confirmed by expansion."""
+    import mpmath
+
     from .pipeline import value_at
     exact = sp.sympify(exact)
     claimed = sp.sympify(claimed)
     vals = []
     for pt in points:
-        (ev, en), (cv, cn) = value_at(exact, pt), value_at(claimed, pt)
+        (ev, _), (cv, _) = value_at(exact, pt), value_at(claimed, pt)
         if ev is not None and cv is not None:
-            vals.append((pt, ev, en, cv, cn))
+            vals.append((pt, ev, cv))
     if not vals:
         return None
+    rational = all(ev.is_Rational and cv.is_Rational for _, ev, cv in vals)
 
     def const(xs):
-        first = xs[0]
-        return first if all(abs(x - first) <= 1e-25 * (1 + abs(first)) for x in xs) else None
+        if rational:
+            return xs[0] if all(x == xs[0] for x in xs) else None
+        with mpmath.workprec(320):
+            m = [_mp(x) for x in xs]
+            ok = all(abs(x - m[0]) <= mpmath.mpf(10) ** -25 * (1 + abs(m[0])) for x in m)
+        return sp.nsimplify(sp.Float(m[0], 40), rational=True, tolerance=1e-20) if ok else None
 
-    if all(en != 0 for _, _, en, _, _ in vals):
-        q = const([cn / en for _, _, en, _, cn in vals])
-        if q is not None:
-            q = sp.nsimplify(q, rational=True, tolerance=1e-20)
-            if q != 1 and q.is_Rational:
-                how = "" if sp.expand(claimed - q * exact) == 0 else \
-                    f" (at {len(vals)} random points)"
-                return f"sign flip: claimed = −exact{how}" if q == -1 else \
-                    f"constant factor: claimed = {q} × exact{how}"
-    d = const([en - cn for _, _, en, _, cn in vals])
-    if d is not None and d != 0:
-        d = sp.nsimplify(d, rational=True, tolerance=1e-20)
-        if d.is_Rational and sp.expand(exact - claimed - d) == 0:
-            return f"off by a constant: exact − claimed = {d}"
+    def ratio(c, e):
+        if rational:
+            return c / e
+        with mpmath.workprec(320):
+            return _mp(c) / _mp(e)
+
+    if all(not _mp(ev) == 0 for _, ev, _ in vals):
+        q = const([ratio(cv, ev) for _, ev, cv in vals])
+        if q is not None and q != 1 and q.is_Rational:
+            how = "" if sp.expand(claimed - q * exact) == 0 else \
+                f" (at {len(vals)} random points)"
+            return f"sign flip: claimed = −exact{how}" if q == -1 else \
+                f"constant factor: claimed = {q} × exact{how}"
+    d = const([ev - cv if rational else _diff(ev, cv) for _, ev, cv in vals])
+    if d is not None and d != 0 and d.is_Rational and sp.expand(exact - claimed - d) == 0:
+        return f"off by a constant: exact − claimed = {d}"
     for name, arr in (others or {}).items():
         for idx in np.ndindex(*arr.shape):
             o = sp.sympify(arr[idx])
-            if all(value_at(o, pt)[0] == cv for pt, _, _, cv, _ in vals) and \
+            if all(value_at(o, pt)[0] == cv for pt, _, cv in vals) and \
                     sp.expand(o - claimed) == 0:
                 label = name if idx == () else f"{name}[{','.join(map(str, idx))}]"
                 return f"the claim is ∂f/∂{label}: components swapped or wrong variable?"
     return None
+
+
+def _diff(a, b):
+    import mpmath
+    with mpmath.workprec(320):
+        return _mp(a) - _mp(b)
+
+
+def _mp(x):
+    """A comparison value (Fraction, mpf, SymPy number) as an mpmath number."""
+    import mpmath
+    from fractions import Fraction
+    with mpmath.workprec(320):
+        if isinstance(x, Fraction):
+            return mpmath.mpf(x.numerator) / x.denominator
+        if isinstance(x, sp.Basic):
+            return mpmath.mpf(sp.Float(x, 96)._mpf_) if not x.is_Rational else \
+                mpmath.mpf(int(x.p)) / int(x.q)
+        return mpmath.mpf(x)
