@@ -1,10 +1,9 @@
-"""numpy functions on symbolic tensors: ``np.where``, ``np.maximum``, ``np.exp``, ``np.sum(x,
-axis=0)`` ... on a tensor holding SymPy elements run the matching symad op, so hand-written numpy
-code (a CS231n-style backward) traces like code written against symad's own API.
-
-Numeric tensors keep the behaviour they had before this hook: numpy's arithmetic operators with a
-tensor on either side run symad's operator (``ndarray + tensor`` is a tensor); every other numpy
-function sees the tensor as an ndarray (through ``__array__``) and returns an ndarray.
+"""numpy functions on tensors: ``np.where``, ``np.maximum``, ``np.exp``, ``np.sum(x, axis=0)``
+... with a tensor argument run the matching symad op and return a tensor (PyTorch returns tensors
+from numpy ufuncs too), so hand-written numpy code (a CS231n-style backward) runs on tensors,
+traces on symbolic ones and is differentiable. numpy functions outside the table see tensors as
+ndarrays (through ``__array__``) and return ndarrays; on symbolic tensors they raise, naming the
+function.
 
 >>> import numpy as np
 >>> from symad.verify.symbolic_inputs import symbolic_tensor
@@ -111,6 +110,12 @@ def _like(a, value, dtype):
     return full_like(a, value, dtype=dtype)
 
 
+def _lift(args) -> tuple:
+    """ndarrays among the arguments as tensors (a numpy mask in ``np.where(mask, x, 0)``)."""
+    from .tensor import tensor
+    return tuple(tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+
+
 def _symbolic(args) -> bool:
     from .tensor import Tensor
     for a in args:
@@ -131,13 +136,13 @@ def _plain(a):
 
 
 def array_ufunc(ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
-    """``Tensor.__array_ufunc__``: symad ops for operators and for symbolic tensors."""
+    """``Tensor.__array_ufunc__``: the symad op for numpy ufuncs in the table."""
     ufuncs, _, operators = _tables()
     if method == "__call__" and kwargs.get("out") is None:
-        fn = operators.get(ufunc) or (ufuncs.get(ufunc) if _symbolic(inputs) else None)
+        fn = ufuncs.get(ufunc)
         if fn is not None:
             kw = {k: v for k, v in kwargs.items() if k not in ("out", "casting", "dtype")}
-            return fn(*inputs, **kw)
+            return fn(*_lift(inputs), **kw)
     if _symbolic(inputs):
         raise TypeError(f"numpy's {ufunc.__name__} ({method}) is not supported on symbolic "
                         f"tensors; use the symad op of the same name")
@@ -152,11 +157,12 @@ def _plain_kwargs(kwargs: dict) -> dict:
 
 
 def array_function(func, args: tuple, kwargs: dict) -> Any:
-    """``Tensor.__array_function__``: symad ops for symbolic tensors, ndarrays otherwise."""
+    """``Tensor.__array_function__``: the symad op for numpy functions in the table, else
+    numpy's own on ndarrays (symbolic tensors: an error naming the function)."""
+    fn = _tables()[1].get(func)
+    if fn is not None:
+        return fn(*_lift(args), **kwargs)
     if _symbolic(args) or _symbolic(tuple(kwargs.values())):
-        fn = _tables()[1].get(func)
-        if fn is None:
-            raise TypeError(f"numpy.{func.__name__} is not supported on symbolic tensors; use "
-                            f"the symad op of the same name")
-        return fn(*args, **kwargs)
+        raise TypeError(f"numpy.{func.__name__} is not supported on symbolic tensors; use "
+                        f"the symad op of the same name")
     return func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})

@@ -18,7 +18,7 @@ from .._exact import exact_constants
 from .budget import Budget
 from .decide import Counterexample, exact_value, fmt_number, sample_points
 from .hints import broadcast_sum_hint, numeric_hint, transpose_hints
-from .pipeline import decide_elements, points_for
+from .pipeline import decide_elements, points_for, prove_items
 from .report import GradientItem, GradientReport
 from .symbolic_inputs import (exactify, gradient, is_number, parameters, parse, realify,
                               real_symbols_for, tensor_values, to_number)
@@ -301,6 +301,7 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
     report = GradientReport(f=spec.display, title="check_gradient")
     rng = random.Random(seed)
     points = None
+    pending: list = []
     for n in wrt:
         if n not in claims:
             report.notes.append(f"no claim given for {n}")
@@ -328,7 +329,8 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
                      for x in cc.reshape(-1)[:4]]
             points = points_for(variables, rng, 3, f=spec.expr, extra=extra, budget=budget)
         items = decide_elements(n, e, c, variables, f=spec.expr, budget=budget, seed=seed,
-                                points=points, arrays=spec.arrays)
+                                points=points, arrays=spec.arrays, prove=False)
+        pending.append((items, e.shape))
         if point is not None:
             for it, idx in zip(items, np.ndindex(*e.shape)):
                 it.at = _named(point)
@@ -337,11 +339,27 @@ def check_gradient(f, claimed, *, wrt=None, inputs=None, at: dict | None = None,
         report.items.extend(items)
     if not report.items:
         raise ValueError("nothing to check: claimed names none of f's inputs")
+    _prove_unless_refuted(report, pending, spec.arrays, budget)
     report.seconds = budget.elapsed()
     # after the verdict: hints and display, each within what is left (and a few seconds)
     _hints(report, exact, claims, spec, variables, points or [], budget, rng)
     _display(report, budget)
     return report
+
+
+def _prove_unless_refuted(report, pending, arrays, budget) -> None:
+    """Symbolic proofs for the elements equal at the random points, unless some component is
+    already refuted (one counterexample decides the claim; the rest stay "equal at k points,
+    proof skipped")."""
+    if any(it.equal is False and it.proved for it in report.items):
+        for items, _ in pending:
+            for it in items:
+                if it.equal is True and not it.proved:
+                    it.method = it.method.replace("no symbolic proof attempted",
+                                                  "proof skipped: the claim is already refuted")
+        return
+    for items, shape in pending:
+        prove_items(items, shape, arrays, budget)
 
 
 def _after(budget: Budget, cap: float) -> Budget:
@@ -532,7 +550,8 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
     rng = random.Random(seed)
     points = None
     spec = _Spec("", sp.S.Zero, list(arrays), arrays, {})
-    pending = []
+    pending: list = []
+    to_prove: list = []
     for nm, sym, got, want in zip(tr.input_names, tr.inputs, tr.grads, tr.expected):
         if sym is None or want is None:
             continue
@@ -556,9 +575,11 @@ def check_function(function_cls, *example_inputs, constants: Sequence[str | int]
             points = points_for(variables, rng, 3, budget=budget,
                                 extra=list(e.reshape(-1)[:4]) + list(c.reshape(-1)[:4]))
         items = decide_elements(nm, e, c, variables, budget=budget, seed=seed, points=points,
-                                arrays=arrays)
+                                arrays=arrays, prove=False)
         report.items.extend(items)
+        to_prove.append((items, e.shape))
         pending.extend((it, got is None) for it in items)
+    _prove_unless_refuted(report, to_prove, arrays, budget)
     report.seconds = budget.elapsed()
     hb = _after(budget, 1.5)
     for it, was_none in pending:

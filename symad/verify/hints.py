@@ -160,7 +160,7 @@ def numeric_hint(exact, claimed, points, others: dict | None = None) -> str | No
 
     if all(not _mp(ev) == 0 for _, ev, _ in vals):
         q = const([ratio(cv, ev) for _, ev, cv in vals])
-        if q is not None and q != 1 and q.is_Rational:
+        if q is not None and q.is_Rational and q not in (0, 1):
             how = "" if sp.expand(claimed - q * exact) == 0 else \
                 f" (at {len(vals)} random points)"
             return f"sign flip: claimed = −exact{how}" if q == -1 else \

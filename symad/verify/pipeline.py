@@ -130,9 +130,11 @@ def _gap(en, cn) -> float:
 
 def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=None,
                     budget: Budget, seed: int = 0, n_points: int = 3,
-                    points: list | None = None, arrays: dict | None = None) -> list[GradientItem]:
+                    points: list | None = None, arrays: dict | None = None,
+                    prove: bool = True) -> list[GradientItem]:
     """Verdicts for every element of one input's gradient (``e`` exact, ``c`` claimed, object
-    arrays of the same shape)."""
+    arrays of the same shape). ``prove=False`` stops after the refutation step (then
+    :func:`prove_items`)."""
     rng = random.Random(seed)
     idxs = list(np.ndindex(*e.shape))
     ex = {i: sp.sympify(e[i]) for i in idxs}
@@ -190,9 +192,8 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
                                 counterexample=Counterexample(pt, ev, cv),
                                 method=f"refuted: {how}")
     refuting = ok[0]
-    # 2. prove the rest
-    proved_refs: list[tuple[tuple, sp.Expr]] = []
-    form = IndicatorForm()
+    # 2. what is left is equal at the points; proofs follow (here, or after every input's
+    #    refutation step in check_gradient: one counterexample already decides a claim)
     for i in todo:
         st = state[i]
         if "equal" in st:
@@ -200,26 +201,16 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
         if not refuting:
             st.update(equal=None, proved=False, method=f"undecided within the time budget "
                       f"({budget.elapsed():.1f} s)")
-            continue
-        if rounding[i] > 0:
+        elif rounding[i] > 0:
             st.update(equal=True, proved=False, method=f"equal up to float rounding of constants "
                       f"(relative residual ≤ {rounding[i]:.1e} at {seen[i]} random exact points)",
                       rounding=True)
-            continue
-        r = ex[i] - cl[i]
-        how = _transfer(r, i, proved_refs, arrays, e.shape)
-        if how is None and not budget.expired():
-            how = prove_zero(r, budget, form=form)
-        if how is not None:
-            st.update(equal=True, proved=True, method=how)
-            if "same expression up to" not in how:
-                proved_refs.append((i, r))
         elif seen[i] == 0:
             st.update(equal=None, proved=False, method="undecided: no random point where both "
-                      "sides are defined, and no symbolic proof")
+                      "sides are defined")
         else:
             st.update(equal=True, proved=False, method=f"equal at {seen[i]} random exact points "
-                      f"(no symbolic proof found within the time budget)")
+                      f"(no symbolic proof attempted)")
     items = []
     for i in idxs:
         st = state[i]
@@ -231,7 +222,33 @@ def decide_elements(name: str, e: np.ndarray, c: np.ndarray, variables, *, f=Non
         if st.get("rounding"):
             items[-1].hint = ("the two sides differ only by float rounding of constants (folded "
                               "in floating point on one side, exact on the other)")
+    if prove:
+        prove_items(items, e.shape, arrays, budget)
     return items
+
+
+def prove_items(items: list[GradientItem], shape: tuple, arrays: dict | None,
+                budget: Budget) -> None:
+    """Upgrade "equal at k random exact points" items (in ``np.ndindex(shape)`` order) to
+    symbolic proofs where one is found within the budget."""
+    proved_refs: list[tuple[tuple, sp.Expr]] = []
+    form = IndicatorForm()
+    for i, it in zip(np.ndindex(*shape), items):
+        if not (it.equal is True and not it.proved and it.method.endswith("attempted)")):
+            continue
+        how = None
+        if not budget.expired():
+            r = sp.sympify(it.exact) - sp.sympify(it.claimed)
+            how = _transfer(r, i, proved_refs, arrays, shape)
+            if how is None:
+                how = prove_zero(r, budget, form=form)
+        if how is not None:
+            it.proved, it.method = True, how
+            if "same expression up to" not in how:
+                proved_refs.append((i, r))
+        else:
+            it.method = it.method.replace("no symbolic proof attempted",
+                                          "no symbolic proof found within the time budget")
 
 
 def _small(ex, cl, todo, state, variables, f, budget, seed) -> list:
