@@ -51,10 +51,7 @@ class Budget:
         outer = self._stack[-1] if self._stack else float("inf")
         end = min(time.perf_counter() + max(limit, 0.0), outer)
         flag = [True]
-        if end <= time.perf_counter():
-            flag[0] = False
-            yield flag
-            return
+        end = max(end, time.perf_counter() + 1e-4)  # no time left: interrupted at once
         use_alarm = threading.current_thread() is threading.main_thread() and end != float("inf")
         self._stack.append(end)
         old = None

@@ -13,6 +13,7 @@ EPILOG = """examples:
   symad check "x**2 + 3*x*y + y**2" --claim x="2*x+3*y" --claim y="3*x+3*y"
   symad check "x**2 + 3*x*y + y**2" --claim x=10 --claim y=13 --at x=2 --at y=3
   symad check "log(1+exp(x))" --claim x="sigmoid(x)" --json
+  symad check "tanh(x)" --claim x="1 - tanh(x)**2" --timeout 5
 
 exit codes: 0 proved right, 1 wrong, 2 undecided
 """
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", action="extend", nargs="+", default=[], metavar="VAR=VALUE",
                         help="a point for value claims (and for showing values)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="time budget for the verdict (default 30); what is not decided "
+                        "by then is reported as undecided or as equal at k random points")
 
 
 def _pairs(items, what) -> dict[str, str]:
@@ -66,7 +70,9 @@ def run(args) -> int:
                     claimed[k] = v
         else:
             claimed = dict(claims)
-        report = check_gradient(args.f, claimed, at=at)
+        if args.timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {args.timeout}")
+        report = check_gradient(args.f, claimed, at=at, timeout=args.timeout)
     except (ValueError, TypeError) as exc:
         print(f"symad check: error: {exc}", file=sys.stderr)
         return 2

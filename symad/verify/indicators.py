@@ -115,8 +115,10 @@ class IndicatorForm:
             none_before = sp.Integer(1)
             for val, c in e.args:
                 ic = self.cond(c)
-                out = out + self.expr(val) * ic * none_before
-                none_before = none_before * (1 - ic)
+                weight = self.reduce(ic * none_before)   # a small polynomial in indicators
+                if weight != 0:
+                    out = out + self.expr(val) * weight
+                none_before = self.reduce(none_before * (1 - ic))
             return out
         if isinstance(e, sp.Heaviside):
             return self._h(self.expr(e.args[0]))
@@ -340,4 +342,21 @@ def prove_generalized(residual, zero=None) -> str | None:
     r = sp.expand(r, power_exp=True, mul=False, multinomial=False, power_base=False, log=False)
     if (zero or _zero)(r):
         return f"the residual is 0 for any values of its {len(table)} kink subexpression(s)"
+    return None
+
+
+def prove_indicator_identity(residual, form: IndicatorForm | None = None, zero=None
+                             ) -> str | None:
+    """Kinks written as indicators, then the indicators treated as free symbols: a residual
+    that is 0 for every value of them is 0 for their 0/1 values (kink set excepted)."""
+    form = form or IndicatorForm()
+    try:
+        r = form.expr(sp.sympify(residual))
+    except _GiveUp:
+        return None
+    if r == 0:
+        return "the residual is 0 once its kinks are written as indicators (kink set excepted)"
+    r = sp.expand(r, power_exp=True, mul=False, multinomial=False, power_base=False, log=False)
+    if zero_or(zero)(r):
+        return ("the residual is 0 for any values of its kink indicators (kink set excepted)")
     return None

@@ -32,7 +32,8 @@ from .budget import Budget
 from .evaluate import PointEvaluator, Undefined, Unsupported
 from .decide import (Counterexample, compare, is_piecewise,
                      kink_expressions, sample_points, simplifies_to_zero)
-from .indicators import IndicatorForm, prove_generalized, prove_piecewise
+from .indicators import (IndicatorForm, prove_generalized, prove_indicator_identity,
+                         prove_piecewise)
 from .report import GradientItem
 
 # a relative residual below this at every point is float rounding of constants, not a mistake
@@ -283,6 +284,8 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
         with budget.step(step) as ok:
             how = prove_generalized(r, zero=_cheap_zero)
             if how is None:
+                how = prove_indicator_identity(r, form=form, zero=_cheap_zero)
+            if how is None:
                 how = prove_piecewise(r, zero=_cheap_zero, form=form)
         _ = ok
         return how
@@ -299,10 +302,15 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
 
 
 def _cheap_zero(e) -> bool:
-    """Expands or cancels to 0 (cancel first when exponentials make expansion costly)."""
-    steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
-    if e.has(sp.exp, sp.log):
-        steps.reverse()
+    """Expands or cancels to 0. Exponentials are first split (exp(a+b) = exp(a)·exp(b)) and
+    replaced by positive symbols (exp(-t) = 1/E_t): an identity in those independent symbols
+    holds for the exponentials too, and polynomial arithmetic on symbols is much cheaper."""
+    if e.has(sp.exp):
+        e = _exp_as_symbols(sp.expand(e, power_exp=True, mul=False, multinomial=False,
+                                      power_base=False, log=False))
+        steps = [lambda x: sp.cancel(sp.together(x)) == 0, lambda x: sp.expand(x) == 0]
+    else:
+        steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
     for step in steps:
         try:
             if step(e):
@@ -310,6 +318,19 @@ def _cheap_zero(e) -> bool:
         except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
             continue
     return False
+
+
+def _exp_as_symbols(e):
+    table: dict = {}
+
+    def sub(n):
+        c, t = n.args[0].as_coeff_Mul()
+        key, k = (t, int(c)) if c.is_Integer else (n.args[0], 1)
+        s = table.get(key)
+        if s is None:
+            s = table[key] = sp.Dummy(positive=True)
+        return s ** k
+    return e.replace(lambda n: isinstance(n, sp.exp), sub)
 
 
 def _transfer(r, i, proved_refs, arrays, shape) -> str | None:
