@@ -324,8 +324,14 @@ def _exp_as_symbols(e):
     table: dict = {}
 
     def sub(n):
-        c, t = n.args[0].as_coeff_Mul()
-        key, k = (t, int(c)) if c.is_Integer else (n.args[0], 1)
+        a = n.args[0]
+        c, t = a.as_coeff_Mul()
+        if c.is_Integer:
+            key, k = t, int(c)
+        elif a.could_extract_minus_sign():
+            key, k = -a, -1
+        else:
+            key, k = a, 1
         s = table.get(key)
         if s is None:
             s = table[key] = sp.Dummy(positive=True)
