@@ -162,8 +162,9 @@ def test_tiny_timeout_is_undecided_never_a_wrong_verdict():
         return np.sum(np.tanh(x))
     x = {"x": symad.tensor([0.1, 0.2])}
     right = check_gradient(f, lambda x: 1 / np.cosh(x) ** 2, inputs=x, timeout=1e-4)
-    assert right.status == "undecided" and right.exit_code == 2
-    assert "undecided within the time budget" in right.basis
+    # out of time: undecided, or equal at the random points but unproved; never a proof
+    assert right.status in ("undecided", "right (not proved)") and right.exit_code == 2
+    assert "undecided within the time budget" in right.basis or "equal at" in right.basis
     wrong = check_gradient(f, lambda x: 1 / np.cosh(x), inputs=x, timeout=1e-4)
     assert wrong.status in ("undecided", "proved wrong")   # never "right"
     # with time, both are decided
@@ -190,8 +191,8 @@ def test_numpy_functions_on_symbolic_tensors():
             assert float(v.subs(s0, val)) == float(relu.subs(s0, val))
     masked = x.clone()
     masked[x <= 0] = 0
-    assert masked._data[1].subs(x._data[1], -2) == 0
-    assert masked._data[1].subs(x._data[1], 5) == 5
+    assert float(masked._data[1].subs(x._data[1], -2)) == 0
+    assert float(masked._data[1].subs(x._data[1], 5)) == 5
     assert np.sum(x, axis=0)._data[()] == x._data[0] + x._data[1]
     assert np.exp(x)._data[1] == sp.exp(x._data[1])
     with pytest.raises(TypeError, match="not supported on symbolic"):
