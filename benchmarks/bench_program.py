@@ -23,6 +23,7 @@ import platform
 import time
 
 import numpy as np
+from timing import median_time
 
 import symad
 from symad import optim
@@ -32,16 +33,6 @@ try:
     import torch
 except ImportError:  # PyTorch is optional: the column is left out
     torch = None
-
-
-def median_time(fn, number: int, repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        ts.append((time.perf_counter() - t0) / number)
-    return float(np.median(ts))
 
 
 def build(lib, case):

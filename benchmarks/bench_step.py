@@ -27,18 +27,9 @@ import tempfile
 import time
 
 import numpy as np
+from timing import median_time
 
 N_DIGITS = 1797
-
-
-def median_time(fn, number: int, repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        ts.append((time.perf_counter() - t0) / number)
-    return float(np.median(ts))
 
 
 def data(seed: int = 0):
@@ -98,7 +89,7 @@ def bench_symad(q: bool) -> dict:
         lambda: [g.permutation(1000) for _ in range(3)], 20, 5 if q else 15) * 1e6
 
     # the native loop on the scalarized path: a small MLP (<= 256 parameters; the 10->64->1
-    # tiny MLP above takes the structured path), full-batch steps of 64 rows, no shuffle
+    # tiny MLP above takes the tensor-program path), full-batch steps of 64 rows, no shuffle
     net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 1))
     step = symad.compile_step(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.01))
     X, y = symad.tensor(tx), symad.tensor(ty)

@@ -43,6 +43,13 @@ class ProgramRunner:
         return self.loss_fn(self.model(xb), yb)
 
     def step(self, data, s: int, e: int) -> float:
+        """One training step on rows ``s:e``: loss and gradients, then the fused update."""
+        loss = self.run(data, s, e)
+        self.flat.finish()
+        return loss
+
+    def run(self, data, s: int, e: int) -> float:
+        """Loss and gradients (into the flat gradient buffer) on rows ``s:e``, no update."""
         X, y = data
         xb, yb = X[s:e], y[s:e]
         key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
@@ -57,7 +64,6 @@ class ProgramRunner:
         flat = self._flat(grads)
         for v, i in zip(flat.gviews, self._grad_idx):
             v[...] = grads[i]
-        flat.finish()
         return float(loss)
 
     def _flat(self, grads) -> FlatState:
@@ -99,7 +105,7 @@ class ProgramRunner:
             return f"eager ({self.eager_reason})"
         n = {len(r.prog) for r in self.runners.values()}
         return f"tensor program of {'/'.join(map(str, sorted(n))) or '?'} steps " \
-               "(numpy/BLAS steps and fused native kernels)"
+               "(numpy/BLAS calls, one per step)"
 
 
 def _check_scalar(out) -> None:
