@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .registry import register, sym_map
+from .registry import REGISTRY, register, sym_map
 
 
 def _norm_axes(x_ndim: int, normalized_shape) -> tuple:
@@ -77,10 +77,15 @@ def _embedding_np(weight, indices, *, padding_idx=None):
 
 def _embedding_vjp(ctx, g):
     """Rows are summed per index (repeated indices accumulate); the padding row gets none."""
-    from .functional import index_fill_zero, index_scatter
+    # a scatter-add over the indices TENSOR (registered op), so a recorded program reads each
+    # call's indices instead of baking this call's into an op parameter
+    from .dispatch import apply
+    from .functional import index_fill_zero, zeros_like
     weight, indices = ctx.inputs
-    idx = indices._data.astype(np.int64)
-    gw = index_scatter(g, (idx,), tuple(weight.shape))
+    d = weight.shape[1]
+    m = int(np.prod(indices.shape)) if indices.ndim else 1
+    index = indices.reshape(m, 1).expand(m, d)
+    gw = apply(REGISTRY["scatter_add"], zeros_like(weight), index, g.reshape(m, d), dim=0)
     p = ctx.params.get("padding_idx")
     if p is not None:
         gw = index_fill_zero(gw, (p,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import register
+from .registry import REGISTRY, register
 
 
 def _tri_np(keep_lower: bool):
@@ -41,11 +41,19 @@ def _gather_np(x, index, dim):
     return x[gather_key(np.asarray(index, dtype=np.int64), dim)]
 
 
+# The VJPs below read the index TENSOR through registered ops (scatter_add, gather, scatter),
+# never its values into an op parameter, so a recorded program replays them with each call's
+# indices.
+def _zeros_like(t):
+    from .functional import zeros_like
+    return zeros_like(t)
+
+
 def _gather_vjp(ctx, g):
-    from .functional import index_scatter
+    from .dispatch import apply
     x, index = ctx.inputs
-    key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
-    return (index_scatter(g, key, tuple(x.shape)), None)
+    return (apply(REGISTRY["scatter_add"], _zeros_like(x), index, g, dim=ctx.params["dim"]),
+            None)
 
 
 register("gather", grad_fn="GatherBackward0", forward=_gather_np, vjp=_gather_vjp, nargs=2,
@@ -73,10 +81,10 @@ def _scatter_add_np(x, index, src, dim):
 
 def _src_grad(ctx, g):
     """d/d src: the gathered gradient, in the index-shaped corner of ``src``'s shape."""
+    from .dispatch import apply
     from .functional import index_scatter
     _, index, src = ctx.inputs
-    key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
-    gs = g[key]
+    gs = apply(REGISTRY["gather"], g, index, dim=ctx.params["dim"])
     if tuple(src.shape) != tuple(index.shape):
         gs = index_scatter(gs, tuple(slice(0, n) for n in index.shape), tuple(src.shape))
     return gs
@@ -85,11 +93,18 @@ def _src_grad(ctx, g):
 def _scatter_vjp(ctx, g):
     """PyTorch's ScatterBackward: self gets g with the written positions zeroed, src gets
     g gathered at the index."""
-    from .functional import index_fill_zero
+    from .dispatch import apply
     index = ctx.inputs[1]
-    key = gather_key(index._data.astype(np.int64), ctx.params["dim"])
-    return (index_fill_zero(g, key) if ctx.needs_input_grad[0] else None, None,
-            _src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
+    zeros = _zeros_like(_src_part_tensor(ctx.inputs[2], index))
+    gx = apply(REGISTRY["scatter"], g, index, zeros, dim=ctx.params["dim"]) \
+        if ctx.needs_input_grad[0] else None
+    return (gx, None, _src_grad(ctx, g) if ctx.needs_input_grad[2] else None)
+
+
+def _src_part_tensor(src, index):
+    if tuple(src.shape) == tuple(index.shape):
+        return src
+    return src[tuple(slice(0, n) for n in index.shape)]
 
 
 def _scatter_add_vjp(ctx, g):
