@@ -95,6 +95,27 @@ def forward_numpy_quiet(op: Op, arrays, params: dict, dt: D.dtype):
     return out, dt
 
 
+def forward_numpy_plan(op: Op, in_dtypes, params: dict, dt: D.dtype):
+    """:func:`forward_numpy_quiet` specialized once for inputs of known numpy dtypes (a recorded
+    program's slots): ``f(*arrays) -> array``. The casts that :func:`forward_numpy_quiet` would
+    find to be no-ops for these dtypes are resolved here instead of at every call."""
+    rule = op.dtype_rule
+    dnp = dt.np
+    needs_cast = op.formula is not None and (rule == "promote" or rule == "float") and any(
+        d != dnp for d in in_dtypes)
+    if needs_cast or rule == "custom":
+        return lambda *arrays: forward_numpy_quiet(op, arrays, params, dt)[0]
+    fwd = op.forward
+    ndarray = np.ndarray
+
+    def f(*arrays):
+        out = fwd(*arrays, **params) if params else fwd(*arrays)
+        if type(out) is not ndarray:
+            out = np.asarray(out)
+        return out if out.dtype == dnp else out.astype(dnp)
+    return f
+
+
 def apply(op: Op, *inputs, **params):
     """Run ``op`` on tensors (Python scalars are wrapped with PyTorch's promotion rules)."""
     Tensor = D._tensor_cls()

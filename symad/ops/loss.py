@@ -137,7 +137,9 @@ def _one_hot_np(target, num_classes=-1):
     n = int(t.max(initial=-1)) + 1 if num_classes == -1 else int(num_classes)
     if t.size and (t.min() < 0 or t.max() >= n):
         raise RuntimeError("Class values must be smaller than num_classes.")
-    return (t[..., None] == np.arange(n)).astype(np.int64)
+    out = np.zeros(t.shape + (n,), dtype=np.int64)
+    np.put_along_axis(out, t[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 _ONE_HOT = register("one_hot", grad_fn="OneHotBackward0", forward=_one_hot_np,

@@ -16,6 +16,24 @@ def _axes(dim, ndim):
     return tuple(d % max(ndim, 1) for d in dims)
 
 
+_SHORT_AXIS = 16
+
+
+def reduce_axis(ufunc, x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+    """``ufunc.reduce(x, axis, keepdims)``. numpy reduces a short LAST axis of a large array
+    row by row (a 1797x10 max took ~90 µs against ~5 µs for the same work column-wise), so such
+    axes are folded column by column instead; the result is the same up to the order of a sum's
+    terms (max/min exactly)."""
+    nd = x.ndim
+    if (x.dtype.kind == "f" and nd >= 2 and axis % nd == nd - 1
+            and 1 < x.shape[-1] <= _SHORT_AXIS and x.size >= 2048):
+        out = ufunc(x[..., 0], x[..., 1])
+        for i in range(2, x.shape[-1]):
+            ufunc(out, x[..., i], out=out)
+        return out[..., None] if keepdims else out
+    return ufunc.reduce(x, axis=axis, keepdims=keepdims)
+
+
 def _expand_back(g, ctx):
     """Broadcast a reduced gradient back to the input's shape."""
     x = ctx.inputs[0]
@@ -29,7 +47,10 @@ def _expand_back(g, ctx):
 
 
 def _sum_np(x, dim=None, keepdim=False):
-    out = np.sum(x, axis=_axes(dim, x.ndim), keepdims=keepdim)
+    axes = _axes(dim, x.ndim)
+    if axes is not None and len(axes) == 1 and x.dtype.kind == "f":
+        return reduce_axis(np.add, x, axes[0], keepdim)
+    out = np.sum(x, axis=axes, keepdims=keepdim)
     if x.dtype == np.bool_ or x.dtype.kind in "iu":
         out = np.asarray(out, dtype=np.int64)
     return out
@@ -206,9 +227,9 @@ def _softmax_np(x, dim):
     if x.dtype == object:
         e = _sym_exp(x)
         return e / np.sum(e, axis=dim, keepdims=True)
-    m = np.amax(x, axis=dim, keepdims=True)
+    m = reduce_axis(np.maximum, x, dim, keepdims=True)
     e = np.exp(x - m)
-    return e / np.sum(e, axis=dim, keepdims=True)
+    return e / reduce_axis(np.add, e, dim, keepdims=True)
 
 
 def _softmax_vjp(ctx, g):
@@ -224,9 +245,9 @@ register("softmax", grad_fn="SoftmaxBackward0", forward=_softmax_np, vjp=_softma
 def _log_softmax_np(x, dim):
     if x.dtype == object:
         return x - _sym_log(np.sum(_sym_exp(x), axis=dim, keepdims=True))
-    m = np.amax(x, axis=dim, keepdims=True)
+    m = reduce_axis(np.maximum, x, dim, keepdims=True)
     s = x - m
-    return s - np.log(np.sum(np.exp(s), axis=dim, keepdims=True))
+    return s - np.log(reduce_axis(np.add, np.exp(s), dim, keepdims=True))
 
 
 def _log_softmax_vjp(ctx, g):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.dispatch import elementwise_partial_quiet, forward_numpy_quiet
+from ..ops.dispatch import elementwise_partial_quiet, forward_numpy_plan
 from ..ops.shape import sum_to_shape
 from .ir import Program
 
@@ -20,13 +20,9 @@ def _constant_partial(op, i: int, params: dict) -> float | None:
     return float(d) if d.is_Number else None
 
 
-def _step_fn(st, shapes):
+def _step_fn(st, shapes, dtypes):
     if st.partial is None:
-        op, params, dt = st.op, st.params, st.dtype
-
-        def f(*arrays):
-            return forward_numpy_quiet(op, arrays, params, dt)[0]
-        return f
+        return forward_numpy_plan(st.op, [dtypes[i] for i in st.ins], st.params, st.dtype)
     n_in = len(st.ins) - 1
     i, op, params = st.partial, st.op, st.params
     shape = shapes[st.ins[i]]
@@ -57,10 +53,11 @@ class Runner:
         self.n = len(prog.slots)
         self._leaves = list(prog.leaves)
         shapes = [s.shape for s in prog.slots]
+        dtypes = [s.dtype.np for s in prog.slots]
         tainted = {seed} if seed is not None else set()
         fwd, bwd = [], []
         for st in prog.steps:
-            item = (_step_fn(st, shapes), st.ins, st.out)
+            item = (_step_fn(st, shapes, dtypes), st.ins, st.out)
             if tainted and any(i in tainted for i in st.ins):
                 tainted.add(st.out)
                 bwd.append(item)
