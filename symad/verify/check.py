@@ -128,10 +128,6 @@ def _name(fn) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-def _elem_name(name: str, idx: tuple) -> str:
-    return name if idx == () else f"{name}[{','.join(map(str, idx))}]"
-
-
 def _claims(claimed, spec: _Spec, wrt: list[str]) -> dict[str, Any]:
     """name -> object array (claimed gradient per element), or a number (value at ``at``)."""
     from ..tensor import Tensor

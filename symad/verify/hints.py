@@ -2,8 +2,6 @@
 wrong variable, transposed, missing sum over a broadcast dimension."""
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import sympy as sp
 
@@ -26,31 +24,6 @@ def _same(a, b, variables, rng, n=4) -> bool:
         if not d.is_Rational and abs(sp.N(d, 30)) > 1e-20:
             return False
     return seen > 0 and simplifies_to_zero(a - b)
-
-
-def scalar_hint(exact, claimed, variables, others: dict, rng: random.Random) -> str | None:
-    exact = sp.sympify(exact)
-    claimed = sp.sympify(claimed)
-    if exact != 0 and claimed != 0:
-        try:
-            q = sp.simplify(claimed / exact)
-        except (TypeError, ValueError):
-            q = None
-        if q is not None and q.is_number and q.is_real and q != 1:
-            return "sign flip: claimed = −exact" if q == -1 else \
-                f"constant factor: claimed = {q} × exact"
-    try:
-        d = sp.simplify(exact - claimed)
-    except (TypeError, ValueError):
-        d = None
-    if d is not None and d.is_number and d != 0:
-        return f"off by a constant: exact − claimed = {d}"
-    for name, arr in others.items():
-        for idx in np.ndindex(*arr.shape):
-            if _same(arr[idx], claimed, variables, rng):
-                label = name if idx == () else f"{name}[{','.join(map(str, idx))}]"
-                return f"the claim is ∂f/∂{label}: components swapped or wrong variable?"
-    return None
 
 
 def transpose_hints(name, exact: np.ndarray, claimed: np.ndarray, arrays: dict, variables,
