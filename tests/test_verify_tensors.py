@@ -260,3 +260,20 @@ def test_indicator_proofs():
     m = sp.Max(x, y)
     assert prove_generalized(sp.exp(x - m) / (sp.exp(x - m) + sp.exp(y - m))
                              - 1 / (1 + sp.exp(y - x))) is not None
+
+
+def test_above_the_program_trace_threshold_stays_element_level():
+    # more than symbolic.program_trace.ELEMENT_LIMIT elements: trace would switch to a program
+    # trace; verification keeps element-level expressions (a counterexample names an element)
+    g = np.random.default_rng(4)
+    inputs = {"x": symad.tensor(g.standard_normal((16, 17))),
+              "dout": symad.tensor(g.standard_normal((16, 17)))}
+
+    def f(x, dout):
+        return np.sum(np.maximum(0, x) * dout)
+    right = check_gradient(f, lambda x, dout: dout * (x > 0), wrt=["x"], inputs=inputs)
+    assert right.ok and len(right.items) == 16 * 17
+    wrong = check_gradient(f, lambda x, dout: dout * (x < 0), wrt=["x"], inputs=inputs)
+    assert not wrong.ok and wrong.proved
+    ce = next(it for it in wrong.items if it.equal is False).counterexample
+    assert ce is not None and ce.exact != ce.claimed

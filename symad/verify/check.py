@@ -101,7 +101,8 @@ def _spec_from(f, inputs, claimed_names, constants=()) -> _Spec:
         # constants become exact rationals, so both sides compute with them in one arithmetic
         examples = [_exact_constant(given.get(n, 0.0)) if n in constants else given.get(n, 0.0)
                     for n in names]
-        tr = trace(f, *examples, names=names, constants=list(constants))
+        # element-level SymPy on purpose (verification compares elements), at any size
+        tr = trace(f, *examples, names=names, constants=list(constants), _elements=True)
         data = tr.output_arrays[0] if tr.output_arrays else np.array([])
         if len(tr.output_arrays) != 1 or np.size(data) != 1:
             raise ValueError(f"check_gradient needs a scalar-valued f; {_name(f)} returned shape "
