@@ -166,25 +166,50 @@ def test_program_size_does_not_grow_with_the_batch():
     assert sizes[0] == sizes[1] == sizes[2]
 
 
-def test_compile_runs_the_users_forward_once_per_call():
+def test_compile_keeps_pythons_meaning_for_side_effects(capsys):
+    """A forward with Python side effects (a counter, a print) runs once per call, as eager:
+    the recording notices them and the compiled module runs eagerly after one warning."""
     class Counting(nn.Module):
-        def __init__(self):
+        def __init__(self, big):
             super().__init__()
-            self.body = mlp784()
+            self.body = mlp784() if big else nn.Linear(3, 1)
             self.calls = 0
 
         def forward(self, x):
-            self.calls += 1                   # a side effect eager runs once per call
+            self.calls += 1
+            print("forward", self.calls)
             return self.body(x)
 
-    m = Counting()
-    cm = symad.compile(m)
+    for big in (True, False):          # the program path (no probe) and the scalarized one
+        m = Counting(big)
+        cm = symad.compile(m)
+        x = symad.randn(4, 784 if big else 3)
+        capsys.readouterr()
+        with pytest.warns(symad.compiler.CompileWarning, match="Python state|prints"):
+            for _ in range(3):
+                cm(x).sum().backward()
+        assert m.calls == 3
+        assert capsys.readouterr().out == "forward 1\nforward 2\nforward 3\n"
+
+
+def test_compile_runs_a_pure_forward_once_and_replays():
+    calls = []
+    net = mlp784()
+
+    class Pure(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            calls.append(1)            # a closure list, not module state: not watched
+            return self.net(x)
+
+    cm = symad.compile(Pure())
     x = symad.randn(4, 784)
     for _ in range(3):
         cm(x).sum().backward()
-    # too large to scalarize: no probe, the first call is the recording, later calls replay.
-    # (Python side effects are not replayed: the module's own counter says so, like JAX's jit)
-    assert m.calls == 1
+    assert len(calls) == 1             # recorded once (no probe: too large to scalarize)
 
 
 def test_replayed_program_reads_new_data_and_parameters():

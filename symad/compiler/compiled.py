@@ -23,7 +23,8 @@ from ..autograd.graph import AccumulateGrad, Node, _edge_of
 from ..errors import TracingError
 from ..ops.functional import ones_like
 from .kernels import ProgramKernels, columns
-from ..program import NotReplayable, rng
+from ..program import NotReplayable
+from ..program.effects import Watch
 from .program import NotCompilable, symbolic_caller, trace_program
 from .program_entry import ProgramEntry
 
@@ -347,17 +348,16 @@ class CompiledFunction:
         # 1. eager discovery on a few samples: the parameters are the graph's leaves that
         #    require grad; the same probe checks the kernel against eager afterwards.
         full_args, args = args, self._probe(args, batched)
-        state = rng.snapshot()
         lazy = _has_lazy_parameters(self._fn)   # their first call draws initial values once
         try:
-            ref = self._fn(*args)
-            source = None if lazy else rng.drew(state)
-            if source is not None:
-                # a function that draws random numbers must draw anew at every call: undo the
-                # probe's draws so the eager run sees the stream it would have seen
-                rng.restore(state)
-                return self._fail(key, f"it draws from {source} (a compiled call would replay "
-                                       "one draw; use tensors passed as arguments)")
+            with Watch(self._fn, show=False) as watch:
+                ref = self._fn(*args)
+            effect = watch.found(materializing=lazy)
+            if effect is not None:
+                # eager runs forward once per call: undo what the probe did (random draws,
+                # counters; its prints were swallowed) and run eagerly from now on
+                watch.undo()
+                return self._fail(key, effect)
         except Exception as exc:
             # the probe changed the batch size: let the user's own call raise its own error
             self._fn(*full_args)

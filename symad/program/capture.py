@@ -13,7 +13,7 @@ import numpy as np
 from ..autograd.graph import run_backward
 from ..autograd.recording import recording
 from ..tensor import Tensor
-from . import rng
+from .effects import Watch
 from .ir import Program, Step
 
 
@@ -119,12 +119,12 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
     for a, nm in zip(args, arg_names):
         if isinstance(a, Tensor):
             rec.bind_input(a, nm)
-    state = rng.snapshot()
     with recording(rec):
-        out = fn(*args)
-        source = rng.drew(state)
-        if source is not None:
-            rec.impure = rec.impure or f"random numbers from {source}"
+        with Watch(fn, show=True) as watch:      # this run is the user's real call
+            out = fn(*args)
+        effect = watch.found()
+        if effect is not None:
+            rec.impure = rec.impure or f"Python side effects ({effect})"
         if not isinstance(out, Tensor):
             raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor")
         if not out.dtype.is_floating_point:

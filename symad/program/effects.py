@@ -1,0 +1,89 @@
+"""Python side effects a compiled call would not repeat: random draws (see :mod:`.rng`), prints,
+and changes to a module's plain Python attributes (``self.calls += 1``).
+
+``Watch(fn)`` wraps one run of the user's code. Eager semantics runs ``forward`` once per call;
+a replayed program (or a symbolic trace) would skip or repeat these effects, so the compile
+paths refuse such functions with the effect named — after undoing what an extra run did."""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+
+from . import rng
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _modules(fn) -> list:
+    modules = getattr(fn, "modules", None)
+    return list(modules()) if callable(modules) else []
+
+
+def _scalar_attrs(fn) -> dict:
+    out = {}
+    for m in _modules(fn):
+        for k, v in vars(m).items():
+            if not k.startswith("_") and isinstance(v, _SCALARS):
+                out[(id(m), k)] = (m, v)
+    return out
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, real) -> None:
+        self.real = real
+        self.wrote = False
+
+    def write(self, s: str) -> int:
+        self.wrote = self.wrote or bool(s)
+        return self.real.write(s) if self.real is not None else len(s)
+
+    def flush(self) -> None:
+        if self.real is not None:
+            self.real.flush()
+
+
+class Watch:
+    """``with Watch(fn, show=False) as w: fn(...)``; then ``w.found()`` names an effect or is
+    None, ``w.undo()`` restores the random streams and module attributes. ``show``: let prints
+    through (the run is the user's real call) or swallow them (an extra probe run)."""
+
+    def __init__(self, fn, *, show: bool) -> None:
+        self.fn = fn
+        self.show = show
+
+    def __enter__(self):
+        self._rng = rng.snapshot()
+        self._attrs = _scalar_attrs(self.fn)
+        self._tee = _Tee(sys.stdout if self.show else None)
+        self._redirect = contextlib.redirect_stdout(self._tee)
+        self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._redirect.__exit__(*exc)
+        return False
+
+    def found(self, *, materializing: bool = False) -> str | None:
+        """The first effect seen, or None. ``materializing``: the run initialized lazy modules
+        (``nn.LazyLinear``), whose one-time random draws and shape attributes are not effects
+        of ``forward``; prints still are."""
+        if not materializing:
+            source = rng.drew(self._rng)
+            if source is not None:
+                return (f"it draws from {source} (a compiled call would replay one draw; pass "
+                        "random tensors as arguments)")
+        now = _scalar_attrs(self.fn)
+        changed = sorted({k for (i, k), (m, v) in self._attrs.items()
+                          if (i, k) in now and now[(i, k)][1] != v})
+        if changed and not materializing:
+            return (f"its forward changes Python state ({', '.join(changed)}), which a compiled "
+                    "call would not repeat")
+        if self._tee.wrote:
+            return "it prints, which a compiled call would not repeat"
+        return None
+
+    def undo(self) -> None:
+        rng.restore(self._rng)
+        for (_, k), (m, v) in self._attrs.items():
+            setattr(m, k, v)
