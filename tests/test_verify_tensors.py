@@ -277,3 +277,16 @@ def test_above_the_program_trace_threshold_stays_element_level():
     assert not wrong.ok and wrong.proved
     ce = next(it for it in wrong.items if it.equal is False).counterexample
     assert ce is not None and ce.exact != ce.claimed
+
+
+def test_tensor_report_prints_a_summary_per_input():
+    def f(x, d):
+        return np.sum(np.tanh(x) * d)
+    inputs = {"x": symad.tensor(np.linspace(-1, 1, 12).reshape(3, 4)),
+              "d": symad.tensor(np.ones((3, 4)))}
+    r = check_gradient(f, lambda x, d: (d * (1 - np.tanh(x)), np.tanh(x)), inputs=inputs)
+    text = str(r)
+    assert "∂f/∂x (12 element(s)): 12 WRONG" in text
+    assert "∂f/∂d (12 element(s)): 12 correct" in text
+    assert text.count("counterexample: at") == 3          # the first wrong ones in detail
+    assert text.splitlines()[-1].startswith("verdict: proved wrong (rests on: counterexample")

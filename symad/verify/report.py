@@ -12,6 +12,11 @@ import sympy as sp
 from .decide import Counterexample, fmt_number
 
 
+DETAIL = 8        # reports with more components print a summary per input
+SHOW_WRONG = 3    # ... and this many wrong components in detail
+MAX_EXPR = 240    # characters of an expression in the summary form
+
+
 @dataclass
 class GradientItem:
     """One gradient component: the exact derivative, the claim, and the verdict."""
@@ -141,30 +146,60 @@ class GradientReport:
 
     # -- text ---------------------------------------------------------------------------------
     def __str__(self) -> str:
+        """Every component in full for small reports; for tensors (more than ``DETAIL``
+        components) a line per input and the first wrong components, long expressions cut."""
         lines = [f"{self.title}: f = {self.f}"]
-        for it in self.items:
-            lines.append(f"  ∂f/∂{it.name}: {it.verdict()}")
-            lines.append(f"      exact     {it.exact}")
-            lines.append(f"      claimed   {it.claimed}")
-            if it.at is not None:
-                at = ", ".join(f"{k}={v}" for k, v in it.at.items())
-                lines.append(f"      at {at}: exact {fmt_number(it.exact_value)}, "
-                             f"claimed {fmt_number(it.claimed_value)}")
-            if it.equal is False and it.residual is not None:
-                lines.append(f"      exact − claimed = {it.residual}")
-            ce = it.counterexample
-            if ce is not None:
-                at = ", ".join(f"{k}={v}" for k, v in ce.items())
-                lines.append(f"      counterexample: at {at}: exact {fmt_number(ce.exact)}, "
-                             f"claimed {fmt_number(ce.claimed)}")
-            if it.hint:
-                lines.append(f"      hint: {it.hint}")
-            if it.method:
-                lines.append(f"      ({it.method})")
+        compact = len(self.items) > DETAIL
+        shown = self.items
+        if compact:
+            lines.extend(self._summary())
+            shown = [it for it in self.items if it.equal is False][:SHOW_WRONG]
+        for it in shown:
+            lines.extend(self._item_lines(it, cut=MAX_EXPR if compact else None))
         lines.extend(f"  note: {n}" for n in self.notes)
         took = "" if self.seconds is None else f"; {self.seconds:.2f} s"
         lines.append(f"verdict: {self.status} (rests on: {self.basis}{took})")
         return "\n".join(lines)
+
+    def _summary(self) -> list[str]:
+        groups: dict[str, list[GradientItem]] = {}
+        for it in self.items:
+            groups.setdefault(it.name.split("[", 1)[0], []).append(it)
+        out = []
+        for name, items in groups.items():
+            counts: dict[str, int] = {}
+            for it in items:
+                counts[it.verdict()] = counts.get(it.verdict(), 0) + 1
+            parts = ", ".join(f"{n} {v}" for v, n in counts.items())
+            how = {it.method for it in items if it.equal is not False}
+            tail = f" ({next(iter(how))})" if len(how) == 1 else ""
+            out.append(f"  ∂f/∂{name} ({len(items)} element(s)): {parts}{tail}")
+        return out
+
+    @staticmethod
+    def _item_lines(it: GradientItem, cut: int | None) -> list[str]:
+        def show(x) -> str:
+            t = str(x)
+            return t if cut is None or len(t) <= cut else t[:cut] + " …"
+        lines = [f"  ∂f/∂{it.name}: {it.verdict()}",
+                 f"      exact     {show(it.exact)}",
+                 f"      claimed   {show(it.claimed)}"]
+        if it.at is not None:
+            at = ", ".join(f"{k}={v}" for k, v in it.at.items())
+            lines.append(f"      at {at}: exact {fmt_number(it.exact_value)}, "
+                         f"claimed {fmt_number(it.claimed_value)}")
+        if it.equal is False and it.residual is not None:
+            lines.append(f"      exact − claimed = {show(it.residual)}")
+        ce = it.counterexample
+        if ce is not None:
+            at = ", ".join(f"{k}={v}" for k, v in ce.items())
+            lines.append(f"      counterexample: at {show(at) if cut else at}: exact "
+                         f"{fmt_number(ce.exact)}, claimed {fmt_number(ce.claimed)}")
+        if it.hint:
+            lines.append(f"      hint: {it.hint}")
+        if it.method:
+            lines.append(f"      ({it.method})")
+        return lines
 
     def __repr__(self) -> str:
         return f"<GradientReport {self.status}: {len(self.items)} component(s)>"
