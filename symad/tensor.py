@@ -327,7 +327,7 @@ class Tensor:
     def data(self, value: "Tensor") -> None:
         if not isinstance(value, Tensor):
             raise TypeError("data must be set to a Tensor")
-        _escape(self, "assignment to .data")
+        _escape(self, "assignment to .data", write=True)
         self._data = value._data
         self._dtype = value._dtype
 
@@ -504,7 +504,7 @@ class Tensor:
         rec = _recording()
         if rec is not None:
             if source is None:
-                rec.escape(self, "an in-place write")
+                rec.escape(self, "an in-place write", True)
             else:
                 rec.alias(self, source)
         if self._data.dtype == object or values.dtype == object:
@@ -635,7 +635,7 @@ class Tensor:
                 else Tensor._wrap(value.astype(self._dtype.np))
         recording = is_grad_enabled() and (self._requires_grad or value._requires_grad)
         if not recording:
-            _escape(self, "in-place item assignment")
+            _escape(self, "in-place item assignment", write=True)
             if self._data.dtype == object or value._data.dtype == object:
                 data = np.array(self._data, dtype=object)
                 data[key] = value._data

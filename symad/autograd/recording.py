@@ -33,11 +33,12 @@ class recording:
         return False
 
 
-def escape(tensor, what: str) -> None:
-    """Report that ``tensor``'s value was read or written outside registered ops."""
+def escape(tensor, what: str, write: bool = False) -> None:
+    """Report that ``tensor``'s value was read (or, with ``write``, written) outside registered
+    ops; ``tensor`` None: a random draw."""
     rec = active()
     if rec is not None:
-        rec.escape(tensor, what)
+        rec.escape(tensor, what, write)
 
 
 def opaque(tensor):

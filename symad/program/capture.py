@@ -99,8 +99,9 @@ class Recorder:
         self._opaque.add(id(t))
         self._keep.append(t)
 
-    def escape(self, t, what: str) -> None:
-        if t is None or id(t) in self._slot or "write" in what or "assignment" in what:
+    def escape(self, t, what: str, write: bool = False) -> None:
+        # a write to any tensor, a read of a recorded value, or a draw (t is None) escapes
+        if t is None or write or id(t) in self._slot:
             self.impure = self.impure or what
 
 
@@ -126,9 +127,11 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
         if effect is not None:
             rec.impure = rec.impure or f"Python side effects ({effect})"
         if not isinstance(out, Tensor):
-            raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor")
+            raise NotReplayable(f"the function returned {type(out).__name__}, not one tensor",
+                                out)
         if not out.dtype.is_floating_point:
-            raise NotReplayable(f"the output has dtype {out.dtype}, not a floating point type")
+            raise NotReplayable(f"the output has dtype {out.dtype}, not a floating point type",
+                                out)
         if rec.impure:
             raise NotReplayable(_impure(rec), out)
         if isinstance(wrt, str):
