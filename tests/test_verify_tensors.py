@@ -290,3 +290,17 @@ def test_tensor_report_prints_a_summary_per_input():
     assert "∂f/∂d (12 element(s)): 12 correct" in text
     assert text.count("counterexample: at") == 3          # the first wrong ones in detail
     assert text.splitlines()[-1].startswith("verdict: proved wrong (rests on: counterexample")
+
+
+def test_batchnorm_at_n8_is_proved_not_sampled():
+    # square roots become symbols s with s**2 = radicand: the proof stays cheap as N grows
+    from verify_corpus import norms
+    g = np.random.default_rng(8)
+    inputs = {"x": symad.tensor(g.standard_normal((8, 3))),
+              "gamma": symad.tensor(g.standard_normal(3)),
+              "beta": symad.tensor(g.standard_normal(3)),
+              "dout": symad.tensor(g.standard_normal((8, 3)))}
+    r = check_gradient(norms.batchnorm_f, norms.batchnorm_backward_alt,
+                       wrt=["x", "gamma", "beta"], inputs=inputs)
+    assert r.status == "proved right", r.basis
+    assert "square root" in r["x[5,2]"].method or "renaming" in r["x[5,2]"].method

@@ -289,6 +289,10 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
                 how = prove_piecewise(r, zero=_cheap_zero, form=form)
         _ = ok
         return how
+    if r.has(sp.Pow) and any(_half_power(p) for p in r.atoms(sp.Pow)):
+        with budget.step(step) as ok:
+            if _algebraic_zero(r):
+                return "the residual is 0 with each square root as a symbol s, s² = its radicand"
     with budget.step(step) as ok:
         if sp.expand(r) == 0:
             return "the residual expands to 0"
@@ -299,6 +303,28 @@ def prove_zero(r, budget: Budget, step: float = 4.0, form=None) -> str | None:
         if simplifies_to_zero(r):
             return "the residual simplifies to 0"
     return None
+
+
+def _half_power(p) -> bool:
+    return p.exp.is_Rational and p.exp.q == 2 and not p.base.is_number
+
+
+def _algebraic_zero(e) -> bool:
+    """0 once every square root sqrt(S) is a positive symbol s: the numerator, a polynomial in
+    the s, vanishes modulo s² − S (batch norm's 1/sqrt(var + eps) and its powers; expanding
+    the same residual directly costs ~50x more at N = 8)."""
+    table: dict = {}
+
+    def sub(p):
+        s = table.get(p.base)
+        if s is None:
+            s = table[p.base] = sp.Dummy(positive=True)
+        return s ** int(p.exp * 2)
+    e = e.replace(lambda n: n.is_Pow and _half_power(n), sub)
+    num = sp.expand(sp.numer(sp.together(e)))
+    for base, s in table.items():
+        num = sp.expand(sp.rem(sp.Poly(num, s), sp.Poly(s ** 2 - base, s)).as_expr())
+    return num == 0
 
 
 def _cheap_zero(e) -> bool:
