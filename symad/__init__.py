@@ -44,10 +44,12 @@ long = int64
 
 _LAZY = {"accelerator", "cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
          "compiler", "export_", "gradcheck", "demo",
-         "distributed"}
+         "distributed", "linalg"}
 # names of symad's own layers, loaded on first use (keeps `import symad` fast)
 _LAZY_ATTRS = {
-    "trace": ("symad.symbolic", "trace"),
+    "trace": ("symad.symbolic", "trace"),          # trace(tensor) is torch.trace (see there)
+    "det": ("symad.linalg", "det"),
+    "inverse": ("symad.linalg", "inv"),
     "Trace": ("symad.symbolic", "Trace"),
     "explain": ("symad.symbolic", "explain"),
     "check_gradient": ("symad.verify", "check_gradient"),

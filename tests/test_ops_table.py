@@ -14,6 +14,7 @@ import pytest
 import sympy
 
 import symad
+import symad.linalg
 from symad.ops.dispatch import apply
 from symad.ops.registry import REGISTRY, sigmoid
 
@@ -230,6 +231,17 @@ row(Row("fill", lambda x, **k: apply(R["fill"], x, **k), lambda x, value, kind=N
         np.full_like(x, value), lambda rng: [Sample([U(rng, (2, 3))], {"value": 2.5})]))
 
 # -- structured ops ---------------------------------------------------------------------------
+def _well_conditioned(rng, shape):
+    """Square matrices near 2·I (det and inverse away from singularity)."""
+    return 2 * np.broadcast_to(np.eye(shape[-1]), shape) + U(rng, shape, -0.4, 0.4)
+
+
+row(Row("det", symad.linalg.det, np.linalg.det, lambda rng: [
+    Sample([_well_conditioned(rng, (3, 3))]), Sample([_well_conditioned(rng, (2, 2, 2))])]))
+row(Row("inverse", symad.linalg.inv, np.linalg.inv, lambda rng: [
+    Sample([_well_conditioned(rng, (3, 3))]), Sample([_well_conditioned(rng, (2, 2, 2))])]))
+row(Row("matrix_trace", symad.linalg.matrix_trace, np.trace, lambda rng: [
+    Sample([U(rng, (3, 3))]), Sample([U(rng, (2, 4))])]))
 row(Row("matmul", symad.matmul, np.matmul, lambda rng: [
     Sample([U(rng, (3,)), U(rng, (3,))]), Sample([U(rng, (2, 3)), U(rng, (3,))]),
     Sample([U(rng, (3,)), U(rng, (3, 2))]), Sample([U(rng, (2, 3)), U(rng, (3, 4))]),

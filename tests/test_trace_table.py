@@ -14,6 +14,7 @@ import pytest
 import sympy
 
 import symad
+import symad.linalg
 from symad import nn
 from symad.ops import REGISTRY
 from symad.ops.dispatch import apply
@@ -149,6 +150,10 @@ row("cumsum", lambda a: W(a.cumsum(1), C23) + a.cumsum(0).pow(2).sum(), M23, ops
 C33 = RNG.uniform(-1, 1, size=(3, 3))
 row("tril_triu", lambda a: W(symad.tril(a.reshape(3, 2) @ a, -1) + symad.triu(a.t() @ a, 1),
                              C33), M23, ops=("tril", "triu"))
+M22 = np.array([[2.0, 0.3], [-0.4, 1.5]])
+row("det_inverse_trace", lambda a: symad.linalg.det(a) + W(symad.linalg.inv(a).reshape(4),
+                                                             np.append(C3, 0.7))
+    + symad.linalg.matrix_trace(a @ a), M22, ops=("det", "inverse", "matrix_trace"))
 row("gather", lambda a: W(symad.gather(a, 1, symad.tensor([[2, 0, 2], [1, 1, 0]])), C23), M23,
     ops=("gather",))
 row("scatter", lambda a, b: W(symad.scatter(a, 1, symad.tensor([[1], [0]]), b[:, 1:2]).exp(),

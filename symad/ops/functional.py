@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import elementwise, linalg, loss, reduce  # noqa: F401  (register the ops)
+from . import elementwise, linalg, loss, matrix, reduce  # noqa: F401  (register the ops)
 from . import activation, conv, norm  # noqa: F401  (layer ops: activations, conv/pool, norms)
 from . import shape as _shape_ops  # noqa: F401  (registers the shape ops)
 from .. import _dtype as D

@@ -216,6 +216,11 @@ def trace(fn: Callable, *example_inputs, names: Sequence[str] | None = None,
     from ..autograd import no_grad
     from ..tensor import Tensor
 
+    from ..tensor import Tensor as _T
+    if isinstance(fn, _T) and not example_inputs:
+        # symad.trace(matrix): PyTorch's torch.trace (a tensor is never a traced function)
+        from ..linalg import matrix_trace
+        return matrix_trace(fn)
     arg_names = _param_names(fn, len(example_inputs), names)
     const = {c if isinstance(c, int) else arg_names.index(c) for c in constants}
     if not _elements:
