@@ -324,15 +324,13 @@ class Lowerer:
             return self.libm(LIBM_BINARY[name], *(self.value(a) for a in expr.args))
         if name in INTRINSIC_UNARY and len(expr.args) == 1:
             return self.intrinsic(INTRINSIC_UNARY[name], self.value(expr.args[0]))
+        # A user-defined Function states its meaning once, as SymPy's rewrite protocol:
+        # ``_eval_rewrite_as_elementary`` (symad's sigmoid: 1/(1+exp(-x))). Lower that.
+        if hasattr(expr, "_eval_rewrite_as_elementary"):
+            r = expr.rewrite("elementary")
+            if r != expr:
+                return self.value(r)
         raise _cannot(expr)
-
-    def _lower_sigmoid(self, expr: sympy.Function) -> str:
-        """Any Function subclass named ``sigmoid``: 1/(1+exp(-x))."""
-        if len(expr.args) != 1:
-            raise _cannot(expr, "sigmoid takes one argument")
-        x = self.value(expr.args[0])
-        e = self.libm("exp", self.emit(f"fneg {self.fm}{self.ty} {x}"))
-        return self.binop("fdiv", self.const(1.0), self.binop("fadd", self.const(1.0), e))
 
     def _lower_fma(self, expr: sympy.Function) -> str:
         return self.intrinsic("fma", *(self.value(a) for a in expr.args))

@@ -183,6 +183,8 @@ class _Entry:
         grads = []
         if self.grad_param_idx:
             flat = np.array(p_flat, dtype=np.float64)
+            if n == 0:  # a reduction over no samples: its gradient is an empty sum, 0 (PyTorch)
+                flat = np.zeros_like(flat)
             if scale != 1.0:
                 flat *= scale
             pos = 0
@@ -391,7 +393,7 @@ class CompiledFunction:
         try:
             prog = trace_program(run, [(id(p), p._data) for p in params], bshapes, dt.name)
         except (NotCompilable, TracingError, NotImplementedError, TypeError, ValueError,
-                IndexError):
+                IndexError, RecursionError):
             # not a per-sample scalar program (mixes samples, control flow on values, ...):
             # the tensor program records what eager runs
             return self._program_entry(key)
@@ -415,6 +417,8 @@ class CompiledFunction:
             return self._fail(key, str(e))
         except LoweringError as e:  # names the SymPy construct with no lowering
             return self._fail(key, str(e))
+        except RecursionError as e:  # SymPy recursing on a relation: eager still works
+            return self._fail(key, f"RecursionError in SymPy while building the kernel: {e}")
         self.compile_count += 1
         self._entries[key] = entry
         total = time.perf_counter() - t0
@@ -431,8 +435,9 @@ class CompiledFunction:
         out = entry.run(args, want)
         tol = 1e-9 if entry.dtype == D.float64 else 2e-4
         a, b = np.asarray(out._data, np.float64), np.asarray(ref._data, np.float64)
-        if a.shape != b.shape or not np.allclose(a, b, rtol=tol, atol=tol * (1 + np.abs(b).max(
-                initial=0))):
+        scale = 1 + np.abs(b[np.isfinite(b)]).max(initial=0)  # nan where eager is nan is agreement
+        if a.shape != b.shape or not np.allclose(a, b, rtol=tol, atol=tol * scale,
+                                                 equal_nan=True):
             raise NotCompilable("the compiled kernel disagrees with the eager result "
                                 f"(max abs difference {np.abs(a - b).max(initial=0):.3g})")
         if want and entry.grad_param_idx:

@@ -96,10 +96,12 @@ def columns(arr: np.ndarray, dtype) -> list[np.ndarray]:
     """Per-sample element columns of a batched array (N, *sample) as contiguous 1-D arrays."""
     a = np.asarray(arr, dtype=dtype)
     n = a.shape[0]
+    # aligned as well as contiguous: a tensor over a misaligned buffer (np.frombuffer at an odd
+    # offset) is valid user data; the kernel gets an aligned copy instead of an error
     if a.ndim == 1:
-        return [np.ascontiguousarray(a)]
+        return [np.require(a, requirements=("C", "A"))]
     flat = a.reshape(n, -1)
     if flat.shape[1] == 1:
-        return [np.ascontiguousarray(flat[:, 0])]
-    cols = np.ascontiguousarray(flat.T)
+        return [np.require(flat[:, 0], requirements=("C", "A"))]
+    cols = np.require(flat.T, requirements=("C", "A"))
     return list(cols)

@@ -107,8 +107,17 @@ def _discover(fn, example_inputs, batched_names):
         names = _arg_names(fn, len(args))
     names = [_c_ident(n) for n in names]
     if batched_names is None:
-        n = next((a.shape[0] for a in args if a.ndim >= 1
-                  and not (a.is_leaf and a.requires_grad)), None)
+        data = [(nm, a.shape[0]) for nm, a in zip(names, args)
+                if a.ndim >= 1 and not (a.is_leaf and a.requires_grad)]
+        module_grad = hasattr(fn, "parameters") and any(
+            p.requires_grad for p in fn.parameters())
+        if len({k for _, k in data}) > 1 and not module_grad and not any(
+                a.requires_grad for a in args):
+            raise ExportError(
+                "no input requires grad, so export cannot tell parameters from batched data "
+                f"(leading dimensions {dict(data)}): set requires_grad=True on the parameters, "
+                "or name the data inputs with batched=[...]")
+        n = next((k for _, k in data), None)
         batched = [n is not None and a.ndim >= 1 and a.shape[0] == n
                    and not (a.is_leaf and a.requires_grad) for a in args]
     else:
@@ -217,6 +226,11 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
                               "cc, gcc, clang); install one or leave 'so' out of formats")
 
     args, names, batched_flags, extra, extra_names, ref = _discover(fn, example_inputs, batched)
+    flags = batched_flags + [False] * len(extra)
+    if "grad" in what and not any(t.requires_grad for t, b in zip(list(args) + list(extra), flags)
+                                  if not b):
+        raise ExportError("what='grad': no parameter requires grad (set requires_grad=True "
+                          "on the tensors to differentiate, or export what=('forward',))")
     all_tensors = list(args) + list(extra)
     all_names = names + extra_names
     all_batched = batched_flags + [False] * len(extra)

@@ -121,16 +121,15 @@ def apply(op: Op, *inputs, **params):
     Tensor = D._tensor_cls()
     rule = op.dtype_rule
     dt = result_dtype(op, inputs, params)
-    for x in inputs:
-        if type(x) is not Tensor:
-            break
-    else:
-        x = None
-    if x is None:
+    if all(type(x) is Tensor for x in inputs):
         tensors = inputs
     else:
         # comparisons: Python scalars take the inputs' promoted dtype, not the bool result
         # dtype (``x > 0.5`` must not compare against ``True``)
+        for i, v in enumerate(inputs):
+            if v is None or isinstance(v, (str, bytes)):
+                raise TypeError(f"{op.name}(): argument {i + 1} must be a Tensor or a number, "
+                                f"not {type(v).__name__}")
         wrap_dt = D.result_type(*inputs) if rule == "bool" else dt
         tensors = tuple(_as_tensor(x, D.bool_ if (i == 0 and rule == "where") else wrap_dt)
                         for i, x in enumerate(inputs))

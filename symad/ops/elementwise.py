@@ -53,15 +53,9 @@ _binary("sub", lambda a, b: "SubBackward0", np.subtract, lambda a, b: a - b)
 _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a), lambda a, b: b - a)
 _binary("mul", "MulBackward0", np.multiply, lambda a, b: a * b)
 _binary("div", "DivBackward0", np.true_divide, lambda a, b: a / b, dtype_rule="float")
-def _pow_derivatives(a, b):
-    """PyTorch's pow_backward: d/da is 0 where b == 0 (not 0 * inf at a == 0); d/db is 0 where
-    a == 0 and b >= 0 (not 0 * log 0)."""
-    return [Pw((0, sympy.Eq(b, 0)), (b * a ** (b - 1), True)),
-            Pw((0, sympy.Eq(a, 0) & (b >= 0)), (a ** b * sympy.log(a), True))]
-
-
+# pow's PyTorch conventions at 0**0 are the Pow rule of symad.ops.derivatives (one table)
 register("pow", grad_fn="PowBackward1", forward=np.power, formula=lambda a, b: a ** b, nargs=2,
-         derivatives=_pow_derivatives, dtype_rule="promote")
+         dtype_rule="promote")
 _binary("maximum", "MaximumBackward0", np.maximum,
         lambda a, b: Pw((a, a > b), (b, a < b), ((a + b) / 2, True)))
 _binary("minimum", "MinimumBackward0", np.minimum,
@@ -75,8 +69,6 @@ def _pow_scalar_np(x, exponent):
 register("pow_scalar", grad_fn="PowBackward0", forward=_pow_scalar_np, nargs=1,
          formula=lambda x, exponent: x ** exponent, params=("exponent",), dtype_rule="promote",
          dtype_params=("exponent",),
-         derivatives=lambda x, exponent: [Pw((0, sympy.Eq(exponent, 0)),
-                                             (exponent * x ** (exponent - 1), True))],
          doc="x ** exponent for a Python-number exponent")
 
 

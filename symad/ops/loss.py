@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .registry import register, sym_map
+from .registry import _np_clamped_log, clamped_log, register, sym_formula, sym_map
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -51,16 +51,14 @@ register("mse_loss", grad_fn="MseLossBackward0", forward=_mse_np, vjp=_mse_vjp, 
          params=("reduction",))
 
 
-def _sym_log(a):
-    return sym_map(sympy.log)(a)
-
-
 def _bce_np(x, y, reduction="mean"):
+    # PyTorch clamps each log at -100 so that a saturated probability gives a finite loss: the
+    # same clamp (``clamped_log``, with PyTorch's backward as its derivative) on traced elements
     if x.dtype == object or y.dtype == object:
-        v = -(y * _sym_log(x) + (1 - y) * _sym_log(1 - x))
+        v = -(y * sym_map(clamped_log)(x) + (1 - y) * sym_map(clamped_log)(1 - x))
     else:
-        # PyTorch clamps each log at -100 so that a saturated probability gives a finite loss
-        v = -(y * np.maximum(np.log(x), -100) + (1 - y) * np.maximum(np.log1p(-x), -100))
+        with np.errstate(divide="ignore"):
+            v = -(y * _np_clamped_log(x) + (1 - y) * np.maximum(np.log1p(-x), -100))
     return _reduce_np(v, reduction)
 
 
@@ -79,12 +77,20 @@ register("binary_cross_entropy", grad_fn="BinaryCrossEntropyBackward0", forward=
          vjp=_bce_vjp, nargs=2, params=("reduction",))
 
 
+def _bce_logits_term(x, y):
+    """The stable per-element form max(x, 0) - x*y + log1p(exp(-|x|)), for numpy arrays and
+    (through :func:`sym_formula`) SymPy elements alike; its derivative at x = 0 is
+    sigmoid(0) - y, as PyTorch's (Max splits the tie, sign(0) = 0)."""
+    if isinstance(x, np.ndarray):
+        return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    return sympy.Max(x, 0) - x * y + sympy.log(1 + sympy.exp(-sympy.Abs(x)))
+
+
 def _bce_logits_np(x, y, reduction="mean"):
     if x.dtype == object or y.dtype == object:
-        sig = np.frompyfunc(lambda t: sympy.log(1 + sympy.exp(-t)), 1, 1)
-        v = (1 - y) * x + sig(x)
+        v = sym_formula(_bce_logits_term, 2)(*np.broadcast_arrays(x, y))
     else:
-        v = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+        v = _bce_logits_term(x, y)
     return _reduce_np(v, reduction)
 
 

@@ -22,6 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 
+from .derivatives import no_dirac, reverse_gradient
+
 REGISTRY: dict[str, "Op"] = {}
 
 
@@ -40,9 +42,6 @@ class Op:
     doc: str = ""
     # Params that take part in dtype promotion like Python scalars (``int_tensor ** 0.5`` is float).
     dtype_params: tuple[str, ...] = ()
-    # Optional explicit partials (SymPy) replacing ``sympy.diff(formula)``: PyTorch's conventions
-    # at singular points (d/da a**b is 0 where b == 0, not 0 * inf), like derivatives.yaml.
-    derivatives: Callable[..., list] | None = None
     # Elementwise derivative caches, keyed by the pattern of which params are None.
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -71,11 +70,8 @@ class Op:
         hit = self._cache.get(("d", self._pattern(params)))
         if hit is None:
             args, psyms, key = self._symbols(params)
-            if self.derivatives is not None:
-                ders = list(self.derivatives(*args, **psyms))
-            else:
-                expr = self.formula(*args, **psyms)
-                ders = [_no_dirac(sympy.diff(expr, a)) for a in args]
+            # the one rule table (symad.ops.derivatives) that tracing and compiling also read
+            ders = reverse_gradient(self.formula(*args, **psyms), args)
             hit = (args, psyms, ders)
             self._cache[("d", key)] = hit
         return hit
@@ -122,7 +118,12 @@ class Op:
         (which walks the whole argument: ~30-50 ms for a 64-term sum) is skipped; the result is
         the same expression, only unevaluated at those nodes."""
         if not any(isinstance(a, sympy.Add) and len(a.args) > _BIG_SUM for a in args):
-            return self.formula(*args, **params)
+            try:
+                return self.formula(*args, **params)
+            except RecursionError:
+                # SymPy's relational evaluation can recurse without end on some arguments
+                # (``sqrt(1 + x**2) < w - 0.347*y``): build the same formula unevaluated.
+                pass
         dummies = [sympy.Dummy(real=True) for _ in args]
         template = self.formula(*dummies, **params)
         return _instantiate(sympy.sympify(template), dict(zip(dummies, args)))
@@ -160,6 +161,17 @@ def sym_call(func, arg):
     return func(arg)
 
 
+def sym_formula(formula, nargs: int):
+    """Elementwise ``formula`` over object arrays of SymPy elements, built from a template so
+    large sums are not re-simplified at each function, relation or Piecewise."""
+    dummies = [sympy.Dummy(real=True) for _ in range(nargs)]
+    template = sympy.sympify(formula(*dummies))
+
+    def one(*args):
+        return _instantiate(template, dict(zip(dummies, [sympy.sympify(a) for a in args])))
+    return np.frompyfunc(one, nargs, 1)
+
+
 def sym_map(func):
     """Elementwise ``sym_call(func, .)`` over an object array."""
     return np.frompyfunc(lambda a: sym_call(func, a), 1, 1)
@@ -183,12 +195,7 @@ def get(name: str) -> Op:
         raise KeyError(f"no op named {name!r} in the symad op registry") from None
 
 
-def _no_dirac(expr):
-    """Derivatives of steps (sign, Heaviside) are 0 almost everywhere and, by PyTorch's
-    convention, 0 at the step as well."""
-    if expr.has(sympy.DiracDelta):
-        expr = expr.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero)
-    return expr
+_no_dirac = no_dirac  # the name verify and the trace table test import
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,11 +219,44 @@ class sigmoid(sympy.Function):
     def _eval_rewrite_as_exp(self, x, **kw):
         return 1 / (1 + sympy.exp(-x))
 
+    _eval_rewrite_as_elementary = _eval_rewrite_as_exp  # how codegen lowers it
+
     def _eval_evalf(self, prec):
         return (1 / (1 + sympy.exp(-self.args[0])))._eval_evalf(prec)
 
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+class clamped_log(sympy.Function):
+    """``max(log(x), -100)``: binary_cross_entropy's log, clamped like PyTorch's so a saturated
+    probability gives a finite loss. d/dx = 1/max(x, 1e-12): PyTorch's BCE backward divides by
+    ``max(x*(1-x), 1e-12)``, which this matches (to 1e-12 relative) for both of BCE's logs."""
+
+    is_real = True
+
+    def fdiff(self, argindex=1):
+        return 1 / sympy.Max(self.args[0], BCE_EPS)
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sympy.Integer(-100) if x.is_zero else sympy.Max(sympy.log(x), -100)
+        return None
+
+    def _eval_rewrite_as_elementary(self, x, **kw):
+        return sympy.Max(sympy.log(x), -100)
+
+    def _eval_evalf(self, prec):
+        return sympy.Max(sympy.log(self.args[0]), -100)._eval_evalf(prec)
+
+
+BCE_EPS = sympy.Float(1e-12)
+
+
+def _np_clamped_log(x):
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(x), -100)
 
 
 def _np_sigmoid(x):
@@ -255,6 +295,7 @@ class _BroadcastingLogical:
 
 
 NUMPY_FUNCS: dict[str, Any] = {"sigmoid": _np_sigmoid, "Heaviside": _np_heaviside,
+                               "clamped_log": _np_clamped_log,
                                "select": _np_select,
                                "logical_and": _BroadcastingLogical(np.logical_and),
                                "logical_or": _BroadcastingLogical(np.logical_or)}

@@ -104,8 +104,10 @@ def _or(e, ev):
 
 
 def _heaviside(e, ev):
+    """H(0) is the second argument, else 0 (PyTorch's and numpy's convention, as codegen's
+    lowering and ``NUMPY_FUNCS``)."""
     x = ev(e.args[0])
-    h0 = ev(e.args[1]) if len(e.args) > 1 else 0.5
+    h0 = ev(e.args[1]) if len(e.args) > 1 else 0.0
     return F.where(x > 0, 1.0, F.where(x < 0, 0.0, h0)) * F.ones_like(x)
 
 
@@ -128,19 +130,6 @@ _HANDLERS = {
     sympy.Or: _or,
     sympy.Not: lambda e, ev: F.logical_not(ev(e.args[0])),
     sympy.Heaviside: _heaviside,
-    sympy.exp: _unary("exp"),
-    sympy.log: _unary("log"),
-    sympy.sin: _unary("sin"),
-    sympy.cos: _unary("cos"),
-    sympy.tan: _unary("tan"),
-    sympy.tanh: _unary("tanh"),
-    sympy.Abs: _unary("abs"),
-    sympy.sign: _unary("sign"),
-    sympy.sinh: _unary("sinh"),
-    sympy.cosh: _unary("cosh"),
-    sympy.atan: _unary("atan"),
-    sympy.asin: _unary("asin"),
-    sympy.acos: _unary("acos"),
     sympy.floor: _unary("floor"),
     sympy.erf: _unary("erf"),
     sympy.Max: lambda e, ev: _fold(F.maximum, e, ev),
@@ -161,9 +150,18 @@ def register_function(cls, handler) -> None:
     _HANDLERS[cls] = handler
 
 
-def _register_late():
-    from .registry import sigmoid
-    _HANDLERS[sigmoid] = _unary("sigmoid")
+def _register_from_registry() -> None:
+    """Each unary elementwise op whose formula is one SymPy function of its argument (exp, sin,
+    Abs, sigmoid, ...) evaluates that function: the mapping is read from the registry, not
+    restated here."""
+    from .registry import REGISTRY
+    x = sympy.Symbol("_x", real=True)
+    for op in REGISTRY.values():
+        if op.formula is None or op.nargs != 1 or op.params:
+            continue
+        e = op.formula(x)
+        if isinstance(e, sympy.Function) and e.args == (x,):
+            _HANDLERS.setdefault(type(e), _unary(op.name))
 
 
-_register_late()
+_register_from_registry()

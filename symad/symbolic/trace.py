@@ -495,7 +495,9 @@ def evaluate_numeric(what, env: dict):
         raise ValueError(f"no value for symbols {missing}")
     f = sympy.lambdify(syms, arr, modules=[NUMPY_FUNCS, "numpy"], cse=True)
     with np.errstate(all="ignore"):
-        vals = f(*[env[s] for s in syms])
+        # numpy scalars, not Python floats: IEEE results (0.0**-1 = inf) where Python raises,
+        # e.g. in the branch of pow's 0**0 rule that ``select`` then discards
+        vals = f(*[np.float64(env[s]) for s in syms])
     out = np.array([float(v) for v in vals], dtype=np.float64).reshape(shape)
     return out[()] if out.ndim == 0 else out
 
