@@ -7,6 +7,7 @@ import sys
 
 import sympy
 
+from ..ops.parse import FormulaError, parse
 from .reverse import display_simplify, reverse_gradient
 
 DESCRIPTION = ("Print the exact partial derivatives of a SymPy-syntax expression, optionally "
@@ -33,20 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse(text: str) -> sympy.Expr:
-    from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,
-                                            parse_expr, standard_transformations)
-    local = {"max": sympy.Max, "min": sympy.Min, "abs": sympy.Abs,
-             "relu": lambda x: sympy.Piecewise((x, x > 0), (0, True))}
-    expr = parse_expr(text, local_dict=local, transformations=standard_transformations
-                      + (convert_xor, implicit_multiplication_application))
-    # every variable is real, like a tensor element
-    return expr.xreplace({s: sympy.Symbol(s.name, real=True) for s in expr.free_symbols})
+    """The one formula parser (``symad.ops.parse``): registry functions, ``2x``, real symbols."""
+    return parse(text)
 
 
 def run(args) -> int:
     try:
         expr = _parse(args.expression)
-    except (SyntaxError, TypeError, sympy.SympifyError, TokenError_()) as e:
+    except FormulaError as e:
         print(f"symad diff: cannot parse {args.expression!r}: {e}", file=sys.stderr)
         return 2
     syms = {s.name: s for s in expr.free_symbols}
@@ -87,8 +82,3 @@ def _num(v):
         return float(v)
     except TypeError:
         return str(v)
-
-
-def TokenError_():
-    from tokenize import TokenError
-    return TokenError

@@ -21,7 +21,7 @@ exit codes: 0 proved right, 1 wrong, 2 undecided
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("f", help="the function, a formula in named variables (SymPy syntax; "
-                        "^ is a power; sigmoid, relu, softplus are known)")
+                        "^ is a power, 2x a product; every symad function is known)")
     parser.add_argument("--claim", action="extend", nargs="+", default=[],
                         metavar="VAR=FORMULA",
                         help="a claimed partial derivative (a formula, or a number with --at)")

@@ -5,28 +5,12 @@ from __future__ import annotations
 
 import inspect
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 import sympy as sp
-from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,
-                                        parse_expr, standard_transformations)
 
 from .._exact import exact_float
-from ..ops.registry import _no_dirac, sigmoid
-
-_TRANSFORMS = standard_transformations + (convert_xor,)
-_ = implicit_multiplication_application
-
-
-def _relu(x):
-    return sp.Piecewise((x, x > 0), (0, True))
-
-
-# names a user may write in a formula beyond SymPy's own
-_EXTRA_FUNCS = {"sigmoid": sigmoid, "relu": _relu, "abs": sp.Abs, "softplus":
-                lambda x: sp.log(1 + sp.exp(x)), "sech": sp.sech, "Heaviside": sp.Heaviside,
-                "max": sp.Max, "min": sp.Min}
+from ..ops.registry import _no_dirac
 
 
 def real_symbols_for(names) -> dict[str, sp.Symbol]:
@@ -84,14 +68,10 @@ def is_number(v) -> bool:
 
 
 def parse(s: str, symbols: dict[str, sp.Symbol] | None = None) -> sp.Expr:
-    """Parse a formula with real symbols (``^`` is a power, ``sigmoid``/``relu`` are known)."""
-    local: dict[str, Any] = dict(_EXTRA_FUNCS)
-    if symbols:
-        local.update(symbols)
-    try:
-        e = parse_expr(s, local_dict=local, transformations=_TRANSFORMS)
-    except (SyntaxError, TypeError, sp.SympifyError) as exc:
-        raise ValueError(f"cannot parse formula {s!r}: {exc}") from None
+    """Parse a formula with real symbols: the one formula parser (:mod:`symad.ops.parse`:
+    ``^`` is a power, ``2x`` a product, every registry function known), floats made exact."""
+    from ..ops.parse import parse as parse_formula
+    e = parse_formula(s, symbols)
     return realify(exactify(e), symbols)
 
 
