@@ -277,6 +277,8 @@ def _np_select(condlist, choicelist, default=np.nan):
     arrays = np.broadcast_arrays(*[np.asarray(c) for c in condlist],
                                  *[np.asarray(c) for c in choicelist])
     n = len(condlist)
+    if arrays[n:] and all(a.dtype == np.bool_ for a in arrays[n:]):
+        default = False  # a boolean if-then-else (SymPy's ITE) stays boolean, not nan-promoted
     return np.select(arrays[:n], arrays[n:], default)
 
 

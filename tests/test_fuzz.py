@@ -1,0 +1,180 @@
+"""Differential fuzzing: random programs over the registry ops (tests/fuzz_programs.py) run
+eagerly, traced to SymPy, compiled, through value_and_grad, and as float64 central differences;
+every path must agree (PyTorch's conventions at kinks in every path, no crash anywhere).
+
+CI runs ``FUZZ_PROGRAMS`` (default 300) programs, compiling every ``FUZZ_COMPILE_EVERY``-th
+(default 25: a native build costs ~0.5 s); ``make fuzz`` runs a long budget with every program
+compiled. A summary line reports programs run / mismatches / crashes.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+import symad
+from symad.compiler import CompileWarning
+
+from fuzz_programs import Program, programs
+
+N_PROGRAMS = int(os.environ.get("FUZZ_PROGRAMS", "300"))
+COMPILE_EVERY = int(os.environ.get("FUZZ_COMPILE_EVERY", "25"))
+DTYPES = os.environ.get("FUZZ_DTYPES", "float64,float32").split(",")
+STATS = {"programs": 0, "compiled": 0, "fell_back": 0, "fd_checked": 0, "mismatches": 0,
+         "crashes": 0}
+PARAMS = ("w", "s", "M")
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield
+    print(f"\nfuzz: {STATS['programs']} programs run, {STATS['mismatches']} mismatches, "
+          f"{STATS['crashes']} crashes ({STATS['compiled']} compiled, {STATS['fell_back']} fell "
+          f"back to eager with the warning, {STATS['fd_checked']} checked against central "
+          f"differences)")
+
+
+def _close(a, b, rtol) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return False
+    fin = np.isfinite(b)
+    scale = 1 + np.abs(b[fin]).max(initial=0)
+    return bool(np.array_equal(np.isnan(a), np.isnan(b))
+                and np.array_equal(np.isinf(a) & (a > 0), np.isinf(b) & (b > 0))
+                and np.allclose(a[fin], b[fin], rtol=rtol, atol=rtol * scale))
+
+
+def _tensors(prog: Program, dtype, grad=True):
+    ts = [symad.tensor(prog.values[n], dtype=dtype, requires_grad=grad) for n in PARAMS]
+    return ts, symad.tensor(prog.values["x"], dtype=dtype)
+
+
+def _eager(fn, prog, dtype):
+    ps, x = _tensors(prog, dtype)
+    out = fn(*ps, x)
+    out.backward()
+    return float(out), [np.asarray(p.grad.numpy(), np.float64) if p.grad is not None
+                        else np.zeros(p.shape) for p in ps]
+
+
+def _trace(fn, prog):
+    vals = [prog.values[n] for n in PARAMS + ("x",)]
+    tr = symad.trace(fn, *vals)
+    out = float(tr.evaluate())
+    grads = [np.asarray(tr.evaluate(g), np.float64).reshape(np.shape(prog.values[n]))
+             for n, g in zip(PARAMS, tr.gradient(wrt=list(PARAMS)))]
+    return out, grads
+
+
+def _compiled(fn, prog, dtype):
+    ps, x = _tensors(prog, dtype)
+    c = symad.compile(fn)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", CompileWarning)
+        out = c(*ps, x)
+    fell_back = any(issubclass(r.category, CompileWarning) for r in w)
+    out.backward()
+    return (float(out), [np.asarray(p.grad.numpy(), np.float64) if p.grad is not None
+                         else np.zeros(p.shape) for p in ps]), fell_back
+
+
+def _vag(fn, prog, dtype):
+    ps, x = _tensors(prog, dtype, grad=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        val, gs = symad.value_and_grad(fn, argnums=(0, 1, 2))(*ps, x)
+    return float(val), [np.asarray(g.numpy(), np.float64) for g in gs]
+
+
+def _forward64(fn, prog, vals):
+    with symad.no_grad():
+        ts = [symad.tensor(vals[n], dtype=symad.float64) for n in PARAMS]
+        return float(fn(*ts, symad.tensor(prog.values["x"], dtype=symad.float64)))
+
+
+def _differences(fn, prog, h):
+    """float64 one-sided and central differences of the eager forward, per parameter element:
+    [(forward, backward, central)] per parameter."""
+    out = []
+    f0 = _forward64(fn, prog, prog.values)
+    for n in PARAMS:
+        base = np.asarray(prog.values[n], np.float64)
+        fwd, bwd = np.zeros(base.shape), np.zeros(base.shape)
+        for idx in np.ndindex(*base.shape):
+            vals = {m: np.array(prog.values[m], np.float64, copy=True) for m in PARAMS}
+            vals[n][idx] = base[idx] + h
+            fwd[idx] = (_forward64(fn, prog, vals) - f0) / h
+            vals[n][idx] = base[idx] - h
+            bwd[idx] = (f0 - _forward64(fn, prog, vals)) / h
+        out.append((fwd, bwd, (fwd + bwd) / 2))
+    return out
+
+
+def _check(name, got, ref, prog, rtol):
+    (v, gs), (rv, rgs) = got, ref
+    if not _close(v, rv, rtol):
+        raise Mismatch(f"{name}: value {v!r} != eager {rv!r}\n{prog}")
+    for n, g, rg in zip(PARAMS, gs, rgs):
+        if not _close(g, rg, rtol):
+            raise Mismatch(f"{name}: d/d{n} {g.tolist()} != eager {rg.tolist()}\n{prog}")
+
+
+def run_program(prog: Program, compile_it: bool) -> None:
+    fn = prog.function()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = _eager(fn, prog, symad.float64)
+            paths = [("trace", lambda: _trace(fn, prog), 1e-9)]
+            if compile_it:
+                paths.append(("compile", lambda: _compiled(fn, prog, symad.float64), 1e-9))
+                paths.append(("value_and_grad", lambda: _vag(fn, prog, symad.float64), 1e-9))
+            for name, run, rtol in paths:
+                got = run()
+                if name == "compile":
+                    got, fell_back = got
+                    STATS["fell_back" if fell_back else "compiled"] += 1
+                _check(name, got, ref, prog, rtol)
+            if "float32" in DTYPES:
+                # float32 against the float64 eager values: rounding, not conventions, differs
+                _check("eager float32", _eager(fn, prog, symad.float32), ref, prog, 2e-3)
+                if compile_it:
+                    got, _ = _compiled(fn, prog, symad.float32)
+                    _check("compile float32", got, _eager(fn, prog, symad.float32), prog, 2e-3)
+            # central differences where the function is smooth at the point: the one-sided
+            # differences agree there and two step sizes agree (at a kink, or within a step of
+            # one, they do not, and the paths' agreement above checks the conventions instead)
+            if np.isfinite(ref[0]) and all(np.isfinite(g).all() for g in ref[1]):
+                d1, d2 = _differences(fn, prog, 1e-6), _differences(fn, prog, 2.5e-7)
+                for n, (fw, bw, c1), (_, _, c2), g in zip(PARAMS, d1, d2, ref[1]):
+                    smooth = ((np.abs(fw - bw) <= 1e-4 * (1 + np.abs(c1)))
+                              & (np.abs(c1 - c2) <= 1e-6 * (1 + np.abs(c1))))
+                    if smooth.any():
+                        STATS["fd_checked"] += 1
+                    if not np.allclose(g[smooth], c1[smooth], rtol=1e-5, atol=1e-5):
+                        raise Mismatch(f"central differences: d/d{n} {g.tolist()} vs "
+                                       f"{c1.tolist()}\n{prog}")
+    except Mismatch:
+        STATS["mismatches"] += 1
+        raise
+    except Exception as e:
+        STATS["crashes"] += 1
+        raise AssertionError(f"crash: {type(e).__name__}: {e}\n{prog}") from e
+
+
+@settings(max_examples=N_PROGRAMS, deadline=None, derandomize=N_PROGRAMS <= 300,
+          suppress_health_check=list(HealthCheck), database=None,
+          # no shrinking: a program costs up to a second; the failure message prints it whole
+          phases=[Phase.explicit, Phase.generate])
+@given(programs())
+def test_random_programs_agree_across_paths(prog):
+    STATS["programs"] += 1
+    run_program(prog, compile_it=COMPILE_EVERY > 0 and STATS["programs"] % COMPILE_EVERY == 1)
