@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test bench docs fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Differential fuzzing, long budget: FUZZ_PROGRAMS random programs (default 10000), every one
+# compiled (FUZZ_COMPILE_EVERY=1), float64 and float32 (FUZZ_DTYPES). Prints programs run /
+# mismatches / crashes.
+FUZZ_PROGRAMS ?= 10000
+FUZZ_COMPILE_EVERY ?= 1
+fuzz: $(STAMP)
+	FUZZ_PROGRAMS=$(FUZZ_PROGRAMS) FUZZ_COMPILE_EVERY=$(FUZZ_COMPILE_EVERY) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'

@@ -9,6 +9,7 @@ compiled. A summary line reports programs run / mismatches / crashes.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 import numpy as np
@@ -23,6 +24,7 @@ from fuzz_programs import Program, programs
 N_PROGRAMS = int(os.environ.get("FUZZ_PROGRAMS", "300"))
 COMPILE_EVERY = int(os.environ.get("FUZZ_COMPILE_EVERY", "25"))
 DTYPES = os.environ.get("FUZZ_DTYPES", "float64,float32").split(",")
+SLOW: list = []  # (seconds, path, program) of the slowest paths, for the summary
 STATS = {"programs": 0, "compiled": 0, "fell_back": 0, "fd_checked": 0, "mismatches": 0,
          "crashes": 0}
 PARAMS = ("w", "s", "M")
@@ -39,6 +41,8 @@ def report():
           f"{STATS['crashes']} crashes ({STATS['compiled']} compiled, {STATS['fell_back']} fell "
           f"back to eager with the warning, {STATS['fd_checked']} checked against central "
           f"differences)")
+    for sec, path, prog in sorted(SLOW, key=lambda t: -t[0])[:int(os.environ.get("FUZZ_SLOW", 0))]:
+        print(f"  slow: {sec:.2f} s {path}: {prog.source}")
 
 
 def _close(a, b, rtol) -> bool:
@@ -138,7 +142,9 @@ def run_program(prog: Program, compile_it: bool) -> None:
                 paths.append(("compile", lambda: _compiled(fn, prog, symad.float64), 1e-9))
                 paths.append(("value_and_grad", lambda: _vag(fn, prog, symad.float64), 1e-9))
             for name, run, rtol in paths:
+                t0 = time.perf_counter()
                 got = run()
+                SLOW.append((time.perf_counter() - t0, name, prog))
                 if name == "compile":
                     got, fell_back = got
                     STATS["fell_back" if fell_back else "compiled"] += 1

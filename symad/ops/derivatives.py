@@ -43,6 +43,15 @@ def no_dirac(expr):
     return expr
 
 
+def piecewise(*pairs) -> Piecewise:
+    """``Piecewise(*pairs)`` built as is: SymPy's constructor folds conditions that contain a
+    Piecewise with simplify_logic (seconds per node, and an AssertionError on some)."""
+    from sympy.functions.elementary.piecewise import ExprCondPair
+    return sympy.Basic.__new__(Piecewise, *[sympy.Basic.__new__(ExprCondPair, sympy.sympify(e),
+                                                                sympy.sympify(c))
+                                            for e, c in pairs])
+
+
 # -- the local rules: node -> [d node / d arg_i for each differentiable argument] ---------------
 # A rule gets the node and, per entry of ``children(node)``, whether that partial is wanted; it
 # returns one partial per entry (``None`` where not wanted).
@@ -63,12 +72,11 @@ def _pow(node, want):
     if want[0]:
         db = e * b ** (e - 1)
         if not (e.is_number and e.is_zero is False):
-            db = Piecewise((sympy.S.Zero, sympy.Eq(e, 0)), (db, True), evaluate=False)
+            db = piecewise((sympy.S.Zero, sympy.Eq(e, 0)), (db, sympy.true))
     if want[1]:
         de = sympy.log(b) * node
         if not (b.is_number and b.is_positive):
-            de = Piecewise((sympy.S.Zero, sympy.Eq(b, 0) & (e >= 0)), (de, True),
-                           evaluate=False)
+            de = piecewise((sympy.S.Zero, sympy.Eq(b, 0) & (e >= 0)), (de, sympy.true))
     return [db, de]
 
 
@@ -82,14 +90,14 @@ def _branch_indicators(node: Piecewise, want=None) -> list:
             pieces.append((sympy.S.Zero, sympy.true))
         # unevaluated: the conditions are the node's own, and SymPy's re-evaluation of some
         # relations recurses without end (``sqrt(1 + x**2) < w - 0.347*y``)
-        out.append(Piecewise(*pieces, evaluate=False))
+        out.append(piecewise(*pieces))
     return out
 
 
 def _max_min(node, want):
     args = node.args
-    ties = sympy.Add(*[Piecewise((1, sympy.Eq(a, node)), (0, True)) for a in args])
-    return [Piecewise((1 / ties, sympy.Eq(a, node)), (0, True)) if w else None
+    ties = sympy.Add(*[piecewise((1, sympy.Eq(a, node)), (0, sympy.true)) for a in args])
+    return [piecewise((1 / ties, sympy.Eq(a, node)), (0, sympy.true)) if w else None
             for a, w in zip(args, want)]
 
 

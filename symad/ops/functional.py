@@ -93,6 +93,14 @@ def div(input, other, *, rounding_mode=None):
     return apply(_R["div"], input, other)
 
 
+def floor_divide(input, other):
+    return apply(_R["floor_divide"], input, other)
+
+
+def remainder(input, other):
+    return apply(_R["remainder"], input, other)
+
+
 true_divide = divide = div
 multiply, subtract = mul, sub
 

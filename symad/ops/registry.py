@@ -116,8 +116,11 @@ class Op:
         """The formula applied to SymPy arguments. Large sums (a traced dense layer) go through a
         template so that SymPy's automatic simplification of functions, relations and Piecewise
         (which walks the whole argument: ~30-50 ms for a 64-term sum) is skipped; the result is
-        the same expression, only unevaluated at those nodes."""
-        if not any(isinstance(a, sympy.Add) and len(a.args) > _BIG_SUM for a in args):
+        the same expression, only unevaluated at those nodes. Arguments that are themselves
+        Piecewise (``maximum(clamp(x), s)``) take the same path: SymPy's folding of nested
+        Piecewise runs ``simplify`` on every condition (seconds per element)."""
+        if not any((isinstance(a, sympy.Add) and len(a.args) > _BIG_SUM)
+                   or (isinstance(a, sympy.Basic) and a.has(sympy.Piecewise)) for a in args):
             try:
                 return self.formula(*args, **params)
             except RecursionError:
@@ -130,6 +133,7 @@ class Op:
 
 
 _BIG_SUM = 6
+ExprCondPair = sympy.functions.elementary.piecewise.ExprCondPair
 _UNEVALUATED = (sympy.Function, sympy.core.relational.Relational, sympy.Piecewise,
                 sympy.logic.boolalg.BooleanFunction)
 
@@ -147,10 +151,43 @@ def _instantiate(template, env: dict):
         r = memo.get(e)
         if r is None:
             args = [go(a) for a in e.args]
-            r = e.func(*args, evaluate=False) if isinstance(e, _UNEVALUATED) else e.func(*args)
+            if isinstance(e, (ExprCondPair, sympy.Piecewise)):
+                # built as is: SymPy's constructors fold a condition that contains a Piecewise
+                # with simplify_logic (seconds per element), evaluate=False or not
+                r = sympy.Basic.__new__(type(e), *args)
+            elif isinstance(e, _UNEVALUATED):
+                r = e.func(*args, evaluate=False)
+            else:
+                r = e.func(*args)
             memo[e] = r
         return r
     return go(template)
+
+
+def xreplace_unevaluated(expr, rep: dict):
+    """``expr.xreplace(rep)``, rebuilding functions, relations and Piecewise unevaluated (as
+    :func:`_instantiate`): SymPy's own rebuild re-folds nested Piecewise conditions."""
+    memo: dict = {}
+
+    def go(e):
+        if e in rep:
+            return rep[e]
+        if not e.args:
+            return e
+        r = memo.get(e)
+        if r is None:
+            args = [go(a) for a in e.args]
+            if all(a is b for a, b in zip(args, e.args)):
+                r = e
+            elif isinstance(e, (ExprCondPair, sympy.Piecewise)):
+                r = sympy.Basic.__new__(type(e), *args)
+            elif isinstance(e, _UNEVALUATED):
+                r = e.func(*args, evaluate=False)
+            else:
+                r = e.func(*args)
+            memo[e] = r
+        return r
+    return go(expr)
 
 
 def sym_call(func, arg):

@@ -10,6 +10,7 @@ import sympy
 from sympy import Piecewise
 
 from ..ops.derivatives import NoDerivativeRule, reverse_gradient, reverse_jacobian
+from ..ops.registry import xreplace_unevaluated
 
 __all__ = ["reverse_gradient", "reverse_jacobian", "NoDerivativeRule", "kinks",
            "exactify_floats", "expression_size", "display_simplify"]
@@ -31,7 +32,7 @@ def exactify_floats(expr, max_den_bits: int = 20):
         r = sympy.Rational(float(f))
         if r.q <= (1 << max_den_bits) and abs(r.p) < (1 << 53):
             rep[f] = r
-    return expr.xreplace(rep) if rep else expr
+    return xreplace_unevaluated(expr, rep) if rep else expr
 
 
 def expression_size(exprs) -> int:
