@@ -11,6 +11,7 @@ import numpy as np
 import sympy
 from sympy import Piecewise
 
+from .derivatives import piecewise
 from .registry import _np_sigmoid, register, sigmoid
 
 Pw = Piecewise
@@ -161,7 +162,9 @@ def _where_symbolic(c, a, b):
             return ai
         if ci is False or ci is sympy.false or ci is np.False_:
             return bi
-        return Pw((ai, ci), (bi, True))
+        # built as is: SymPy's Piecewise folds a condition holding a Piecewise (slow, and an
+        # AssertionError inside SymPy on some)
+        return piecewise((ai, ci), (bi, sympy.true))
     return np.frompyfunc(one, 3, 1)(c, a, b)
 
 

@@ -478,6 +478,11 @@ def _short(o, limit: int = 2000) -> str:
     return s if len(s) <= limit else s[:limit] + f" ... ({len(s)} characters)"
 
 
+def _piecewise_in_condition(expr) -> bool:
+    return any(ec.cond.has(sympy.Piecewise) for p in expr.atoms(sympy.Piecewise)
+               for ec in p.args)
+
+
 def evaluate_numeric(what, env: dict):
     """float64 values of SymPy expressions under ``env`` ({symbol: float}), via ``lambdify``."""
     from ..ops.registry import NUMPY_FUNCS
@@ -493,6 +498,22 @@ def evaluate_numeric(what, env: dict):
     missing = [s for s in syms if s not in env]
     if missing:
         raise ValueError(f"no value for symbols {missing}")
+    if any(_piecewise_in_condition(e) for e in arr):
+        # SymPy's cse rebuilds nodes with their evaluating constructors, and folding a Piecewise
+        # whose condition holds another Piecewise can drop a branch; without cse the printed
+        # code repeats shared subexpressions (exponential in the nesting). Evaluate the DAG
+        # with the registry's own ops instead (each node once).
+        from ..ops.sym2tensor import evaluate_many
+        from ..tensor import tensor
+        tenv = {s: tensor(env[s], dtype=np.float64) for s in syms}
+        try:
+            with np.errstate(all="ignore"):
+                vals = [np.asarray(getattr(v, "_data", v), np.float64)
+                        for v in evaluate_many(arr, tenv)]
+            out = np.array([float(v) for v in vals], dtype=np.float64).reshape(shape)
+            return out[()] if out.ndim == 0 else out
+        except NotImplementedError:  # a class sym2tensor has no handler for: lambdify it
+            pass
     f = sympy.lambdify(syms, arr, modules=[NUMPY_FUNCS, "numpy"], cse=True)
     with np.errstate(all="ignore"):
         # numpy scalars, not Python floats: IEEE results (0.0**-1 = inf) where Python raises,
