@@ -129,7 +129,8 @@ class Op:
                 pass
         dummies = [sympy.Dummy(real=True) for _ in args]
         template = self.formula(*dummies, **params)
-        return _instantiate(sympy.sympify(template), dict(zip(dummies, args)))
+        return _instantiate(sympy.sympify(template),
+                            dict(zip(dummies, [sympy.sympify(a) for a in args])))
 
 
 _BIG_SUM = 6
