@@ -70,7 +70,9 @@ for _n in ["abs", "sign", "relu"]:
 # -- binary formula ops
 for _n in ["add", "sub", "rsub", "mul", "div"]:
     row(_n, (lambda n: lambda a, b: W(_op(n, a, b)))(_n), MIX, POS)
-row("pow", lambda a, b: W(_op("pow", a, b)), POS, MIX)
+# pow's gradient follows PyTorch's convention at exponent 0 / base 0 (0, not 0*inf or 0*log 0),
+# a Piecewise that sympy.diff does not have: equal off that set, compared at points there
+row("pow", lambda a, b: W(_op("pow", a, b)), POS, MIX, kinky=True)
 row("maximum", lambda a, b: W(_op("maximum", a, b)), MIX, POS, kinky=True)
 row("minimum", lambda a, b: W(_op("minimum", a, b)), MIX, POS, kinky=True)
 row("pow_scalar", lambda x: W(_op("pow_scalar", x, exponent=3)), MIX)
