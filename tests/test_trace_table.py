@@ -131,8 +131,10 @@ row("mse_sum", lambda a, y: symad.nn.functional.mse_loss(a, y, reduction="sum"),
     ops=("mse_loss",))
 row("bce", lambda p, y: symad.nn.functional.binary_cross_entropy(p, y), POS, Y3,
     ops=("binary_cross_entropy",))
+# the stable form max(a, 0) - a*y + log(1 + exp(-|a|)) has kinks at a = 0 (they cancel: the
+# derivative is sigmoid(a) - y there too), so the symbolic check is made off the kink set
 row("bce_logits", lambda a, y: symad.nn.functional.binary_cross_entropy_with_logits(a, y), MIX,
-    Y3, ops=("binary_cross_entropy_with_logits",))
+    Y3, ops=("binary_cross_entropy_with_logits",), kinky=True)
 TARGET = np.array([2, 0], dtype=np.int64)
 row("nll_loss", lambda a, t: symad.nn.functional.nll_loss(a.log_softmax(1), t), M23, TARGET,
     ops=("nll_loss", "log_softmax"), constants=(1,))
@@ -227,9 +229,10 @@ for _ln, _loss, _t in [("MSELoss", nn.MSELoss(), RNG.uniform(size=(2, 2))),
                        ("L1Loss", nn.L1Loss(), RNG.uniform(size=(2, 2))),
                        ("BCEWithLogitsLoss", nn.BCEWithLogitsLoss(), RNG.uniform(size=(2, 2)))]:
     row(f"Linear+{_ln}", (lambda lf: lambda x, y: lf(LIN(x), y))(_loss), X23, _t, ops=(),
-        module=LIN, kinky=_ln == "L1Loss")
+        module=LIN, kinky=_ln in ("L1Loss", "BCEWithLogitsLoss"))  # stable BCE: see bce_logits
+# BCE's log is clamped at -100 (PyTorch): a kink, checked off the kink set
 row("Linear+BCELoss", lambda x, y: nn.BCELoss()(LIN(x).sigmoid(), y), X23,
-    RNG.uniform(size=(2, 2)), ops=(), module=LIN)
+    RNG.uniform(size=(2, 2)), ops=(), module=LIN, kinky=True)
 row("Linear+CrossEntropyLoss", lambda x, t: nn.CrossEntropyLoss()(LIN(x), t), X23,
     np.array([1, 0], dtype=np.int64), ops=(), module=LIN, constants=(1,))
 row("Linear+NLLLoss", lambda x, t: nn.NLLLoss()(LIN(x).log_softmax(1), t), X23,
@@ -294,6 +297,13 @@ def test_trace_matches_eager(r: Row):
                                    rtol=1e-10, atol=1e-12)
 
 
+def _at(expr, point):
+    """``expr`` at ``point`` to 30 digits: the point enters as 40-digit floats, so SymPy does not
+    evaluate rational**rational powers exactly (factoring for minutes on pow's rows); kinks are
+    excluded by the caller, so branch conditions are decided far from their edges."""
+    return sympy.N(expr.xreplace({s: sympy.Float(v, 40) for s, v in point.items()}), 30)
+
+
 def _random_points(syms, n=3, seed=0):
     rng = random.Random(seed)
     return [{s: sympy.Rational(rng.randint(-90, 90), 97) + sympy.Rational(1, 1009) for s in syms}
@@ -314,7 +324,12 @@ def test_reverse_gradient_equals_sympy_diff(r: Row):
         d = d.replace(lambda e: isinstance(e, (sympy.Derivative, sympy.Subs))
                       and e.expr.has(sympy.floor), lambda e: sympy.S.Zero).doit()
         diff = g - d
-        if diff == 0 or sympy.expand(diff) == 0 or sympy.expand(sympy.together(diff)) == 0:
+        if diff == 0:
+            continue
+        # a symbolic shortcut only for Piecewise-free differences: expand/together on a
+        # Piecewise (pow's 0**0 rule) runs for minutes; those rows are checked at points below
+        if not diff.has(sympy.Piecewise) and (
+                sympy.expand(diff) == 0 or sympy.expand(sympy.together(diff)) == 0):
             continue
         if not r.kinky and sympy.count_ops(diff) < 300 and sympy.simplify(diff) == 0:
             continue
@@ -323,7 +338,9 @@ def test_reverse_gradient_equals_sympy_diff(r: Row):
         for p in _random_points(syms):
             if any(k.xreplace(p) == sympy.true for k in tr.kinks()):
                 continue
-            a, b = sympy.N(g.xreplace(p), 30), sympy.N(d.xreplace(p), 30)
+            # numeric substitution: exact xreplace would have SymPy factor rational**rational
+            # powers (pow's rows) for minutes
+            a, b = _at(g, p), _at(d, p)
             assert abs(a - b) <= 1e-20 * (1 + abs(b)), (r.name, s, g, d)
         if not r.kinky:
             # smooth rows must agree symbolically, not just at points
