@@ -258,3 +258,21 @@ def test_cli_diff(capsys):
     assert main(["diff", "sin(x)", "--latex"]) == 0
     assert capsys.readouterr().out.strip() == r"\frac{\partial f}{\partial x} = \cos{\left(x \right)}"
     assert main(["diff", "x +* "]) == 2
+
+
+def test_numeric_evaluation_of_nested_piecewise_is_float64():
+    """Fuzz finding: the DAG evaluation of a gradient whose conditions hold a Piecewise built its
+    0/1 branch constants in the default float32, so 1/6 was rounded (d/dw 0.06250000186 instead
+    of eager's 0.0625)."""
+    w = np.array([-1.0, 0.5, 0.25])
+    x = np.array([[1.0, 0.25, -0.75]])
+
+    def f(w, x):
+        return symad.maximum(x, symad.relu(w) ** 3).mean()
+
+    tr = symad.trace(f, w, x, constants=["x"])
+    got = [float(tr.evaluate(g)) for g in np.asarray(tr.gradient_arrays()[0]).ravel()]
+    W = symad.tensor(w, requires_grad=True)
+    f(W, symad.tensor(x)).backward()
+    assert got == W.grad.numpy().tolist() == [0.0, 0.0, 0.0625]
+    assert symad.get_default_dtype() == symad.float32

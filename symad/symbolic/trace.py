@@ -505,8 +505,13 @@ def evaluate_numeric(what, env: dict):
         # with the registry's own ops instead (each node once).
         from ..ops.sym2tensor import evaluate_many
         from ..tensor import tensor
+        from .. import _dtype as D
         tenv = {s: tensor(env[s], dtype=np.float64) for s in syms}
+        prev = D.get_default_dtype()
         try:
+            # constants the DAG creates (a Piecewise's 0/1 branches) must be float64 too, not
+            # the default float32 (1/6 in float32 made a fuzzed d/dw 0.06250000186 for 0.0625)
+            D.set_default_dtype(D.float64)
             with np.errstate(all="ignore"):
                 vals = [np.asarray(getattr(v, "_data", v), np.float64)
                         for v in evaluate_many(arr, tenv)]
@@ -514,6 +519,8 @@ def evaluate_numeric(what, env: dict):
             return out[()] if out.ndim == 0 else out
         except NotImplementedError:  # a class sym2tensor has no handler for: lambdify it
             pass
+        finally:
+            D.set_default_dtype(prev)
     f = sympy.lambdify(syms, arr, modules=[NUMPY_FUNCS, "numpy"], cse=True)
     with np.errstate(all="ignore"):
         # numpy scalars, not Python floats: IEEE results (0.0**-1 = inf) where Python raises,
