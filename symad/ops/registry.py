@@ -151,18 +151,21 @@ def _instantiate(template, env: dict):
             return e
         r = memo.get(e)
         if r is None:
-            args = [go(a) for a in e.args]
-            if isinstance(e, (ExprCondPair, sympy.Piecewise)):
-                # built as is: SymPy's constructors fold a condition that contains a Piecewise
-                # with simplify_logic (seconds per element), evaluate=False or not
-                r = sympy.Basic.__new__(type(e), *args)
-            elif isinstance(e, _UNEVALUATED):
-                r = e.func(*args, evaluate=False)
-            else:
-                r = e.func(*args)
-            memo[e] = r
+            r = memo[e] = _rebuild(e, [go(a) for a in e.args])
         return r
     return go(template)
+
+
+def _rebuild(e, args):
+    """``e`` with new ``args``: functions, relations and Piecewise unevaluated, arithmetic nodes
+    built normally."""
+    if isinstance(e, (ExprCondPair, sympy.Piecewise)):
+        # built as is: SymPy's constructors fold a condition that contains a Piecewise with
+        # simplify_logic (seconds per element), evaluate=False or not
+        return sympy.Basic.__new__(type(e), *args)
+    if isinstance(e, _UNEVALUATED):
+        return e.func(*args, evaluate=False)
+    return e.func(*args)
 
 
 def xreplace_unevaluated(expr, rep: dict):
@@ -178,15 +181,7 @@ def xreplace_unevaluated(expr, rep: dict):
         r = memo.get(e)
         if r is None:
             args = [go(a) for a in e.args]
-            if all(a is b for a, b in zip(args, e.args)):
-                r = e
-            elif isinstance(e, (ExprCondPair, sympy.Piecewise)):
-                r = sympy.Basic.__new__(type(e), *args)
-            elif isinstance(e, _UNEVALUATED):
-                r = e.func(*args, evaluate=False)
-            else:
-                r = e.func(*args)
-            memo[e] = r
+            r = memo[e] = e if all(a is b for a, b in zip(args, e.args)) else _rebuild(e, args)
         return r
     return go(expr)
 

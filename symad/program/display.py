@@ -16,15 +16,6 @@ _INFIX = {"add": " + ", "sub": " - ", "mul": "*", "div": "/", "matmul": " @ "}
 _SILENT = {"expand", "reshape", "to_dtype", "clone"}   # shape-only: show the argument
 
 
-def _number_partial(st):
-    """The partial's derivative when it is a number (``d(a+b)/da = 1``), else None."""
-    if any(v is not None and type(v) not in (int, float) for v in st.params.values()):
-        return None
-    _, psyms, ders = st.op.derivative_exprs(st.params)
-    d = ders[st.partial].subs({s: st.params[k] for k, s in psyms.items() if s is not None})
-    return d if d.is_Number else None
-
-
 def _atomic(text: str) -> bool:
     depth = 0
     for ch in text:
@@ -53,7 +44,7 @@ class Formulas:
         uses: dict[int, int] = {}
         for st in prog.steps:
             ins = st.ins
-            if st.partial is not None and _number_partial(st) is not None:
+            if st.partial is not None and st.number_partial() is not None:
                 ins = ins[-1:]
             for i in ins:
                 uses[i] = uses.get(i, 0) + 1

@@ -30,6 +30,16 @@ class Step:
     def elementwise(self) -> bool:
         return self.op.formula is not None
 
+    def number_partial(self) -> float | None:
+        """For a partial step: ``d op / d input_i`` when the registry's SymPy partial is a
+        number (``d(a + b)/da = 1``), else None."""
+        params = self.params
+        if any(v is not None and type(v) not in (int, float) for v in params.values()):
+            return None
+        _, psyms, ders = self.op.derivative_exprs(params)
+        d = ders[self.partial].subs({s: params[k] for k, s in psyms.items() if s is not None})
+        return float(d) if d.is_Number else None
+
     def label(self) -> str:
         if self.partial is None:
             return self.op.name

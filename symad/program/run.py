@@ -11,22 +11,13 @@ from ..ops.shape import sum_to_shape
 from .ir import Program
 
 
-def _constant_partial(op, i: int, params: dict) -> float | None:
-    """The value of ``d op / d input_i`` when the registry's SymPy partial is a number."""
-    if any(v is not None and type(v) not in (int, float) for v in params.values()):
-        return None
-    _, psyms, ders = op.derivative_exprs(params)
-    d = ders[i].subs({s: params[k] for k, s in psyms.items() if s is not None})
-    return float(d) if d.is_Number else None
-
-
 def _step_fn(st, shapes, dtypes):
     if st.partial is None:
         return forward_numpy_plan(st.op, [dtypes[i] for i in st.ins], st.params, st.dtype)
     n_in = len(st.ins) - 1
     i, op, params = st.partial, st.op, st.params
     shape = shapes[st.ins[i]]
-    const = _constant_partial(op, i, params)
+    const = st.number_partial()
     if const is not None:
         # d(a + b)/da = 1, d(a - b)/db = -1, ...: the partial is g scaled, summed to the shape
         def c(*arrays):

@@ -301,8 +301,14 @@ def _cyclic(pairs, bits) -> bool:
 
 def _zero(e) -> bool:
     """Expands or cancels to 0 (cancel first when exponentials make expansion costly)."""
+    return expands_or_cancels_to_zero(e, cancel_first=e.has(sp.exp, sp.log))
+
+
+def expands_or_cancels_to_zero(e, *, cancel_first: bool) -> bool:
+    """``expand(e) == 0`` or ``cancel(together(e)) == 0``, in the order given; a SymPy failure in
+    one step just moves on to the other."""
     steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
-    if e.has(sp.exp, sp.log):
+    if cancel_first:
         steps.reverse()
     for step in steps:
         try:

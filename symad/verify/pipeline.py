@@ -32,8 +32,8 @@ from .budget import Budget
 from .evaluate import PointEvaluator, Undefined, Unsupported
 from .decide import (Counterexample, compare, is_piecewise,
                      kink_expressions, sample_points, simplifies_to_zero)
-from .indicators import (IndicatorForm, prove_generalized, prove_indicator_identity,
-                         prove_piecewise)
+from .indicators import (IndicatorForm, expands_or_cancels_to_zero, prove_generalized,
+                         prove_indicator_identity, prove_piecewise)
 from .report import GradientItem
 
 # a relative residual below this at every point is float rounding of constants, not a mistake
@@ -331,19 +331,11 @@ def _cheap_zero(e) -> bool:
     """Expands or cancels to 0. Exponentials are first split (exp(a+b) = exp(a)·exp(b)) and
     replaced by positive symbols (exp(-t) = 1/E_t): an identity in those independent symbols
     holds for the exponentials too, and polynomial arithmetic on symbols is much cheaper."""
-    if e.has(sp.exp):
+    has_exp = e.has(sp.exp)
+    if has_exp:
         e = _exp_as_symbols(sp.expand(e, power_exp=True, mul=False, multinomial=False,
                                       power_base=False, log=False))
-        steps = [lambda x: sp.cancel(sp.together(x)) == 0, lambda x: sp.expand(x) == 0]
-    else:
-        steps = [lambda x: sp.expand(x) == 0, lambda x: sp.cancel(sp.together(x)) == 0]
-    for step in steps:
-        try:
-            if step(e):
-                return True
-        except (TypeError, ValueError, NotImplementedError, sp.PolynomialError):
-            continue
-    return False
+    return expands_or_cancels_to_zero(e, cancel_first=has_exp)
 
 
 def _exp_as_symbols(e):
