@@ -357,3 +357,65 @@ def test_gradient_rules_that_bake_index_arrays_are_refused():
             capture(lambda x, i: (w * x)[i].sum(), (symad.randn(4), idx), wrt=[w])
     finally:
         del REGISTRY["_test_identity_bad_vjp"]
+
+
+def test_effect_watch_is_per_thread_other_threads_draws_and_prints_do_not_count():
+    """A library thread (Dask's client, a data loader) that draws from Python's random and
+    prints while a compile probes the user's function is neither the function's effect nor
+    rewound: the compile still compiles, and the thread's stream keeps moving forward."""
+    import random
+    import threading
+    import time
+
+    stop = threading.Event()
+    seen = []
+
+    def chatter():
+        while not stop.is_set():
+            seen.append(random.random())
+            np.random.random()
+            print("", end="")
+
+    def loss(w, x):
+        time.sleep(0.02)        # releases the GIL: the thread surely runs inside the watch
+        return ((x * w).sum(dim=1) ** 2).mean()
+
+    t = threading.Thread(target=chatter, daemon=True)
+    t.start()
+    try:
+        w = symad.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        x = symad.tensor(np.arange(24.0).reshape(8, 3) / 10)
+        f = symad.compile(loss)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(3):
+                out = f(w, x)
+    finally:
+        stop.set()
+        t.join()
+    ref = float(((np.arange(24.0).reshape(8, 3) / 10 @ np.array([0.5, -1.0, 2.0])) ** 2).mean())
+    np.testing.assert_allclose(out.item(), ref, rtol=1e-6)
+    # the thread's draws were never rewound: no value repeats in its stream
+    assert len(seen) > 10 and len(set(seen)) == len(seen)
+
+
+def test_effect_watch_catches_draws_under_another_profiler():
+    """Under cProfile the per-thread hook is taken; the watch falls back to comparing states."""
+    import cProfile
+    import random
+
+    def noisy(w):
+        return w * random.random()
+
+    w = symad.tensor([1.0, 2.0], requires_grad=True)
+    prof = cProfile.Profile()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prof.enable()
+        try:
+            symad.compile(noisy)(w)
+        finally:
+            prof.disable()
+    msgs = [str(c.message) for c in caught
+            if issubclass(c.category, symad.compiler.CompileWarning)]
+    assert len(msgs) == 1 and "Python's random module" in msgs[0]

@@ -3,6 +3,7 @@ batched tracing, custom Function backward tracing, the ``symad diff`` command.""
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -276,3 +277,28 @@ def test_numeric_evaluation_of_nested_piecewise_is_float64():
     f(W, symad.tensor(x)).backward()
     assert got == W.grad.numpy().tolist() == [0.0, 0.0, 0.0625]
     assert symad.get_default_dtype() == symad.float32
+
+
+def test_power_of_a_sum_over_nested_clamps_traces():
+    """Fuzz finding (program 722 of 10,000): ``1 / (c*c + 0.5)`` with ``c`` a clamp of a clamp
+    evaluated ``Pow(Piecewise, -1)`` into a Piecewise whose conditions hold a Piecewise, and
+    SymPy's piecewise_fold raised AssertionError. The trace builds that node unevaluated; values
+    and the gradient equal eager float64 (independent of the trace)."""
+    X = np.array([[-1.078, -0.417], [0.564, 0.416], [1.148, -1.399], [0.763, 0.225]])
+
+    def f(s, x):
+        c = symad.clamp(symad.clamp(symad.where(-1.0 > x, -1.0, x * 0.5), min=0.0), -0.5, 0.5)
+        z = symad.expm1(symad.tanh(symad.sin(x.sum(dim=-1, keepdim=True))))
+        return (z / (c * c + 0.5) * s).mean()
+
+    tr = symad.trace(f, -1.4547, X)
+    S = symad.tensor(-1.4547, dtype=symad.float64, requires_grad=True)
+    ref = f(S, symad.tensor(X))
+    ref.backward()
+    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
+    (g,) = tr.gradient(wrt=["s"])
+    assert math.isclose(float(tr.evaluate(g)), S.grad.item(), rel_tol=1e-12)
+    # and by hand: d/ds of mean(z / (c^2 + 1/2) * s) is mean(z / (c^2 + 1/2))
+    c = np.clip(np.clip(np.where(-1.0 > X, -1.0, X * 0.5), 0.0, None), -0.5, 0.5)
+    z = np.expm1(np.tanh(np.sin(X.sum(axis=-1, keepdims=True))))
+    assert math.isclose(float(tr.evaluate(g)), float((z / (c * c + 0.5)).mean()), rel_tol=1e-12)

@@ -165,7 +165,13 @@ def _rebuild(e, args):
         return sympy.Basic.__new__(type(e), *args)
     if isinstance(e, _UNEVALUATED):
         return e.func(*args, evaluate=False)
-    return e.func(*args)
+    try:
+        return e.func(*args)
+    except AssertionError:
+        # ``Pow(Piecewise, -1)`` evaluates into a new Piecewise whose constructor folds
+        # conditions that hold a Piecewise (``clamp(clamp(x))``) and trips SymPy's own assertion
+        # (piecewise_fold): the same node, unevaluated, means the same.
+        return e.func(*args, evaluate=False)
 
 
 def xreplace_unevaluated(expr, rep: dict):

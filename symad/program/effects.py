@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import threading
 
 from . import rng
 
@@ -30,13 +31,20 @@ def _scalar_attrs(fn) -> dict:
 
 
 class _Tee(io.TextIOBase):
-    def __init__(self, real) -> None:
+    """stdout during a watched run: the watching thread's writes are noted (and shown or
+    swallowed); other threads' writes pass through untouched."""
+
+    def __init__(self, real, show: bool) -> None:
         self.real = real
+        self.show = show
+        self.owner = threading.get_ident()
         self.wrote = False
 
     def write(self, s: str) -> int:
+        if threading.get_ident() != self.owner:
+            return self.real.write(s) if self.real is not None else len(s)
         self.wrote = self.wrote or bool(s)
-        return self.real.write(s) if self.real is not None else len(s)
+        return self.real.write(s) if self.show and self.real is not None else len(s)
 
     def flush(self) -> None:
         if self.real is not None:
@@ -53,14 +61,15 @@ class Watch:
         self.show = show
 
     def __enter__(self):
-        self._rng = rng.snapshot()
         self._attrs = _scalar_attrs(self.fn)
-        self._tee = _Tee(sys.stdout if self.show else None)
+        self._tee = _Tee(sys.stdout, self.show)
         self._redirect = contextlib.redirect_stdout(self._tee)
         self._redirect.__enter__()
+        self._draws = rng.Draws().__enter__()
         return self
 
     def __exit__(self, *exc):
+        self._draws.__exit__(*exc)
         self._redirect.__exit__(*exc)
         return False
 
@@ -69,7 +78,7 @@ class Watch:
         (``nn.LazyLinear``), whose one-time random draws and shape attributes are not effects
         of ``forward``; prints still are."""
         if not materializing:
-            source = rng.drew(self._rng)
+            source = self._draws.source()
             if source is not None:
                 return (f"it draws from {source} (a compiled call would replay one draw; pass "
                         "random tensors as arguments)")
@@ -84,6 +93,6 @@ class Watch:
         return None
 
     def undo(self) -> None:
-        rng.restore(self._rng)
+        self._draws.undo()
         for (_, k), (m, v) in self._attrs.items():
             setattr(m, k, v)
