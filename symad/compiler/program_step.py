@@ -18,6 +18,7 @@ from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor
 from .flat_update import FlatState
+from .native_program import describe, native
 
 
 class ProgramRunner:
@@ -90,7 +91,7 @@ class ProgramRunner:
                 vals = [out._data] + [None if g is None else g._data for g in grads]
                 if all((a is None) == (b is None) and (a is None or same(a, b, 1e-12))
                        for a, b in zip(outs, vals)):
-                    self.runners[key] = run
+                    self.runners[key] = native(prog, (xb, yb), vals) or run
                 return out._data, vals[1:]
         out = self._loss(*args)
         _check_scalar(out)
@@ -103,9 +104,7 @@ class ProgramRunner:
     def native_calls(self) -> str:
         if self.eager_reason is not None:
             return f"eager ({self.eager_reason})"
-        n = {len(r.prog) for r in self.runners.values()}
-        return f"tensor program of {'/'.join(map(str, sorted(n))) or '?'} steps " \
-               "(numpy/BLAS calls, one per step)"
+        return "; ".join(describe(r) for r in self.runners.values()) or "tensor program"
 
 
 def _check_scalar(out) -> None:

@@ -11,7 +11,7 @@ from ..ops.shape import sum_to_shape
 from .ir import Program
 
 
-def _step_fn(st, shapes, dtypes):
+def step_fn(st, shapes, dtypes):
     if st.partial is None:
         return forward_numpy_plan(st.op, [dtypes[i] for i in st.ins], st.params, st.dtype)
     n_in = len(st.ins) - 1
@@ -48,7 +48,7 @@ class Runner:
         tainted = {seed} if seed is not None else set()
         fwd, bwd = [], []
         for st in prog.steps:
-            item = (_step_fn(st, shapes, dtypes), st.ins, st.out)
+            item = (step_fn(st, shapes, dtypes), st.ins, st.out)
             if tainted and any(i in tainted for i in st.ins):
                 tainted.add(st.out)
                 bwd.append(item)

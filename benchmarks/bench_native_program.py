@@ -1,0 +1,76 @@
+"""Native tensor programs: ``compile_step`` with the loop lowering vs the numpy replay, one run.
+
+    python benchmarks/bench_native_program.py [--quick]
+
+The three training steps of issue #14 (float32): tiny MLP 10->64(tanh)->1 batch 64 MSE SGD
+momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->256->256->10 ReLU
+batch 128 CE Adam. Each is timed with the native lowering on and off
+(``symad.compiler.native_program.ENABLED``) in the same process; the ratio is what to read (the
+machine is shared). Also prints how each step runs (``step.native_calls``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+from timing import median_time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+
+def workloads():
+    from symad import nn, optim
+    rng = np.random.default_rng(0)
+    yield ("tiny MLP 10-64(tanh)-1 b64 SGD-m",
+           lambda: nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)),
+           nn.MSELoss(), lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9),
+           rng.normal(size=(64, 10)).astype(np.float32),
+           rng.normal(size=(64, 1)).astype(np.float32), 2000)
+    yield ("digits 64-32(tanh)-10 b1797 CE SGD",
+           lambda: nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
+           nn.CrossEntropyLoss(), lambda ps: optim.SGD(ps, lr=0.1),
+           rng.uniform(0, 1, size=(1797, 64)).astype(np.float32),
+           rng.integers(0, 10, 1797), 200)
+    yield ("784-256-256-10 ReLU b128 CE Adam",
+           lambda: nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, 10)),
+           nn.CrossEntropyLoss(), lambda ps: optim.Adam(ps, lr=1e-3),
+           rng.normal(size=(128, 784)).astype(np.float32), rng.integers(0, 10, 128), 40)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    import symad
+    from symad.compiler import native_program
+    rows = {}
+    for name, model, loss, opt, X, y, n in workloads():
+        if args.quick:
+            n = max(5, n // 10)
+        row = {}
+        for native in (True, False):
+            native_program.ENABLED = native
+            symad.manual_seed(0)
+            net = model()
+            step = symad.compile_step(net, loss, opt(net.parameters()))
+            Xt, yt = symad.tensor(X), symad.tensor(y)
+            step(Xt, yt)
+            step(Xt, yt)
+            key = "native" if native else "numpy replay"
+            row[f"{key} (us/step)"] = median_time(lambda: step(Xt, yt), n, 7) * 1e6
+            row[f"{key} runs as"] = step.native_calls
+        native_program.ENABLED = True
+        row["replay / native"] = row["numpy replay (us/step)"] / row["native (us/step)"]
+        rows[name] = row
+    print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
+                      f"{os.cpu_count()} cores, Python {platform.python_version()}",
+                      "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

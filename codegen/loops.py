@@ -1,0 +1,280 @@
+"""Loop programs: statements over flat buffers -> native functions, one per segment.
+
+The tensor-program lowering (``symad/compiler/native_program.py``) states a program of shaped ops
+as two kinds of statements over numbered flat buffers:
+
+* :class:`Fill` — ``buf[0:size] = value``;
+* :class:`Map` — a loop nest over ``shape``: ``out[idx] (+)= expr(in_0[idx], in_1[idx], ...)``,
+  where every operand is an :class:`Access` (buffer, element offset, one element stride per loop
+  dimension; stride 0 broadcasts or, for an accumulating output, reduces). Elementwise ops,
+  their partials summed to an input's shape, sums, means and matmuls (``C[i, j] += A[i, k] *
+  B[k, j]`` over the loop shape ``(M, K, N)``) are all Maps.
+
+Each segment becomes ``void NAME_s<k>(ptr %bufs)``: ``bufs`` is an array of the buffers' data
+pointers (the caller validates dtype, shape and contiguity before the call). The statements run
+in an ``alwaysinline`` body whose buffer parameters are ``noalias`` (written buffers are distinct
+from everything read), so the loop vectorizer needs no runtime alias checks. Loop order: the
+innermost loop is a dimension along which the output is contiguous (else one the inputs are
+contiguous along), so elementwise loops, broadcasts and ``i, k, j`` matmuls vectorize.
+
+Knows SymPy and LLVM only (never imports ``symad``).
+"""
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+import sympy
+
+from . import target as _target
+from .cache import DiskCache, cache_key
+from .kernel_ir import _vector_attr
+from .lowering import Lowerer
+
+#: LLVM element type of each buffer dtype name.
+ELEMENT = {"float64": "double", "float32": "float", "int64": "i64", "int32": "i32", "bool": "i8"}
+#: How a loaded element of another type becomes the statement's float type (numpy's astype).
+_CONVERT = {("float", "double"): "fpext", ("double", "float"): "fptrunc", ("i8", None): "uitofp",
+            ("i32", None): "sitofp", ("i64", None): "sitofp"}
+
+
+@dataclass(frozen=True)
+class Access:
+    buf: int
+    offset: int
+    strides: tuple[int, ...]        # one per loop dimension of the statement
+
+
+@dataclass(frozen=True)
+class Fill:
+    buf: int
+    size: int
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class Map:
+    shape: tuple[int, ...]
+    out: Access
+    ins: tuple[Access, ...]
+    syms: tuple[sympy.Symbol, ...]  # the symbol of each input in ``expr``
+    expr: sympy.Expr
+    accumulate: bool = False        # out[idx] += expr (reductions), else out[idx] = expr
+
+
+def _loop_order(st: Map) -> list[int]:
+    """Dimensions outermost first: the innermost is unit-stride in the output if possible."""
+    dims = [d for d in range(len(st.shape)) if st.shape[d] != 1]
+    if not dims:
+        return []
+
+    def score(d):
+        return (st.out.strides[d] == 1, sum(a.strides[d] == 1 for a in st.ins),
+                st.out.strides[d] == 0 and st.accumulate, d)
+    inner = max(dims, key=score)
+    return [d for d in dims if d != inner] + [inner]
+
+
+class _Function:
+    """IR text of one segment body."""
+
+    def __init__(self, name: str, dtypes: list[str], fast_math: bool, variants: dict,
+                 decls: dict, groups: dict) -> None:
+        self.name = name
+        self.dtypes = dtypes
+        self.fast_math = fast_math
+        self.variants = variants
+        self.decls, self.groups = decls, groups
+        self.lines: list[str] = []
+        self.n = 0
+        self.used: set[int] = set()
+
+    def fresh(self, stem: str) -> str:
+        self.n += 1
+        return f"%{stem}{self.n}"
+
+    def ptr(self, acc: Access, idx: dict[int, str], out: list[str]) -> str:
+        """Address of ``acc`` at loop indices ``idx`` (dimension -> IR value)."""
+        self.used.add(acc.buf)
+        terms = [f"{acc.offset}"] if acc.offset else []
+        off = None
+        for d, s in enumerate(acc.strides):
+            if s == 0 or d not in idx:
+                continue
+            t = idx[d]
+            if s != 1:
+                m = self.fresh("m")
+                out.append(f"  {m} = mul nsw i64 {t}, {s}")
+                t = m
+            if off is None:
+                off = t
+            else:
+                a = self.fresh("o")
+                out.append(f"  {a} = add nsw i64 {off}, {t}")
+                off = a
+        if off is None:
+            off = terms[0] if terms else "0"
+        elif terms:
+            a = self.fresh("o")
+            out.append(f"  {a} = add nsw i64 {off}, {terms[0]}")
+            off = a
+        ty = ELEMENT[self.dtypes[acc.buf]]
+        p = self.fresh("p")
+        out.append(f"  {p} = getelementptr inbounds {ty}, ptr %b{acc.buf}, i64 {off}")
+        return p
+
+    def fill(self, st: Fill) -> None:
+        if st.size <= 0:
+            return
+        self.map(Map((st.size,), Access(st.buf, 0, (1,)), (), (), sympy.Float(st.value)))
+
+    def map(self, st: Map) -> None:
+        if any(n == 0 for n in st.shape):
+            return
+        ty = ELEMENT[self.dtypes[st.out.buf]]
+        if ty not in ("float", "double"):
+            raise ValueError(f"a Map writes float or double buffers, not {ty}")
+        order = _loop_order(st)
+        k = self.fresh("L")[1:]
+        idx: dict[int, str] = {d: "0" for d in range(len(st.shape))}
+        # open the loops
+        for level, d in enumerate(order):
+            head = f"{k}h{level}"
+            self.lines += [f"  br label %{head}", f"{head}:"]
+            self.lines.append(f"  %{k}i{level} = phi i64 [ 0, %{self._block} ], "
+                              f"[ %{k}n{level}, %{k}l{level} ]")
+            idx[d] = f"%{k}i{level}"
+            self._block = head
+        body: list[str] = []
+        symbols = {}
+        for sym, acc in zip(st.syms, st.ins):
+            def get(acc=acc):
+                p = self.ptr(acc, idx, lw.lines)
+                v = self.fresh("v")
+                ity = ELEMENT[self.dtypes[acc.buf]]
+                lw.lines.append(f"  {v} = load {ity}, ptr {p}")
+                if ity != ty:
+                    conv = _CONVERT.get((ity, ty)) or _CONVERT[(ity, None)]
+                    c = self.fresh("v")
+                    lw.lines.append(f"  {c} = {conv} {ity} {v} to {ty}")
+                    v = c
+                return v
+            symbols[sym] = get
+        lw = Lowerer(ty, symbols, fast_math=self.fast_math,
+                     vector_attrs={s: "" for s in self.variants})
+        lw.declarations, lw.attr_groups = self.decls, self.groups
+        value = lw.value(sympy.sympify(st.expr))
+        body += [ln.replace("%t", f"%{k}t") for ln in lw.lines]
+        value = value.replace("%t", f"%{k}t") if value.startswith("%t") else value
+        p = self.ptr(st.out, idx, body)
+        if st.accumulate:
+            old, new = self.fresh("a"), self.fresh("a")
+            flags = "fast" if self.fast_math else "reassoc"
+            body += [f"  {old} = load {ty}, ptr {p}",
+                     f"  {new} = fadd {flags} {ty} {old}, {value}",
+                     f"  store {ty} {new}, ptr {p}"]
+        else:
+            body.append(f"  store {ty} {value}, ptr {p}")
+        self.lines += body
+        # close the loops, innermost first
+        for level in reversed(range(len(order))):
+            d = order[level]
+            latch, after = f"{k}l{level}", f"{k}x{level}"
+            self.lines += [f"  br label %{latch}", f"{latch}:",
+                           f"  %{k}n{level} = add nuw nsw i64 %{k}i{level}, 1",
+                           f"  %{k}c{level} = icmp ult i64 %{k}n{level}, {st.shape[d]}",
+                           f"  br i1 %{k}c{level}, label %{k}h{level}, label %{after}",
+                           f"{after}:"]
+            self._block = after
+
+    def text(self, statements) -> str:
+        self._block = "entry"
+        self.lines = []
+        for st in statements:
+            (self.fill if isinstance(st, Fill) else self.map)(st)
+        used = sorted(self.used)
+        params = ", ".join(f"ptr noalias %b{j}" for j in used)
+        body = [f"define internal void @{self.name}_body({params}) #2 {{", "entry:",
+                *self.lines, "  ret void", "}", ""]
+        loads = []
+        for j in used:
+            loads += [f"  %q{j} = getelementptr inbounds ptr, ptr %bufs, i64 {j}",
+                      f"  %b{j} = load ptr, ptr %q{j}"]
+        args = ", ".join(f"ptr %b{j}" for j in used)
+        entry = [f"define void @{self.name}(ptr %bufs) #1 {{", "entry:", *loads,
+                 f"  call void @{self.name}_body({args})", "  ret void", "}", ""]
+        return "\n".join(body + entry)
+
+
+def build_loops_ir(name: str, dtypes: list[str], segments: list[list], *,
+                   fast_math: bool = False, vector_variants: dict | None = None) -> str:
+    """IR text of a module with ``NAME_s<k>(ptr %bufs)`` for each segment of statements."""
+    variants = vector_variants or {}
+    decls: dict[str, str] = {}
+    groups: dict[str, int] = {}
+    funcs = [_Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups).text(seg)
+             for k, seg in enumerate(segments)]
+    lines = funcs + sorted(decls.values())
+    wide = any(vname.startswith("_ZGVe") for vs in variants.values() for _, vname, _ in vs)
+    attrs = ["attributes #0 = { nounwind willreturn memory(none) }",
+             "attributes #1 = { nounwind" + (' "prefer-vector-width"="512"' if wide else "")
+             + " }",
+             "attributes #2 = { alwaysinline nounwind"
+             + (' "prefer-vector-width"="512"' if wide else "") + " }"]
+    used = []
+    for scalar, gid in sorted(groups.items()):
+        attrs.append(f"attributes #{gid} = {{ {_vector_attr(scalar, variants[scalar])} }}")
+        ty = "float" if scalar.endswith("f") and scalar[:-1] in variants else "double"
+        for vf, vname, params_code in variants[scalar]:
+            vt = f"<{vf} x {ty}>"
+            lines.append(f"declare {vt} @{vname}({', '.join([vt] * len(params_code))}) #0")
+            used.append(vname)
+    if used:
+        refs = ", ".join(f"ptr @{u}" for u in used)
+        lines.append(f"@llvm.compiler.used = appending global [{len(used)} x ptr] [{refs}], "
+                     'section "llvm.metadata"')
+    return "\n".join(lines + [""] + attrs) + "\n"
+
+
+class LoopModule:
+    """The JIT-compiled segments of a loop program: ``mod.segments[k](bufs_address)``.
+
+    ``cache``: a :class:`DiskCache` (object code keyed by the IR text and the target) or None.
+    Attributes: ``llvm_ir``, ``cache_hit``, ``compile_seconds``; ``asm`` on request.
+    """
+
+    def __init__(self, name: str, dtypes: list[str], segments: list[list], *,
+                 fast_math: bool = False, cache: DiskCache | None = None) -> None:
+        self._target = _target.host_target()
+        variants = _target.libmvec_variants(self._target)
+        t0 = time.perf_counter()
+        self.llvm_ir = build_loops_ir(name, dtypes, segments, fast_math=fast_math,
+                                      vector_variants=variants)
+        self.ir_seconds = time.perf_counter() - t0
+        key = cache_key("loops", self.llvm_ir, self._target.triple, self._target.cpu,
+                        self._target.features, _target.version_tag())
+        obj = cache.load(key) if cache is not None else None
+        self.cache_hit = obj is not None
+        self.compile_seconds = 0.0
+        if obj is None:
+            t0 = time.perf_counter()
+            module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
+            obj = bytes(tm.emit_object(module))
+            self.compile_seconds = time.perf_counter() - t0
+            if cache is not None:
+                cache.store(key, obj)
+        # one engine and one TargetMachine per module, alive as long as the module
+        self._tm = _target.create_target_machine(self._target, jit=True)
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self._engine.finalize_object()
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        self.segments = [proto(self._engine.get_function_address(f"{name}_s{k}"))
+                         for k in range(len(segments))]
+
+    @property
+    def asm(self) -> str:
+        module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
+        return tm.emit_assembly(module)

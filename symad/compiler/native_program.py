@@ -1,0 +1,400 @@
+"""A recorded tensor program (:mod:`symad.program`) as native loop segments.
+
+Every step the loop lowering covers becomes statements of :mod:`codegen.loops` — read from the
+registry, never restated:
+
+* views (``permute``, ``expand``, ``reshape`` of a dense layout) are index arithmetic, no copy;
+* an elementwise op's forward is its registry SymPy formula, and a partial step is ``g`` times the
+  registry's derivative (:meth:`Op.derivative_exprs`) summed to the input's shape — one loop each,
+  broadcasting by zero strides;
+* ``sum`` / ``mean`` / ``sum_to_size`` are accumulating loops (``mean`` then divides by the count,
+  as numpy does), a 2-D ``matmul`` up to ``MAX_NATIVE_MATMUL`` multiply-adds is an accumulating
+  ``i, k, j`` loop nest.
+
+The rest (losses, ``log_softmax``, indexing, integer ops, large matmuls that BLAS does faster)
+runs as the replay runs it (:func:`symad.program.run.step_fn`: the registry's numpy code). Steps
+are scheduled so that native steps gather into as few segments as the data flow allows; one
+segment is one native call. Buffers are allocated once per program; each call validates the
+arguments' shape, dtype and contiguity before any native code reads them.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+import sympy
+
+from codegen import DiskCache
+from codegen.loops import ELEMENT, Access, Fill, LoopModule, Map
+from codegen.lowering import Lowerer, LoweringError
+
+from ..program.ir import Program, Step
+from ..program.run import step_fn
+
+#: Largest ``M * K * N`` of a 2-D matmul run as a native loop nest (above it numpy's BLAS is
+#: faster on this design's untiled loops; see benchmarks/bench_native_program.py).
+MAX_NATIVE_MATMUL = 1 << 18
+
+_VIEWS = ("permute", "expand", "reshape")
+_FLOATS = ("float32", "float64")
+_REDUCTIONS = ("sum", "mean", "sum_to_size")
+
+
+def _dense(shape) -> tuple:
+    st, acc = [], 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n
+    return tuple(reversed(st))
+
+
+class _View:
+    """Where a slot's elements are: buffer, element offset, strides per slot dimension."""
+
+    __slots__ = ("buf", "offset", "shape", "strides")
+
+    def __init__(self, buf, offset, shape, strides) -> None:
+        self.buf, self.offset, self.shape, self.strides = buf, offset, tuple(shape), tuple(strides)
+
+    def dense(self) -> bool:
+        return all(s == d for s, d, n in zip(self.strides, _dense(self.shape), self.shape)
+                   if n != 1)
+
+    def broadcast(self, shape) -> tuple:
+        """Strides of this view read over the (broadcast) loop ``shape``."""
+        lead = len(shape) - len(self.shape)
+        out = [0] * lead
+        for n, s, m in zip(self.shape, self.strides, shape[lead:]):
+            out.append(s if n == m else 0)
+        return tuple(out)
+
+    def access(self, shape) -> Access:
+        return Access(self.buf, self.offset, self.broadcast(shape))
+
+
+class NotLowered(Exception):
+    """This step has no loop lowering (it runs as numpy)."""
+
+
+class _Builder:
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.dtypes: list[str] = []           # per buffer
+        self.buffer_slot: list[int] = []      # per buffer: the slot whose array it is
+        self.views: dict[int, _View] = {}
+
+    def buffer(self, slot: int) -> int:
+        s = self.prog.slots[slot]
+        self.dtypes.append(s.dtype.np.name)
+        self.buffer_slot.append(slot)
+        b = len(self.dtypes) - 1
+        self.views[slot] = _View(b, 0, s.shape, _dense(s.shape))
+        return b
+
+    # -- one step -> statements (or NotLowered) -------------------------------------------------
+    def lower(self, st: Step) -> list:
+        slots = self.prog.slots
+        ty = slots[st.out].dtype.np.name
+        if any(i not in self.views for i in st.ins):
+            raise NotLowered("an input is not in a buffer")
+        name = st.op.name
+        if st.partial is None and name in _VIEWS:
+            self.views[st.out] = self._view(st)
+            return []
+        if ty not in _FLOATS or any(slots[i].dtype.np.name not in ELEMENT for i in st.ins):
+            raise NotLowered(f"{ty} result or an input of a dtype loops do not load")
+        if st.elementwise:
+            return self._elementwise(st)
+        if any(slots[i].dtype.np.name != ty for i in st.ins):
+            raise NotLowered("a structural op over mixed dtypes")
+        if st.partial is None and name in _REDUCTIONS:
+            return self._reduce(st)
+        if st.partial is None and name == "matmul":
+            return self._matmul(st)
+        raise NotLowered(name)
+
+    def _view(self, st: Step) -> _View:
+        v = self.views[st.ins[0]]
+        name = st.op.name
+        if name == "permute":
+            dims = [d % len(v.shape) for d in st.params["dims"]] if v.shape else []
+            return _View(v.buf, v.offset, [v.shape[d] for d in dims], [v.strides[d] for d in dims])
+        if name == "expand":
+            return _View(v.buf, v.offset, st.shape, v.broadcast(st.shape))
+        if not v.dense():
+            raise NotLowered("reshape of a strided view")
+        return _View(v.buf, v.offset, st.shape, _dense(st.shape))
+
+    def _expr(self, st: Step, syms: list) -> sympy.Expr:
+        params = st.params
+        if any(v is not None and type(v) not in (int, float, bool) for v in params.values()):
+            raise NotLowered("non-numeric parameters")
+        args, psyms, ders = st.op.derivative_exprs(params) if st.partial is not None else \
+            (None, None, None)
+        if st.partial is None:
+            expr = sympy.sympify(st.op.formula(*syms[:st.op.nargs], **params))
+        else:
+            rep = dict(zip(args, syms[:len(args)]))
+            rep.update({s: params[k] for k, s in psyms.items() if s is not None})
+            expr = syms[-1] * ders[st.partial].xreplace(rep)
+        # a construct codegen cannot lower runs as numpy (checked here, once)
+        try:
+            Lowerer("double", {s: (lambda: "0.0") for s in syms}).value(expr)
+        except (LoweringError, RecursionError) as e:
+            raise NotLowered(str(e)) from None
+        return expr
+
+    def _elementwise(self, st: Step) -> list:
+        syms = [sympy.Symbol(f"x{j}", real=True) for j in range(len(st.ins))]
+        expr = self._expr(st, syms)
+        out = self.buffer(st.out)
+        if st.partial is None:
+            shape = st.shape
+            ins = tuple(self.views[i].access(shape) for i in st.ins)
+            return [Map(shape, Access(out, 0, _dense(shape)), ins, tuple(syms), expr)]
+        # g * d op/d input_i over g's shape, summed to the input's shape
+        shape = self.prog.slots[st.ins[-1]].shape
+        ins = tuple(self.views[i].access(shape) for i in st.ins)
+        target = _View(out, 0, st.shape, _dense(st.shape))
+        reduce = target.broadcast(shape) != _dense(shape) or len(st.shape) != len(shape)
+        m = Map(shape, target.access(shape), ins, tuple(syms), expr, accumulate=reduce)
+        return [Fill(out, max(1, math.prod(st.shape))), m] if reduce else [m]
+
+    def _reduce(self, st: Step) -> list:
+        src = self.views[st.ins[0]]
+        shape = src.shape
+        if st.op.name == "sum_to_size":
+            kept = tuple(st.shape)
+            target = _View(0, 0, kept, _dense(kept))
+            ostrides = target.broadcast(shape)
+        else:
+            dim, keepdim = st.params.get("dim"), st.params.get("keepdim", False)
+            nd = len(shape)
+            axes = set(range(nd)) if dim is None else \
+                {d % max(nd, 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+            kept_shape = [1 if d in axes else n for d, n in enumerate(shape)]
+            dense = _dense(kept_shape)
+            ostrides = tuple(0 if d in axes else dense[d] for d in range(nd))
+            del keepdim          # the result's layout is the same with or without the 1s
+        out = self.buffer(st.out)
+        x = sympy.Symbol("x0", real=True)
+        n_out = max(1, math.prod(st.shape))
+        stmts = [Fill(out, n_out),
+                 Map(shape, Access(out, 0, ostrides), (src.access(shape),), (x,), x, True)]
+        if st.op.name == "mean":
+            count = math.prod(shape) // n_out if n_out else 0
+            flat = (n_out,)
+            stmts.append(Map(flat, Access(out, 0, (1,)), (Access(out, 0, (1,)),), (x,),
+                             x / sympy.Integer(count)))
+        return stmts
+
+    def _matmul(self, st: Step) -> list:
+        a, b = (self.views[i] for i in st.ins)
+        if len(a.shape) != 2 or len(b.shape) != 2:
+            raise NotLowered("matmul of other than two matrices")
+        (M, K), (_, N) = a.shape, b.shape
+        if M * K * N > MAX_NATIVE_MATMUL:
+            raise NotLowered("large matmul (BLAS)")
+        out = self.buffer(st.out)
+        x, y = sympy.symbols("x0 x1", real=True)
+        return [Fill(out, max(1, M * N)),
+                Map((M, K, N), Access(out, 0, (N, 0, 1)),
+                    (Access(a.buf, a.offset, (a.strides[0], a.strides[1], 0)),
+                     Access(b.buf, b.offset, (0, b.strides[0], b.strides[1]))),
+                    (x, y), x * y, True)]
+
+
+class NativeProgram:
+    """``NativeProgram(prog)(*input_arrays) -> output arrays`` — same contract as
+    :class:`symad.program.Runner`, with the covered steps as native loop segments.
+
+    Output arrays are buffers this object owns: read (or copy) them before the next call.
+    ``native_steps`` / ``numpy_steps`` count the steps each way; ``segments`` the native calls.
+    """
+
+    def __init__(self, prog: Program, *, cache: DiskCache | None = None) -> None:
+        self.prog = prog
+        b = _Builder(prog)
+        slots = prog.slots
+        self._inputs = list(prog.inputs)
+        for s in prog.inputs:
+            b.buffer(s)
+        for s, _ in prog.leaves:
+            b.buffer(s)
+        self._n_external = len(b.dtypes)
+        shapes = [s.shape for s in slots]
+        dtypes = [s.dtype.np for s in slots]
+        # list scheduling: native steps whose inputs are ready gather into one segment; numpy
+        # steps run between segments
+        pending = list(prog.steps)
+        ready = set(prog.inputs) | {s for s, _ in prog.leaves}
+        plan, segments = [], []
+        numpy_out, numpy_steps = set(), set()
+        self.native_steps = self.numpy_steps = 0
+        while pending:
+            seg, progress, lowered = [], True, 0
+            while progress:
+                progress = False
+                for st in list(pending):
+                    if all(i in ready for i in st.ins) and st not in numpy_steps:
+                        try:
+                            stmts = b.lower(st)
+                        except NotLowered:
+                            numpy_steps.add(st)
+                            continue
+                        seg += stmts
+                        pending.remove(st)
+                        ready.add(st.out)
+                        self.native_steps += 1
+                        lowered += 1
+                        progress = True
+            if seg:
+                plan.append(("seg", len(segments)))
+                segments.append(seg)
+            ran = False
+            for st in list(pending):
+                if all(i in ready for i in st.ins) and st in numpy_steps:
+                    plan.append(("np", step_fn(st, shapes, dtypes), st.ins, st.out))
+                    pending.remove(st)
+                    ready.add(st.out)
+                    numpy_out.add(st.out)
+                    b.buffer(st.out)     # native steps read it from this (contiguous) buffer
+                    self.numpy_steps += 1
+                    ran = True
+            if not lowered and not ran:
+                raise RuntimeError("native program: no step can run (the program's data flow "
+                                   "is not a DAG over its inputs)")
+        self.segments = len(segments)
+        self.module = LoopModule("prog", b.dtypes, segments, cache=cache)
+        self._calls = self.module.segments
+        # arrays: one per buffer (external ones are bound per call)
+        self._arrays = [None] * len(b.dtypes)
+        self._ptrs = np.zeros(len(b.dtypes), dtype=np.int64)
+        self._ptrs_addr = self._ptrs.ctypes.data
+        for j in range(self._n_external, len(b.dtypes)):
+            sl = slots[b.buffer_slot[j]]
+            arr = np.zeros(sl.shape, dtype=sl.dtype.np)
+            self._arrays[j] = arr
+            self._ptrs[j] = arr.ctypes.data
+        self._buf_of = {s: j for j, s in enumerate(b.buffer_slot)}
+        self._buffer_slot = b.buffer_slot
+        self._views = b.views
+        self._leaves = list(prog.leaves)
+        self._bound = [None] * self._n_external
+        self._plan = plan
+        self._numpy_out = numpy_out
+        # the numpy value of a view slot that a numpy step or an output reads: a numpy view of
+        # its buffer, made once for the buffers this object owns, per call for the arguments
+        self._np_views = {s: v for s, v in b.views.items() if s not in self._buf_of}
+        self._fixed = {s: self._as_numpy(v) for s, v in self._np_views.items()
+                       if v.buf >= self._n_external}
+
+    def _bind(self, j: int, a, what: str) -> None:
+        sl = self.prog.slots[self._buffer_slot[j]]
+        want = sl.dtype.np
+        if not isinstance(a, np.ndarray) or a.shape != sl.shape or a.dtype != want:
+            got = (f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray)
+                   else type(a).__name__)
+            raise ValueError(f"native program: {what} must be {want}{list(sl.shape)} (the shape "
+                             f"and dtype it was recorded with), got {got}")
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        self._arrays[j] = a
+        self._ptrs[j] = a.ctypes.data
+        if j < self._n_external:
+            self._bound[j] = a
+
+    def __call__(self, *arrays) -> list:
+        n_in = len(self._inputs)
+        if len(arrays) != n_in:
+            raise TypeError(f"native program: expected {n_in} input arrays, got {len(arrays)}")
+        for j, a in enumerate(arrays):
+            if a is not self._bound[j]:
+                self._bind(j, a, f"input {j}")
+        for k, (s, t) in enumerate(self._leaves):
+            j = n_in + k
+            a = t._data
+            if a is not self._bound[j]:
+                self._bind(j, a, f"tensor {self.prog.slots[s].name or s}")
+        vals = {}
+        arrays_ = self._arrays
+        buf_of = self._buf_of
+        with np.errstate(all="ignore"):
+            for item in self._plan:
+                if item[0] == "seg":
+                    self._calls[item[1]](self._ptrs_addr)
+                    continue
+                _, f, ins, out = item
+                r = f(*[self._value(i, vals) for i in ins])
+                j = buf_of[out]
+                dst = arrays_[j]
+                if r.shape != dst.shape:
+                    raise RuntimeError(f"native program: step result {r.shape} is not the "
+                                       f"recorded shape {dst.shape}")
+                np.copyto(dst, r, casting="unsafe")
+        return [None if s < 0 else self._value(s, vals) for s in self.prog.outputs]
+
+    def _value(self, s: int, vals: dict) -> np.ndarray:
+        j = self._buf_of.get(s)
+        if j is not None:
+            return self._arrays[j]
+        v = self._fixed.get(s)
+        if v is None:
+            v = vals.get(s)
+            if v is None:
+                v = vals[s] = self._as_numpy(self._np_views[s])
+        return v
+
+    def _as_numpy(self, view: _View) -> np.ndarray:
+        base = self._arrays[view.buf]
+        isz = base.itemsize
+        return np.lib.stride_tricks.as_strided(
+            base.reshape(-1)[view.offset:], view.shape, [st * isz for st in view.strides],
+            writeable=False)
+
+
+#: ``False`` turns the native lowering off (programs replay as numpy); for A/B measurements.
+ENABLED = True
+
+
+def _agrees(got: np.ndarray, want: np.ndarray) -> bool:
+    """Native vs eager within the dtype's summation-order error (loops sum sequentially, numpy
+    pairwise; float32 kernels accumulate in float32 like numpy does)."""
+    if got.shape != want.shape:
+        return False
+    g = np.asarray(got, np.float64)
+    w = np.asarray(want, np.float64)
+    if not np.array_equal(np.isnan(g), np.isnan(w)):
+        return False
+    ok = ~np.isnan(w)
+    if not ok.any():
+        return True
+    scale = float(np.max(np.abs(w[ok]))) if np.isfinite(w[ok]).all() else 0.0
+    tol = (1e-4 if want.dtype == np.float32 else 1e-10) * max(scale, 1e-30)
+    return bool(np.all(np.abs(g[ok] - w[ok]) <= tol) or np.array_equal(g[ok], w[ok]))
+
+
+def native(prog: Program, args, want: list) -> NativeProgram | None:
+    """``prog`` as a :class:`NativeProgram` if it has native steps and reproduces ``want``
+    (the eager results of the recording call) on ``args``; else None (the caller replays)."""
+    if not ENABLED:
+        return None
+    try:
+        nat = NativeProgram(prog, cache=DiskCache())
+    except (NotLowered, LoweringError, RuntimeError, ValueError):
+        return None
+    if nat.native_steps == 0:
+        return None
+    got = nat(*args)
+    if all((a is None) == (b is None) and (a is None or _agrees(a, b)) for a, b in zip(got, want)):
+        return nat
+    return None
+
+
+def describe(run) -> str:
+    """What one replay of ``run`` (a NativeProgram or a Runner) calls."""
+    if isinstance(run, NativeProgram):
+        return (f"tensor program: {run.segments} native call(s) for {run.native_steps} steps, "
+                f"{run.numpy_steps} numpy steps")
+    return f"tensor program of {len(run.prog)} steps (numpy/BLAS calls, one per step)"
