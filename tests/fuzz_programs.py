@@ -101,7 +101,11 @@ def programs(draw, max_depth: int = 4) -> Program:
         if depth <= 0 or draw(st.integers(0, 9)) < 2:
             leaf = draw(st.sampled_from(["x", "x", "w", "s", "c"]))
             if leaf == "c":
-                return repr(draw(st.sampled_from([0.5, 2.0, -1.0, 0.0]))), "s"
+                # a 0-d tensor of the program's dtype: ``symad.cos(0.0)`` on a bare Python float
+                # would compute in the default float32 inside a float64 program (and PyTorch
+                # refuses ops on Python numbers)
+                c = draw(st.sampled_from([0.5, 2.0, -1.0, 0.0]))
+                return f"symad.tensor({c!r}, dtype=x.dtype)", "s"
             return leaf, {"x": "Bk", "w": "k", "s": "s"}[leaf]
         kind = draw(st.sampled_from(["u", "u", "b", "b", "b", "st"]))
         if kind == "u":

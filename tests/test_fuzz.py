@@ -19,15 +19,19 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 import symad
 from symad.compiler import CompileWarning
+from symad.compiler.native_program import NativeProgram
+from symad.program import capture
 
 from fuzz_programs import Program, programs
 
 N_PROGRAMS = int(os.environ.get("FUZZ_PROGRAMS", "300"))
 COMPILE_EVERY = int(os.environ.get("FUZZ_COMPILE_EVERY", "25"))
+#: every NATIVE_EVERY-th program also runs as a native tensor program (a build costs ~0.1 s)
+NATIVE_EVERY = int(os.environ.get("FUZZ_NATIVE_EVERY", "4"))
 DTYPES = os.environ.get("FUZZ_DTYPES", "float64,float32").split(",")
 SLOW: list = []  # (seconds, path, program) of the slowest paths, for the summary
 STATS = {"programs": 0, "compiled": 0, "fell_back": 0, "fd_checked": 0, "mismatches": 0,
-         "crashes": 0}
+         "crashes": 0, "native": 0}
 PARAMS = ("w", "s", "M")
 KINKY = r"where|maximum|minimum|clamp|relu|abs|sign|amax|max\(|index"
 
@@ -40,7 +44,8 @@ class Mismatch(AssertionError):
 def report():
     yield
     print(f"\nfuzz: {STATS['programs']} programs run, {STATS['mismatches']} mismatches, "
-          f"{STATS['crashes']} crashes ({STATS['compiled']} compiled, {STATS['fell_back']} fell "
+          f"{STATS['crashes']} crashes ({STATS['compiled']} compiled, {STATS['native']} as native "
+          f"programs, {STATS['fell_back']} fell "
           f"back to eager with the warning, {STATS['fd_checked']} checked against central "
           f"differences)")
     for sec, path, prog in sorted(SLOW, key=lambda t: -t[0])[:int(os.environ.get("FUZZ_SLOW", 0))]:
@@ -78,6 +83,17 @@ def _trace(fn, prog):
     grads = [np.asarray(tr.evaluate(g), np.float64).reshape(np.shape(prog.values[n]))
              for n, g in zip(PARAMS, tr.gradient(wrt=list(PARAMS)))]
     return out, grads
+
+
+def _native(fn, prog):
+    """The program recorded from one eager run, replayed as native loop segments."""
+    ps, x = _tensors(prog, symad.float64)
+    recorded, _, _, wrt = capture(fn, (*ps, x), wrt=list(ps))
+    nat = NativeProgram(recorded)
+    STATS["native"] += nat.native_steps > 0
+    outs = nat(*[t._data for t in (*ps, x)])
+    return float(outs[0]), [np.zeros(p.shape) if g is None else np.asarray(g, np.float64)
+                            for p, g in zip(ps, outs[1:])]
 
 
 def _compiled(fn, prog, dtype):
@@ -140,6 +156,8 @@ def run_program(prog: Program, compile_it: bool) -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             ref = _eager(fn, prog, symad.float64)
             paths = [("trace", lambda: _trace(fn, prog), 1e-9)]
+            if NATIVE_EVERY > 0 and STATS["programs"] % NATIVE_EVERY == 0:
+                paths.append(("native", lambda: _native(fn, prog), 1e-9))
             if compile_it:
                 paths.append(("compile", lambda: _compiled(fn, prog, symad.float64), 1e-9))
                 paths.append(("value_and_grad", lambda: _vag(fn, prog, symad.float64), 1e-9))

@@ -316,7 +316,7 @@ class NativeProgram:
             j = n_in + k
             a = t._data
             if a is not self._bound[j]:
-                self._bind(j, a, f"tensor {self.prog.slots[s].name or s}")
+                self._bind(j, a, f"tensor {self.prog.slots[s].name or f'%{s}'}")
         vals = {}
         arrays_ = self._arrays
         buf_of = self._buf_of

@@ -1,0 +1,185 @@
+"""Native tensor programs: codegen's loop statements and the program lowering, against numpy
+(independent oracle), the numpy replay of the same program and eager training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+
+import symad
+from codegen.loops import Access, Fill, LoopModule, Map
+from symad import nn, optim
+from symad.compiler import native_program
+from symad.compiler.native_program import NativeProgram
+from symad.program import Runner, capture
+
+x, y = sympy.symbols("x y", real=True)
+
+
+def _ptrs(*arrays):
+    p = np.array([a.ctypes.data for a in arrays], dtype=np.int64)
+    return p, p.ctypes.data
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_loop_statements_matmul_transposed_reduce_broadcast(dtype):
+    rng = np.random.default_rng(1)
+    M, K, N = 5, 7, 9
+    A = rng.normal(size=(M, K)).astype(dtype)
+    Bt = rng.normal(size=(N, K)).astype(dtype)     # read transposed through strides
+    bias = rng.normal(size=N).astype(dtype)
+    C, T = np.zeros((M, N), dtype), np.zeros((M, N), dtype)
+    S, mean = np.zeros(N, dtype), np.zeros((), dtype)
+    seg = [Fill(2, M * N),
+           Map((M, K, N), Access(2, 0, (N, 0, 1)),
+               (Access(0, 0, (K, 1, 0)), Access(1, 0, (0, 1, K))), (x, y), x * y, True),
+           Map((M, N), Access(3, 0, (N, 1)), (Access(2, 0, (N, 1)), Access(4, 0, (0, 1))),
+               (x, y), sympy.tanh(x + y)),
+           Fill(5, N),
+           Map((M, N), Access(5, 0, (0, 1)), (Access(3, 0, (N, 1)),), (x,), x, True),
+           Fill(6, 1),
+           Map((N,), Access(6, 0, (0,)), (Access(5, 0, (1,)),), (x,), x / 9, True)]
+    mod = LoopModule("t", [dtype] * 7, [seg])
+    keep, addr = _ptrs(A, Bt, C, T, bias, S, mean)
+    mod.segments[0](addr)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    ref = A.astype(np.float64) @ Bt.T.astype(np.float64)
+    np.testing.assert_allclose(C, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(T, np.tanh(ref + bias), rtol=tol * 10, atol=tol)
+    np.testing.assert_allclose(S, np.tanh(ref + bias).sum(0), rtol=tol * 10, atol=tol * 10)
+    np.testing.assert_allclose(mean, np.tanh(ref + bias).sum(0).sum() / 9, rtol=tol * 10,
+                               atol=tol * 10)
+
+
+def test_loop_statements_load_ints_and_bools_as_floats_and_vectorize():
+    a = np.array([3, -2, 7, 0, 1, 5, -4, 2], dtype=np.int64)
+    m = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=np.bool_)
+    out = np.zeros(8, np.float32)
+    seg = [Map((8,), Access(2, 0, (1,)), (Access(0, 0, (1,)), Access(1, 0, (1,))),
+               (x, y), x * y + sympy.exp(x / 4))]
+    mod = LoopModule("c", ["int64", "bool", "float32"], [seg])
+    keep, addr = _ptrs(a, m, out)
+    mod.segments[0](addr)
+    np.testing.assert_allclose(out, a * m + np.exp(a / 4), rtol=1e-6)
+    with pytest.raises(ValueError, match="writes float or double"):
+        LoopModule("d", ["float32", "int64"], [[Map((2,), Access(1, 0, (1,)),
+                                                    (Access(0, 0, (1,)),), (x,), x)]])
+
+
+def _mlp_program(loss, act, dtype, n=48):
+    symad.manual_seed(3)
+    net = nn.Sequential(nn.Linear(6, 16), act, nn.Linear(16, 3)).to(dtype)
+    rng = np.random.default_rng(0)
+    X = symad.tensor(rng.normal(size=(n, 6)), dtype=dtype)
+    y = symad.tensor(rng.integers(0, 3, n)) if isinstance(loss, nn.CrossEntropyLoss) else \
+        symad.tensor(rng.normal(size=(n, 3)), dtype=dtype)
+    prog, out, grads, _ = capture(lambda X, y: loss(net(X), y), (X, y),
+                                  wrt=list(net.parameters()),
+                                  names={id(p): n for n, p in net.named_parameters()})
+    return net, prog, (X._data, y._data), [out._data] + [g._data for g in grads]
+
+
+@pytest.mark.parametrize("loss", [nn.MSELoss(), nn.CrossEntropyLoss(), nn.L1Loss()],
+                         ids=["mse", "ce", "l1"])
+@pytest.mark.parametrize("act", [nn.Tanh(), nn.ReLU(), nn.Sigmoid()], ids=["tanh", "relu",
+                                                                          "sigmoid"])
+def test_native_program_equals_eager_float64(loss, act):
+    net, prog, args, want = _mlp_program(loss, act, symad.float64)
+    nat = NativeProgram(prog)
+    assert nat.native_steps > 0 and nat.segments >= 1
+    got = nat(*args)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
+    # the replay of the same program agrees too (and it is what runs when lowering is off)
+    for g, w in zip(Runner(prog)(*args), want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
+def test_native_program_reads_parameters_live_and_validates_arguments():
+    net, prog, args, want = _mlp_program(nn.MSELoss(), nn.Tanh(), symad.float64)
+    nat = NativeProgram(prog)
+    with symad.no_grad():
+        for p in net.parameters():
+            p.mul_(0.5)
+    got = nat(*args)
+    ref = Runner(prog)(*args)
+    assert not np.allclose(got[0], want[0])
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12)
+    # a strided argument is copied, not misread
+    Xf = np.asfortranarray(args[0])
+    np.testing.assert_allclose(nat(Xf, args[1])[0], ref[0], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"input 0 must be float64\[48, 6\].*got float32"):
+        nat(args[0].astype(np.float32), args[1])
+    with pytest.raises(ValueError, match=r"input 1 must be float64\[48, 3\].*got float64\[4, 3\]"):
+        nat(args[0], args[1][:4])
+    with pytest.raises(TypeError, match="expected 2 input arrays, got 1"):
+        nat(args[0])
+    net[0].weight.data = symad.zeros(3, 3, dtype=symad.float64)
+    with pytest.raises(ValueError, match=r"tensor 0\.weight must be float64\[16, 6\]"):
+        nat(*args)
+
+
+def _train(native: bool, dtype, opt_fn, steps=6):
+    native_program.ENABLED = native
+    try:
+        symad.manual_seed(0)
+        net = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 1)).to(dtype)
+        opt = opt_fn(net.parameters())
+        rng = np.random.default_rng(0)
+        X = symad.tensor(rng.normal(size=(64, 10)), dtype=dtype)
+        y = symad.tensor(rng.normal(size=(64, 1)), dtype=dtype)
+        step = symad.compile_step(net, nn.MSELoss(), opt)
+        losses = [step(X, y) for _ in range(steps)]
+        return losses, [p.detach().numpy().copy() for p in net.parameters()], step.native_calls
+    finally:
+        native_program.ENABLED = True
+
+
+@pytest.mark.parametrize("opt_fn", [lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9),
+                                    lambda ps: optim.Adam(ps, lr=1e-2)], ids=["sgd-m", "adam"])
+def test_compile_step_native_equals_eager_training(opt_fn):
+    losses, params, calls = _train(True, symad.float64, opt_fn)
+    assert "native call" in calls, calls
+    # eager PyTorch-style loop: the oracle
+    symad.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 1)).to(symad.float64)
+    opt = opt_fn(net.parameters())
+    rng = np.random.default_rng(0)
+    X = symad.tensor(rng.normal(size=(64, 10)), dtype=symad.float64)
+    y = symad.tensor(rng.normal(size=(64, 1)), dtype=symad.float64)
+    ref = []
+    for _ in range(6):
+        loss = nn.MSELoss()(net(X), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ref.append(loss.item())
+    np.testing.assert_allclose(losses, ref, rtol=1e-10)
+    for p, q in zip(params, net.parameters()):
+        np.testing.assert_allclose(p, q.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_compile_step_native_float32_close_to_replay():
+    opt_fn = lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9)   # noqa: E731
+    l1, p1, c1 = _train(True, symad.float32, opt_fn)
+    l0, p0, c0 = _train(False, symad.float32, opt_fn)
+    assert "native call" in c1 and "numpy/BLAS" in c0
+    np.testing.assert_allclose(l1, l0, rtol=1e-5)
+    for a, b in zip(p1, p0):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_large_matmuls_and_losses_stay_numpy_between_segments():
+    symad.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+    rng = np.random.default_rng(0)
+    X = symad.tensor(rng.uniform(size=(300, 64)).astype(np.float32))
+    y = symad.tensor(rng.integers(0, 10, 300))
+    prog, out, grads, _ = capture(lambda X, y: nn.functional.cross_entropy(net(X), y), (X, y),
+                                  wrt=list(net.parameters()))
+    nat = NativeProgram(prog)
+    kinds = [item[0] for item in nat._plan]
+    assert kinds.count("seg") == nat.segments >= 2 and nat.numpy_steps >= 3
+    got = nat(X._data, y._data)
+    for g, w in zip(got, [out._data] + [g._data for g in grads]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
