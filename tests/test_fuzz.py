@@ -31,7 +31,7 @@ NATIVE_EVERY = int(os.environ.get("FUZZ_NATIVE_EVERY", "4"))
 DTYPES = os.environ.get("FUZZ_DTYPES", "float64,float32").split(",")
 SLOW: list = []  # (seconds, path, program) of the slowest paths, for the summary
 STATS = {"programs": 0, "compiled": 0, "fell_back": 0, "fd_checked": 0, "mismatches": 0,
-         "crashes": 0, "native": 0}
+         "crashes": 0, "native": 0, "ties": 0}
 PARAMS = ("w", "s", "M")
 KINKY = r"where|maximum|minimum|clamp|relu|abs|sign|amax|max\(|index"
 
@@ -44,7 +44,8 @@ class Mismatch(AssertionError):
 def report():
     yield
     print(f"\nfuzz: {STATS['programs']} programs run, {STATS['mismatches']} mismatches, "
-          f"{STATS['crashes']} crashes ({STATS['compiled']} compiled, {STATS['native']} as native "
+          f"{STATS['crashes']} crashes ({STATS['ties']} trace/eager ties decided by rounding, "
+          f"{STATS['compiled']} compiled, {STATS['native']} as native "
           f"programs, {STATS['fell_back']} fell "
           f"back to eager with the warning, {STATS['fd_checked']} checked against central "
           f"differences)")
@@ -83,6 +84,27 @@ def _trace(fn, prog):
     grads = [np.asarray(tr.evaluate(g), np.float64).reshape(np.shape(prog.values[n]))
              for n, g in zip(PARAMS, tr.gradient(wrt=list(PARAMS)))]
     return out, grads
+
+
+def _tie_by_rounding(fn, prog, ref) -> bool:
+    """At a kink point the exact trace and float64 eager may take different branches of a tie
+    that only rounding decides (``sqrt(0.5)**2 > 0.5`` is True in float64, False exactly). Such a
+    mismatch is excused when the exact function takes eager's result arbitrarily close to the
+    point: the trace at a point moved by ~1e-9 agrees with eager's value and gradients."""
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        vals = [np.asarray(prog.values[n], np.float64) for n in PARAMS + ("x",)]
+        vals = [v + 1e-9 * rng.standard_normal(v.shape) for v in vals]
+        moved = Program(prog.expr, prog.final, prog.k, prog.b,
+                        dict(zip(PARAMS + ("x",), vals)), prog.kinks)
+        try:
+            got = _trace(fn, moved)
+        except Exception:   # noqa: BLE001 - a moved point may leave the domain; try another
+            continue
+        (v, gs), (rv, rgs) = got, ref
+        if _close(v, rv, 1e-6) and all(_close(g, rg, 1e-5) for g, rg in zip(gs, rgs)):
+            return True
+    return False
 
 
 def _native(fn, prog):
@@ -168,7 +190,12 @@ def run_program(prog: Program, compile_it: bool) -> None:
                 if name == "compile":
                     got, fell_back = got
                     STATS["fell_back" if fell_back else "compiled"] += 1
-                _check(name, got, ref, prog, rtol)
+                try:
+                    _check(name, got, ref, prog, rtol)
+                except Mismatch:
+                    if not (name == "trace" and prog.kinks and _tie_by_rounding(fn, prog, ref)):
+                        raise
+                    STATS["ties"] += 1
             if "float32" in DTYPES:
                 # float32 against the float64 eager values where the program is continuous:
                 # rounding, not conventions, differs. A comparison, kink or tie can take another
