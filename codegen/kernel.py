@@ -24,6 +24,7 @@ import sympy
 from . import target as _target
 from .cache import DiskCache, cache_key
 from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir
+from .threads import default_threads
 
 _NP: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32)}
 _CT = {"float64": ctypes.c_double, "float32": ctypes.c_float}
@@ -135,7 +136,7 @@ class Kernel:
             raise ValueError("codegen.Kernel takes contiguous columns; strided specs are for "
                              "C entry points (codegen.c_entry)")
         self.spec = spec
-        self.threads = (os.cpu_count() or 1) if threads is None else int(threads)
+        self.threads = default_threads() if threads is None else int(threads)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.min_chunk = max(1, int(min_chunk))
@@ -200,8 +201,9 @@ class Kernel:
         self._red_outs = [k for k, r in enumerate(spec.reduce) if r != "none"]
         self._n_red = len(self._red_outs)
         self._red_plan = [(r, k, spec.reduce[k] == "mean") for r, k in enumerate(self._red_outs)]
-        # Calls with fewer elements than this run on the calling thread only.
-        self._min_threaded = 2 * self.min_chunk if self.threads > 1 else 1 << 62
+        # Calls of up to this many elements are one native call on the calling thread; longer
+        # ones are split into chunks of this size (see _chunks).
+        self._chunk = -(-self.min_chunk // 64) * 64
         self._tls = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -316,7 +318,7 @@ class Kernel:
                 if out[k] is not None:
                     raise ValueError(f"{spec.name}: output {k} is a {spec.reduce[k]} reduction;"
                                      " pass None for it in out=")
-        if length < self._min_threaded:
+        if length <= self._chunk:
             partials = self._tls_partials()
             self._cfunc(0, length, *call_args, self._ptr(partials))
             sums = partials.tolist()
@@ -324,7 +326,7 @@ class Kernel:
             chunks = self._chunks(length)
             partials = np.zeros((len(chunks), max(self._n_red, 1)), self._acc_dtype)
             self._run_threads(chunks, call_args, partials)
-            sums = partials.sum(axis=0).tolist()
+            sums = [math.fsum(col) for col in partials.T.tolist()] if self._n_red else [0.0]
         to_dtype = dt.type
         for r, k, is_mean in self._red_plan:
             if is_mean:
@@ -335,6 +337,20 @@ class Kernel:
 
     def _run_threads(self, chunks: list[tuple[int, int]], call_args: list[object],
                      partials: np.ndarray) -> None:
+        """One native call per chunk (its partial sums in its own row); threads take
+        consecutive groups of chunks, so the rows do not depend on the thread count."""
+        f = self._cfunc
+        ptr = self._ptr
+
+        def run(lo: int, hi: int) -> None:
+            for c in range(lo, hi):
+                s, e = chunks[c]
+                f(s, e, *call_args, ptr(partials[c]))  # ctypes releases the GIL during the call
+
+        t = min(self.threads, len(chunks))
+        if t <= 1:
+            run(0, len(chunks))
+            return
         pool = self._pool
         if pool is None:
             with self._pool_lock:
@@ -343,12 +359,10 @@ class Kernel:
                                                     thread_name_prefix="codegen-kernel")
                     weakref.finalize(self, self._pool.shutdown, wait=False)
                 pool = self._pool
-        f = self._cfunc
-        ptr = self._ptr
-        futures = [pool.submit(f, s, e, *call_args, ptr(partials[c]))
-                   for c, (s, e) in enumerate(chunks) if c > 0]
-        s, e = chunks[0]
-        f(s, e, *call_args, ptr(partials[0]))  # ctypes releases the GIL during the call
+        per = -(-len(chunks) // t)
+        futures = [pool.submit(run, lo, min(lo + per, len(chunks)))
+                   for lo in range(per, len(chunks), per)]
+        run(0, min(per, len(chunks)))
         for fut in futures:
             fut.result()
 
@@ -361,18 +375,17 @@ class Kernel:
             return self._tls.partials
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
-        """Split [0, n) for threads at multiples of 64 elements.
+        """Split [0, n) into chunks of ``self._chunk`` elements (a multiple of 64), whatever the
+        thread count.
 
-        64 is a multiple of every vector width x unroll the loop vectorizer uses, so each element
-        takes the same code path (vector body, vector epilogue or scalar remainder, whose libm
-        results can differ in the last bit) as with one thread: elementwise outputs are bitwise
-        independent of ``threads``. Aligned boundaries also avoid false sharing.
+        Fixed boundaries make results independent of ``threads``: each chunk's partial sums are
+        computed by one call and added in chunk order (``math.fsum``), and 64 is a multiple of
+        every vector width x unroll the loop vectorizer uses, so each element takes the same code
+        path (vector body, vector epilogue or scalar remainder, whose libm results can differ in
+        the last bit) however the chunks are shared out. Aligned boundaries also avoid false
+        sharing.
         """
-        t = min(self.threads, n // self.min_chunk)
-        if t <= 1:
-            return [(0, n)]
-        step = -(-n // t)
-        step = -(-step // 64) * 64
+        step = self._chunk
         return [(s, min(s + step, n)) for s in range(0, n, step)]
 
     # -- validation errors (slow path only) -------------------------------------------------

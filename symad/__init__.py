@@ -45,7 +45,7 @@ long = int64
 
 _LAZY = {"accelerator", "cuda", "backends", "nn", "optim", "utils", "autograd", "ops", "symbolic", "verify", "cli", "codegen_bridge",
          "compiler", "export_", "gradcheck", "demo",
-         "distributed", "linalg"}
+         "distributed", "linalg", "threads"}
 # names of symad's own layers, loaded on first use (keeps `import symad` fast)
 _LAZY_ATTRS = {
     "trace": ("symad.symbolic", "trace"),          # trace(tensor) is torch.trace (see there)
@@ -62,6 +62,8 @@ _LAZY_ATTRS = {
     "hessian": ("symad.compiler", "hessian"),
     "compile_step": ("symad.compiler", "compile_step"),
     "export": ("symad.export_", "export"),
+    "set_num_threads": ("symad.threads", "set_num_threads"),
+    "get_num_threads": ("symad.threads", "get_num_threads"),
 }
 
 

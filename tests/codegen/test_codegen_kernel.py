@@ -70,14 +70,16 @@ def test_threads_agree_and_small_batches(n: int) -> None:
     f = sp.sin(x) * y + t0
     outs = [f, f, f]
     red = ["none", "sum", "mean"]
-    k1 = compile_kernel([x, y, t0], outs, batched=[x, y], reduce=red, threads=1, cache=False)
+    k1 = compile_kernel([x, y, t0], outs, batched=[x, y], reduce=red, threads=1, min_chunk=1,
+                        cache=False)
     k2 = compile_kernel([x, y, t0], outs, batched=[x, y], reduce=red, threads=2, min_chunk=1,
                         cache=False)
     rng = np.random.default_rng(n)
     xs, ys = rng.normal(size=n), rng.normal(size=n)
     a, b = k1(xs, ys, 0.5), k2(xs, ys, 0.5)
-    # chunks start at multiples of 64: small batches run on one thread, larger ones on two
-    assert len(k2._chunks(n)) == (2 if n > 64 else 1)
+    # fixed chunks of 64 elements whatever the thread count: sums are bitwise the same too
+    assert len(k2._chunks(n)) == -(-n // 64)
+    assert (a[1], a[2]) == (b[1], b[2]) or (n == 0 and math.isnan(a[2]) and math.isnan(b[2]))
     np.testing.assert_array_equal(a[0], b[0])  # bitwise: same code path per element
     want = np.sin(xs) * ys + 0.5
     assert np.all(np.abs(a[0] - want) <= 1e-15 * (np.abs(np.sin(xs) * ys) + 0.5))
@@ -96,7 +98,12 @@ def test_large_batch_uses_threads_by_default() -> None:
                        threads=2)
     xs = np.linspace(-5, 5, 200_001)
     c, s = k(xs)
-    assert len(k._chunks(xs.size)) == 2
+    assert len(k._chunks(xs.size)) == -(-xs.size // 16384)    # DEFAULT_MIN_CHUNK elements each
+    k1 = compile_kernel([x], [sp.cos(x), sp.cos(x)], reduce=["none", "sum"], cache=False,
+                        threads=1)
+    c1, s1 = k1(xs)
+    np.testing.assert_array_equal(c, c1)
+    assert s == s1                                   # bitwise: the same chunks, summed in order
     np.testing.assert_allclose(c, np.cos(xs), rtol=4e-16 * 4, atol=1e-16)  # 4 ulp
     assert abs(s - math.fsum(np.cos(xs).tolist())) <= 1e-12 * xs.size
 
