@@ -213,7 +213,8 @@ class NativeProgram:
     ``native_steps`` / ``numpy_steps`` count the steps each way; ``segments`` the native calls.
     """
 
-    def __init__(self, prog: Program, *, cache: DiskCache | None = None) -> None:
+    def __init__(self, prog: Program, *, cache: DiskCache | None = None,
+                 copy_outputs: tuple[int, ...] = ()) -> None:
         self.prog = prog
         b = _Builder(prog)
         slots = prog.slots
@@ -231,6 +232,7 @@ class NativeProgram:
         ready = set(prog.inputs) | {s for s, _ in prog.leaves}
         plan, segments = [], []
         numpy_out, numpy_steps = set(), set()
+        made_in: dict[int, int] = {}     # slot -> index in ``plan`` of the item that makes it
         self.native_steps = self.numpy_steps = 0
         while pending:
             seg, progress, lowered = [], True, 0
@@ -246,6 +248,8 @@ class NativeProgram:
                         seg += stmts
                         pending.remove(st)
                         ready.add(st.out)
+                        made_in[st.out] = len(plan) if stmts else max(
+                            (made_in.get(i, -1) for i in st.ins), default=-1)
                         self.native_steps += 1
                         lowered += 1
                         progress = True
@@ -255,6 +259,7 @@ class NativeProgram:
             ran = False
             for st in list(pending):
                 if all(i in ready for i in st.ins) and st in numpy_steps:
+                    made_in[st.out] = len(plan)
                     plan.append(("np", step_fn(st, shapes, dtypes), st.ins, st.out))
                     pending.remove(st)
                     ready.add(st.out)
@@ -265,6 +270,32 @@ class NativeProgram:
             if not lowered and not ran:
                 raise RuntimeError("native program: no step can run (the program's data flow "
                                    "is not a DAG over its inputs)")
+        # outputs written into the caller's arrays (``out=``) by a last native loop each
+        self._copy_outputs = tuple(copy_outputs)
+        self._out_bufs = []
+        copies = []
+        for k in self._copy_outputs:
+            s = prog.outputs[k]
+            sl = slots[s]
+            if s < 0 or sl.dtype.np.name not in _FLOATS:
+                raise NotLowered(f"output {k} cannot be copied natively")
+            j = len(b.dtypes)
+            b.dtypes.append(sl.dtype.np.name)
+            b.buffer_slot.append(-1 - k)
+            self._out_bufs.append(j)
+            xs = sympy.Symbol("x0", real=True)
+            copies.append(Map(sl.shape, Access(j, 0, _dense(sl.shape)),
+                              (b.views[s].access(sl.shape),), (xs,), xs))
+        if copies:
+            # appended to the first segment that runs once every copied output is made
+            after = max(made_in.get(prog.outputs[k], -1) for k in self._copy_outputs)
+            target = next((i for i in range(max(after, 0), len(plan)) if plan[i][0] == "seg"),
+                          None)
+            if target is None:
+                plan.append(("seg", len(segments)))
+                segments.append(copies)
+            else:
+                segments[plan[target][1]] = segments[plan[target][1]] + copies
         self.segments = len(segments)
         self.module = LoopModule("prog", b.dtypes, segments, cache=cache)
         self._calls = self.module.segments
@@ -273,16 +304,20 @@ class NativeProgram:
         self._ptrs = np.zeros(len(b.dtypes), dtype=np.int64)
         self._ptrs_addr = self._ptrs.ctypes.data
         for j in range(self._n_external, len(b.dtypes)):
+            if b.buffer_slot[j] < 0:
+                continue                        # an out= array, bound per call
             sl = slots[b.buffer_slot[j]]
             arr = np.zeros(sl.shape, dtype=sl.dtype.np)
             self._arrays[j] = arr
             self._ptrs[j] = arr.ctypes.data
-        self._buf_of = {s: j for j, s in enumerate(b.buffer_slot)}
+        self._buf_of = {s: j for j, s in enumerate(b.buffer_slot) if s >= 0}
         self._buffer_slot = b.buffer_slot
         self._views = b.views
         self._leaves = list(prog.leaves)
-        self._bound = [None] * self._n_external
+        self._bound = [None] * len(b.dtypes)
         self._plan = plan
+        self._seg_order = [item[1] for item in plan if item[0] == "seg"]
+        self._copied = dict(zip(self._copy_outputs, self._out_bufs))
         self._numpy_out = numpy_out
         # the numpy value of a view slot that a numpy step or an output reads: a numpy view of
         # its buffer, made once for the buffers this object owns, per call for the arguments
@@ -291,24 +326,34 @@ class NativeProgram:
                        if v.buf >= self._n_external}
 
     def _bind(self, j: int, a, what: str) -> None:
-        sl = self.prog.slots[self._buffer_slot[j]]
+        s = self._buffer_slot[j]
+        sl = self.prog.slots[s if s >= 0 else self.prog.outputs[-1 - s]]
         want = sl.dtype.np
         if not isinstance(a, np.ndarray) or a.shape != sl.shape or a.dtype != want:
             got = (f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray)
                    else type(a).__name__)
             raise ValueError(f"native program: {what} must be {want}{list(sl.shape)} (the shape "
                              f"and dtype it was recorded with), got {got}")
+        if s < 0 and not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"native program: {what} must be a writeable C-contiguous array")
+        self._bound[j] = a
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
         self._arrays[j] = a
         self._ptrs[j] = a.ctypes.data
-        if j < self._n_external:
-            self._bound[j] = a
 
-    def __call__(self, *arrays) -> list:
+    def __call__(self, *arrays, out=None) -> list:
+        """``out``: the arrays that the ``copy_outputs`` outputs are written into (they are
+        returned in their places)."""
         n_in = len(self._inputs)
         if len(arrays) != n_in:
             raise TypeError(f"native program: expected {n_in} input arrays, got {len(arrays)}")
+        if len(out or ()) != len(self._out_bufs):
+            raise TypeError(f"native program: expected {len(self._out_bufs)} out= arrays, got "
+                            f"{len(out or ())}")
+        for k, j, a in zip(self._copy_outputs, self._out_bufs, out or ()):
+            if a is not self._bound[j]:
+                self._bind(j, a, f"out array for output {k}")
         for j, a in enumerate(arrays):
             if a is not self._bound[j]:
                 self._bind(j, a, f"input {j}")
@@ -317,23 +362,31 @@ class NativeProgram:
             a = t._data
             if a is not self._bound[j]:
                 self._bind(j, a, f"tensor {self.prog.slots[s].name or f'%{s}'}")
-        vals = {}
-        arrays_ = self._arrays
-        buf_of = self._buf_of
-        with np.errstate(all="ignore"):
-            for item in self._plan:
-                if item[0] == "seg":
-                    self._calls[item[1]](self._ptrs_addr)
-                    continue
-                _, f, ins, out = item
-                r = f(*[self._value(i, vals) for i in ins])
-                j = buf_of[out]
-                dst = arrays_[j]
-                if r.shape != dst.shape:
-                    raise RuntimeError(f"native program: step result {r.shape} is not the "
-                                       f"recorded shape {dst.shape}")
-                np.copyto(dst, r, casting="unsafe")
-        return [None if s < 0 else self._value(s, vals) for s in self.prog.outputs]
+        vals: dict = {}
+        if self.numpy_steps:
+            with np.errstate(all="ignore"):        # as the replay: once, not per step
+                self._run_plan(vals)
+        else:
+            for k in self._seg_order:
+                self._calls[k](self._ptrs_addr)
+        copied = self._copied
+        return [self._bound[copied[k]] if k in copied else
+                None if s < 0 else self._value(s, vals)
+                for k, s in enumerate(self.prog.outputs)]
+
+    def _run_plan(self, vals: dict) -> None:
+        arrays_, buf_of = self._arrays, self._buf_of
+        for item in self._plan:
+            if item[0] == "seg":
+                self._calls[item[1]](self._ptrs_addr)
+                continue
+            _, f, ins, out = item
+            r = f(*[self._value(i, vals) for i in ins])
+            dst = arrays_[buf_of[out]]
+            if r.shape != dst.shape:
+                raise RuntimeError(f"native program: step result {r.shape} is not the recorded "
+                                   f"shape {dst.shape}")
+            np.copyto(dst, r, casting="unsafe")
 
     def _value(self, s: int, vals: dict) -> np.ndarray:
         j = self._buf_of.get(s)
@@ -375,18 +428,22 @@ def _agrees(got: np.ndarray, want: np.ndarray) -> bool:
     return bool(np.all(np.abs(g[ok] - w[ok]) <= tol) or np.array_equal(g[ok], w[ok]))
 
 
-def native(prog: Program, args, want: list) -> NativeProgram | None:
+def native(prog: Program, args, want: list, out: list | None = None,
+           copy_outputs: tuple[int, ...] = ()) -> NativeProgram | None:
     """``prog`` as a :class:`NativeProgram` if it has native steps and reproduces ``want``
-    (the eager results of the recording call) on ``args``; else None (the caller replays)."""
+    (the eager results of the recording call) on ``args``; else None (the caller replays).
+    ``copy_outputs`` / ``out``: outputs written into the caller's arrays (see the class)."""
     if not ENABLED:
         return None
     try:
-        nat = NativeProgram(prog, cache=DiskCache())
+        nat = NativeProgram(prog, cache=DiskCache(), copy_outputs=copy_outputs)
     except (NotLowered, LoweringError, RuntimeError, ValueError):
         return None
     if nat.native_steps == 0:
         return None
-    got = nat(*args)
+    if out is not None:
+        out = [np.empty_like(a) for a in out]      # scratch: the caller's arrays stay as they are
+    got = nat(*args, out=out)
     if all((a is None) == (b is None) and (a is None or _agrees(a, b)) for a, b in zip(got, want)):
         return nat
     return None

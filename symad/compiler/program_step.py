@@ -18,7 +18,7 @@ from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor
 from .flat_update import FlatState
-from .native_program import describe, native
+from .native_program import NativeProgram, describe, native
 
 
 class ProgramRunner:
@@ -52,13 +52,16 @@ class ProgramRunner:
     def run(self, data, s: int, e: int) -> float:
         """Loss and gradients (into the flat gradient buffer) on rows ``s:e``, no update."""
         X, y = data
-        xb, yb = X[s:e], y[s:e]
+        xb, yb = (X, y) if s == 0 and e == X.shape[0] else (X[s:e], y[s:e])
         key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
-        if self.flat is not None:
-            self.flat.sync()
+        flat = self.flat
+        if flat is not None:
+            flat.sync()
         run = self.runners.get(key)
         if run is None or self.eager_reason is not None:
             loss, grads = self._record(key, xb, yb)
+        elif type(run) is NativeProgram:
+            return float(run(xb, yb, out=flat.gviews)[0])   # gradients written into G
         else:
             outs = run(xb, yb)
             loss, grads = outs[0], outs[1:]
@@ -91,7 +94,10 @@ class ProgramRunner:
                 vals = [out._data] + [None if g is None else g._data for g in grads]
                 if all((a is None) == (b is None) and (a is None or same(a, b, 1e-12))
                        for a, b in zip(outs, vals)):
-                    self.runners[key] = native(prog, (xb, yb), vals) or run
+                    flat = self._flat(vals[1:])
+                    self.runners[key] = native(
+                        prog, (xb, yb), vals, out=flat.gviews,
+                        copy_outputs=tuple(1 + i for i in self._grad_idx)) or run
                 return out._data, vals[1:]
         out = self._loss(*args)
         _check_scalar(out)
