@@ -62,6 +62,9 @@ class Map:
     syms: tuple[sympy.Symbol, ...]  # the symbol of each input in ``expr``
     expr: sympy.Expr
     accumulate: bool = False        # out[idx] += expr (reductions), else out[idx] = expr
+    #: more ``(Access, expr)`` outputs of the same loop, all computed from the values loaded
+    #: before any is stored (an in-place update of several arrays: ``out[idx] = expr``)
+    extra: tuple = ()
 
 
 def _loop_order(st: Map) -> list[int]:
@@ -166,8 +169,15 @@ class _Function:
                      vector_attrs={s: "" for s in self.variants})
         lw.declarations, lw.attr_groups = self.decls, self.groups
         value = lw.value(sympy.sympify(st.expr))
+        extras = [(acc, lw.value(sympy.sympify(e))) for acc, e in st.extra]
         body += [ln.replace("%t", f"%{k}t") for ln in lw.lines]
-        value = value.replace("%t", f"%{k}t") if value.startswith("%t") else value
+
+        def rename(v: str) -> str:
+            return v.replace("%t", f"%{k}t") if v.startswith("%t") else v
+        value = rename(value)
+        for acc, v in extras:
+            q = self.ptr(acc, idx, body)
+            body.append(f"  store {ELEMENT[self.dtypes[acc.buf]]} {rename(v)}, ptr {q}")
         p = self.ptr(st.out, idx, body)
         if st.accumulate:
             old, new = self.fresh("a"), self.fresh("a")

@@ -19,6 +19,7 @@ from .. import _dtype as D
 from ..optim.adam import Adam, adam_update
 from ..optim.sgd import SGD, sgd_update
 from ..tensor import Tensor
+from .native_update import NativeUpdate
 
 _SGD_KEYS = ("momentum_buffer",)
 _ADAM_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -98,6 +99,8 @@ class FlatState:
         self.grad_tensors = [Tensor._wrap(v, self.dtype) for v in self.gviews]
         self.S: dict[str, np.ndarray] = {}
         self._state_views: dict[str, list] = {}
+        self._slices: dict = {}
+        self.native_update = NativeUpdate()
         self.repack()
 
     # -- packing ------------------------------------------------------------------------------
@@ -191,6 +194,15 @@ class FlatState:
             for grp in self.groups:
                 self._adam(grp)
 
+    def _slice(self, base: np.ndarray, grp: _Group) -> np.ndarray:
+        """``base[grp.start:grp.end]``, the same view object while ``base`` is the same array
+        (the native update binds its buffers by identity)."""
+        key = (id(base), grp.start)
+        hit = self._slices.get(key)
+        if hit is None or hit[0] is not base:
+            hit = self._slices[key] = (base, base[grp.start:grp.end])
+        return hit[1]
+
     def _sgd(self, grp: _Group) -> None:
         group = grp.group
         s, e = grp.start, grp.end
@@ -198,8 +210,12 @@ class FlatState:
         if group["momentum"] != 0:
             first = "momentum_buffer" not in grp.state_keys
             buf = self._state_tensor("momentum_buffer", None)[s:e] if first \
-                else self.S["momentum_buffer"][s:e]
-        sgd_update(self.P[s:e], self.G[s:e], buf, group, first)
+                else self._slice(self.S["momentum_buffer"], grp)
+        arrays = {"P": self._slice(self.P, grp), "G": self._slice(self.G, grp)}
+        if buf is not None:
+            arrays["buf"] = buf
+        if first or not self.native_update("sgd", group, arrays):
+            sgd_update(self.P[s:e], self.G[s:e], buf, group, first)
         if first:
             self._bind_state(grp, "momentum_buffer")
             grp.state_keys = grp.state_keys + ("momentum_buffer",)
@@ -228,8 +244,15 @@ class FlatState:
         for p in grp.params:
             state[p]["step"]._data[...] += 1
         step = float(state[grp.params[0]]["step"]._data)
-        adam_update(P, grad, self.S["exp_avg"][s:e], self.S["exp_avg_sq"][s:e],
-                    self.S["max_exp_avg_sq"][s:e] if amsgrad else None, step, group,
-                    self.optimizer._decoupled)
+        arrays = {"P": self._slice(self.P, grp), "G": self._slice(self.G, grp),
+                  "m": self._slice(self.S["exp_avg"], grp),
+                  "v": self._slice(self.S["exp_avg_sq"], grp)}
+        if amsgrad:
+            arrays["mx"] = self._slice(self.S["max_exp_avg_sq"], grp)
+        if not self.native_update("adam", group, arrays, step=step,
+                                  decoupled=self.optimizer._decoupled):
+            adam_update(P, grad, self.S["exp_avg"][s:e], self.S["exp_avg_sq"][s:e],
+                        self.S["max_exp_avg_sq"][s:e] if amsgrad else None, step, group,
+                        self.optimizer._decoupled)
         for k in grp.state_keys:
             self._bump(grp, k)

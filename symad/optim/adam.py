@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _dtype as D
 from ..tensor import Tensor
+from .elementwise import NUMPY
 from .optimizer import Optimizer
 
 
@@ -58,38 +59,46 @@ class Adam(Optimizer):
                 state[k]._version.value += 1
 
 
+def adam_scalars(step: float, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+    """``(step_size, sqrt(bias_correction2))`` of Adam's step ``step``, in Python floats as
+    PyTorch computes them."""
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    return lr / bias_correction1, math.sqrt(bias_correction2)
+
+
 def adam_update(P: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
-                mx: np.ndarray | None, step: float, group: dict, decoupled: bool) -> None:
-    """PyTorch's Adam/AdamW equations on arrays, in place (``step`` already incremented): the one
-    implementation, used by ``Adam.step`` per parameter and by ``symad.compile_step`` on flat
-    buffers. ``mx`` is the amsgrad running maximum (``None`` without amsgrad)."""
+                mx: np.ndarray | None, step: float, group: dict, decoupled: bool,
+                xp=NUMPY) -> None:
+    """PyTorch's Adam/AdamW equations on arrays, in place (``step`` already incremented): the
+    one declaration, run with numpy by ``Adam.step`` per parameter and by
+    ``symad.compile_step`` on flat buffers, and traced to per-element formulas for its native
+    update (``xp``: :mod:`symad.optim.elementwise`). ``mx`` is the amsgrad running maximum
+    (``None`` without amsgrad)."""
     if group["maximize"]:
         grad = -grad
     lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
     beta1, beta2 = group["betas"]
     if wd != 0:
         if decoupled:
-            np.multiply(P, 1 - lr * wd, out=P, casting="unsafe")
+            xp.multiply(P, 1 - lr * wd, out=P, casting="unsafe")
         else:
             grad = grad + wd * P
     # m.lerp_(grad, 1 - beta1), written as PyTorch's kernel computes it for weight < 0.5
     w = 1 - beta1
     if abs(w) < 0.5:
-        np.add(m, w * (grad - m), out=m, casting="unsafe")
+        xp.add(m, w * (grad - m), out=m, casting="unsafe")
     else:
-        np.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
-    np.multiply(v, beta2, out=v)
-    np.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2 = 1 - beta2 ** step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = math.sqrt(bias_correction2)
+        xp.subtract(grad, (grad - m) * (1 - w), out=m, casting="unsafe")
+    xp.multiply(v, beta2, out=v)
+    xp.add(v, (1 - beta2) * grad * grad, out=v, casting="unsafe")
+    step_size, bias_correction2_sqrt = xp.scalars(adam_scalars, step, lr, beta1, beta2)
     if mx is not None:
-        np.maximum(mx, v, out=mx)
-        denom = np.sqrt(mx) / bias_correction2_sqrt + eps
+        xp.maximum(mx, v, out=mx)
+        denom = xp.sqrt(mx) / bias_correction2_sqrt + eps
     else:
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps
-    np.add(P, -step_size * (m / denom), out=P, casting="unsafe")
+        denom = xp.sqrt(v) / bias_correction2_sqrt + eps
+    xp.add(P, -step_size * (m / denom), out=P, casting="unsafe")
 
 
 class AdamW(Adam):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
+from .elementwise import NUMPY
 from .optimizer import Optimizer, required
 
 
@@ -45,9 +46,10 @@ class SGD(Optimizer):
 
 
 def sgd_update(P: np.ndarray, grad: np.ndarray, buf: np.ndarray | None, group: dict,
-               first: bool) -> None:
-    """PyTorch's SGD equations on arrays, in place: the one implementation, used by
-    ``SGD.step`` per parameter and by ``symad.compile_step`` on flat buffers.
+               first: bool, xp=NUMPY) -> None:
+    """PyTorch's SGD equations on arrays, in place: the one declaration, run with numpy by
+    ``SGD.step`` per parameter and by ``symad.compile_step`` on flat buffers, and traced to
+    per-element formulas for its native update (``xp``: :mod:`symad.optim.elementwise`).
 
     ``buf`` is the momentum buffer (``None`` without momentum); ``first`` fills it with the
     (weight-decayed) gradient as PyTorch's first step does."""
@@ -58,9 +60,9 @@ def sgd_update(P: np.ndarray, grad: np.ndarray, buf: np.ndarray | None, group: d
         grad = grad + wd * P
     if momentum != 0:
         if first:
-            np.copyto(buf, grad, casting="unsafe")
+            xp.copyto(buf, grad, casting="unsafe")
         else:
-            np.multiply(buf, momentum, out=buf)
-            np.add(buf, (1 - group["dampening"]) * grad, out=buf, casting="unsafe")
+            xp.multiply(buf, momentum, out=buf)
+            xp.add(buf, (1 - group["dampening"]) * grad, out=buf, casting="unsafe")
         grad = grad + momentum * buf if group["nesterov"] else buf
-    np.add(P, -group["lr"] * grad, out=P, casting="unsafe")
+    xp.add(P, -group["lr"] * grad, out=P, casting="unsafe")

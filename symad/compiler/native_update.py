@@ -1,0 +1,114 @@
+"""The fused optimizer update as one native loop, traced from the optimizer's own declaration.
+
+``sgd_update`` / ``adam_update`` (:mod:`symad.optim`) are run once with the tracing namespace
+(:class:`symad.optim.elementwise.Tracer`): the arrays they write become per-element formulas,
+the hyperparameter arithmetic stays Python (evaluated before each call into a small scalar
+buffer of the parameters' dtype, as numpy casts a Python float), and the branches they take
+become guards. The loop computes every written array from the values loaded before any store,
+so it is the numpy statement sequence element by element — bitwise the same results
+(``tests/test_native_update.py`` checks against ``optimizer.step()``).
+
+A kernel is reused while its guards hold and the flat buffers are the same arrays; otherwise it
+is traced and built again (a cache keyed by the guards' outcomes keeps the builds of a
+schedule that alternates). The first SGD step with momentum (which copies the gradient into the
+new buffer) runs with numpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from codegen import DiskCache
+from codegen.loops import Access, LoopModule, Map
+
+from ..optim.adam import adam_update
+from ..optim.elementwise import Tracer
+from ..optim.sgd import sgd_update
+
+#: ``False``: updates run with numpy only (A/B measurements).
+ENABLED = True
+
+_SGD_KEYS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+_ADAM_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+
+
+class _Kernel:
+    def __init__(self, tracer: Tracer, names: list[str], dtype: np.dtype, n: int) -> None:
+        self.tracer = tracer
+        self.names = names
+        written = [nm for nm in names if nm in tracer.written]
+        syms = [sympy.Symbol(nm, real=True) for nm in names]
+        ns = len(tracer.inputs)
+        buffers = [dtype.name] * (len(names) + 1)
+        ins = tuple(Access(j, 0, (1,)) for j in range(len(names))) + \
+            tuple(Access(len(names), k, (0,)) for k in range(ns))
+        in_syms = tuple(syms) + tuple(s for s, _ in tracer.inputs)
+        first, *rest = written
+        stmt = Map((n,), Access(names.index(first), 0, (1,)), ins, in_syms,
+                   tracer.written[first], extra=tuple(
+                       (Access(names.index(nm), 0, (1,)), tracer.written[nm]) for nm in rest))
+        self.module = LoopModule("update", buffers, [[stmt]], cache=DiskCache())
+        self.call = self.module.segments[0]
+        self.scal = np.zeros(max(ns, 1), dtype)
+        self.fns = [fn for _, fn in tracer.inputs]
+        self.ptrs = np.zeros(len(names) + 1, np.int64)
+        self.ptrs[-1] = self.scal.ctypes.data
+        self.bound: list = [None] * len(names)
+
+    def run(self, env: dict, arrays: list[np.ndarray]) -> None:
+        for j, a in enumerate(arrays):
+            if a is not self.bound[j]:
+                if not (a.flags.c_contiguous and a.flags.writeable and a.dtype == self.scal.dtype
+                        and a.shape == arrays[0].shape):
+                    raise ValueError(f"native update: buffer {self.names[j]} is not a writeable "
+                                     f"contiguous {self.scal.dtype}{list(arrays[0].shape)} array")
+                self.bound[j] = a
+                self.ptrs[j] = a.ctypes.data
+        scal = self.scal
+        for k, fn in enumerate(self.fns):
+            scal[k] = fn(env)
+        self.call(self.ptrs.ctypes.data)
+
+
+class NativeUpdate:
+    """``upd(kind, group, arrays, step=None, decoupled=False) -> bool``: apply one group's
+    update natively (True) or report that numpy must (False: disabled, or a structure with no
+    kernel, e.g. the momentum buffer's first fill)."""
+
+    def __init__(self) -> None:
+        self._kernels: dict = {}
+        self.failed: str | None = None
+
+    def __call__(self, kind: str, group: dict, arrays: dict, *, step: float | None = None,
+                 decoupled: bool = False) -> bool:
+        if not ENABLED or self.failed is not None:
+            return False
+        keys = _SGD_KEYS if kind == "sgd" else _ADAM_KEYS
+        env = {k: group[k] for k in keys}
+        if step is not None:
+            env["step"] = step
+        names = list(arrays)
+        first = arrays[names[0]]
+        key = (kind, tuple(names), first.size, first.dtype.str, decoupled)
+        cands = self._kernels.setdefault(key, [])
+        kern = next((k for k in cands if k.tracer.holds(env)), None)
+        if kern is None:
+            try:
+                kern = self._build(kind, env, names, first, decoupled)
+            except Exception as e:      # noqa: BLE001 - any failure: numpy runs the update
+                self.failed = f"{type(e).__name__}: {e}"
+                return False
+            cands.append(kern)
+        kern.run(env, [arrays[nm] for nm in names])
+        return True
+
+    @staticmethod
+    def _build(kind, env, names, first, decoupled) -> _Kernel:
+        tr = Tracer(env)
+        el = {nm: tr.array(nm) for nm in names}
+        if kind == "sgd":
+            sgd_update(el["P"], el["G"], el.get("buf"), tr.group(_SGD_KEYS), False, xp=tr)
+        else:
+            adam_update(el["P"], el["G"], el["m"], el["v"], el.get("mx"), tr.scalar("step"),
+                        tr.group(_ADAM_KEYS), decoupled, xp=tr)
+        return _Kernel(tr, names, first.dtype, first.size)
