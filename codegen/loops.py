@@ -68,14 +68,19 @@ class Map:
 
 
 def _loop_order(st: Map) -> list[int]:
-    """Dimensions outermost first: the innermost is unit-stride in the output if possible."""
+    """Dimensions outermost first. The innermost is the one most accesses step through with
+    unit stride and fewest with a larger stride (a gather): a contiguous output row, or a
+    reduction whose output stays in a register while unit-stride inputs stream (a matmul
+    against a transposed matrix is a dot product, not a gather)."""
     dims = [d for d in range(len(st.shape)) if st.shape[d] != 1]
     if not dims:
         return []
+    accs = (st.out,) + st.ins
 
     def score(d):
-        return (st.out.strides[d] == 1, sum(a.strides[d] == 1 for a in st.ins),
-                st.out.strides[d] == 0 and st.accumulate, d)
+        unit = sum(a.strides[d] == 1 for a in accs)
+        gather = sum(a.strides[d] not in (0, 1) for a in accs)
+        return (unit - gather, st.out.strides[d] == 1, d)
     inner = max(dims, key=score)
     return [d for d in dims if d != inner] + [inner]
 
