@@ -4,9 +4,10 @@
 
 The three training steps of issue #14 (float32): tiny MLP 10->64(tanh)->1 batch 64 MSE SGD
 momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->256->256->10 ReLU
-batch 128 CE Adam. Each is timed with the native lowering on and off
-(``symad.compiler.native_program.ENABLED``) in the same process; the ratio is what to read (the
-machine is shared). Also prints how each step runs (``step.native_calls``).
+batch 128 CE Adam. Each is timed with the native lowering and the native update on and off
+(``symad.compiler.native_program.ENABLED``, ``symad.compiler.native_update.ENABLED``) in the same
+process; the ratio is what to read (the machine is shared). Also prints how each step runs
+(``step.native_calls``).
 """
 from __future__ import annotations
 
@@ -47,14 +48,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     import symad
-    from symad.compiler import native_program
+    from symad.compiler import native_program, native_update
     rows = {}
     for name, model, loss, opt, X, y, n in workloads():
         if args.quick:
             n = max(5, n // 10)
         row = {}
         for native in (True, False):
-            native_program.ENABLED = native
+            native_program.ENABLED = native_update.ENABLED = native
             symad.manual_seed(0)
             net = model()
             step = symad.compile_step(net, loss, opt(net.parameters()))
@@ -64,7 +65,7 @@ def main() -> None:
             key = "native" if native else "numpy replay"
             row[f"{key} (us/step)"] = median_time(lambda: step(Xt, yt), n, 7) * 1e6
             row[f"{key} runs as"] = step.native_calls
-        native_program.ENABLED = True
+        native_program.ENABLED = native_update.ENABLED = True
         row["replay / native"] = row["numpy replay (us/step)"] / row["native (us/step)"]
         rows[name] = row
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
