@@ -67,6 +67,25 @@ class Map:
     extra: tuple = ()
 
 
+@dataclass(frozen=True)
+class MatMul:
+    """``C = A @ B`` for ``A`` (M, K) and ``B`` (K, N) read through ``Access`` strides (two per
+    operand: rows, columns), ``C`` (M, N) contiguous. ``B``'s rows must be contiguous (column
+    stride 1). A register-tiled loop nest: blocks of ``MR`` rows x ``NR`` vector columns of C are
+    accumulated in vector registers over k, in k order (the same sums, in the same order, as the
+    plain ``i, k, j`` loop); the edges run as plain loops."""
+    M: int
+    N: int
+    K: int
+    c: int                          # buffer of C
+    a: Access
+    b: Access
+
+
+MR = 4                              # rows of C per register block
+NV = 2                              # vectors of C columns per register block
+
+
 def _loop_order(st: Map) -> list[int]:
     """Dimensions outermost first. The innermost is the one most accesses step through with
     unit stride and fewest with a larger stride (a gather): a contiguous output row, or a
@@ -204,11 +223,99 @@ class _Function:
                            f"{after}:"]
             self._block = after
 
+    def matmul(self, st: MatMul) -> None:
+        M, N, K = st.M, st.N, st.K
+        ty = ELEMENT[self.dtypes[st.c]]
+        (sam, sak), (sbk, sbn) = st.a.strides, st.b.strides
+        if sbn != 1 or ELEMENT[self.dtypes[st.a.buf]] != ty or ELEMENT[self.dtypes[st.b.buf]] != ty:
+            raise ValueError("MatMul needs B with contiguous rows and one float type")
+        x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
+        if M * N:
+            self.fill(Fill(st.c, M * N))
+        vw = 8 if ty == "float" else 4           # 256-bit vectors
+        nr = NV * vw
+        M4, N4 = (M // MR) * MR, (N // nr) * nr
+
+        def edge(m0, m1, n0, n1):
+            if m1 > m0 and n1 > n0 and K:
+                self.map(Map((m1 - m0, K, n1 - n0), Access(st.c, m0 * N + n0, (N, 0, 1)),
+                             (Access(st.a.buf, st.a.offset + m0 * sam, (sam, sak, 0)),
+                              Access(st.b.buf, st.b.offset + n0, (0, sbk, 1))),
+                             (x, y), x * y, True))
+        edge(M4, M, 0, N)
+        edge(0, M4, N4, N)
+        if not (M4 and N4 and K):
+            return
+        self.used.update((st.c, st.a.buf, st.b.buf))
+        vt = f"<{vw} x {ty}>"
+        k = self.fresh("G")[1:]
+        ln = self.lines
+        pre = self._block
+        zero = "zeroinitializer"
+        # m0 loop (step MR), n0 loop (step nr), k loop
+        ln += [f"  br label %{k}hm", f"{k}hm:",
+               f"  %{k}m = phi i64 [ 0, %{pre} ], [ %{k}mn, %{k}lm ]",
+               f"  br label %{k}hn", f"{k}hn:",
+               f"  %{k}n = phi i64 [ 0, %{k}hm ], [ %{k}nn, %{k}ln ]",
+               f"  br label %{k}hk", f"{k}hk:",
+               f"  %{k}k = phi i64 [ 0, %{k}hn ], [ %{k}kn, %{k}hk ]"]
+        for r in range(MR):
+            for v in range(NV):
+                ln.append(f"  %{k}c{r}_{v} = phi {vt} [ {zero}, %{k}hn ], "
+                          f"[ %{k}c{r}_{v}n, %{k}hk ]")
+        # B row k, columns n0 + v*vw: contiguous vector loads
+        ln.append(f"  %{k}bk = mul nsw i64 %{k}k, {sbk}")
+        ln.append(f"  %{k}bo = add nsw i64 %{k}bk, %{k}n")
+        for v in range(NV):
+            ln += [f"  %{k}bi{v} = add nsw i64 %{k}bo, {st.b.offset + v * vw}",
+                   f"  %{k}bp{v} = getelementptr inbounds {ty}, ptr %b{st.b.buf}, i64 %{k}bi{v}",
+                   f"  %{k}b{v} = load {vt}, ptr %{k}bp{v}, align 4"]
+        ln.append(f"  %{k}ak = mul nsw i64 %{k}k, {sak}")
+        for r in range(MR):
+            ln += [f"  %{k}ar{r} = add nsw i64 %{k}m, {r}",
+                   f"  %{k}am{r} = mul nsw i64 %{k}ar{r}, {sam}",
+                   f"  %{k}ai{r} = add nsw i64 %{k}am{r}, %{k}ak",
+                   f"  %{k}ao{r} = add nsw i64 %{k}ai{r}, {st.a.offset}",
+                   f"  %{k}ap{r} = getelementptr inbounds {ty}, ptr %b{st.a.buf}, i64 %{k}ao{r}",
+                   f"  %{k}as{r} = load {ty}, ptr %{k}ap{r}",
+                   f"  %{k}ai{r}v = insertelement {vt} poison, {ty} %{k}as{r}, i64 0",
+                   f"  %{k}av{r} = shufflevector {vt} %{k}ai{r}v, {vt} poison, "
+                   f"<{vw} x i32> zeroinitializer"]
+            for v in range(NV):
+                ln += [f"  %{k}p{r}_{v} = fmul {vt} %{k}av{r}, %{k}b{v}",
+                       f"  %{k}c{r}_{v}n = fadd {vt} %{k}c{r}_{v}, %{k}p{r}_{v}"]
+        ln += [f"  %{k}kn = add nuw nsw i64 %{k}k, 1",
+               f"  %{k}kc = icmp ult i64 %{k}kn, {K}",
+               f"  br i1 %{k}kc, label %{k}hk, label %{k}st", f"{k}st:"]
+        for r in range(MR):
+            ln += [f"  %{k}cr{r} = add nsw i64 %{k}m, {r}",
+                   f"  %{k}cm{r} = mul nsw i64 %{k}cr{r}, {N}",
+                   f"  %{k}co{r} = add nsw i64 %{k}cm{r}, %{k}n"]
+            for v in range(NV):
+                ln += [f"  %{k}ci{r}_{v} = add nsw i64 %{k}co{r}, {v * vw}",
+                       f"  %{k}cp{r}_{v} = getelementptr inbounds {ty}, ptr %b{st.c}, "
+                       f"i64 %{k}ci{r}_{v}",
+                       f"  store {vt} %{k}c{r}_{v}n, ptr %{k}cp{r}_{v}, align 4"]
+        ln += [f"  br label %{k}ln", f"{k}ln:",
+               f"  %{k}nn = add nuw nsw i64 %{k}n, {nr}",
+               f"  %{k}nc = icmp ult i64 %{k}nn, {N4}",
+               f"  br i1 %{k}nc, label %{k}hn, label %{k}xn", f"{k}xn:",
+               f"  br label %{k}lm", f"{k}lm:",
+               f"  %{k}mn = add nuw nsw i64 %{k}m, {MR}",
+               f"  %{k}mc = icmp ult i64 %{k}mn, {M4}",
+               f"  br i1 %{k}mc, label %{k}hm, label %{k}xm", f"{k}xm:"]
+        self._block = f"{k}xm"
+
     def text(self, statements) -> str:
         self._block = "entry"
         self.lines = []
         for st in statements:
-            (self.fill if isinstance(st, Fill) else self.map)(st)
+            if isinstance(st, Fill):
+                self.fill(st)
+            elif isinstance(st, MatMul):
+                self.matmul(st)
+            else:
+                self.map(st)
         used = sorted(self.used)
         params = ", ".join(f"ptr noalias %b{j}" for j in used)
         body = [f"define internal void @{self.name}_body({params}) #2 {{", "entry:",

@@ -183,3 +183,27 @@ def test_large_matmuls_and_losses_stay_numpy_between_segments():
     got = nat(X._data, y._data)
     for g, w in zip(got, [out._data] + [g._data for g in grads]):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,K,N", [(5, 3, 7), (4, 1, 16), (9, 13, 33), (64, 10, 64), (300, 64, 32),
+                                   (0, 3, 4), (3, 0, 20), (8, 5, 1)])
+def test_register_tiled_matmul_edges_and_strides(M, K, N, dtype):
+    """Blocks of 4 rows x 2 vectors plus the edge loops, A read directly and transposed,
+    against numpy in float64; C's previous contents never leak in."""
+    from codegen.loops import MatMul
+    rng = np.random.default_rng(M * 100 + K * 10 + N)
+    A = rng.normal(size=(M, K)).astype(dtype)
+    B = rng.normal(size=(K, N)).astype(dtype)
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-5 if dtype == "float32" else 1e-13
+    for abuf, astr in ((A, (K, 1)), (np.ascontiguousarray(A.T), (1, M))):
+        C = np.full((M, N), 7, dtype)
+        mod = LoopModule("mm", [dtype] * 3,
+                         [[MatMul(M, N, K, 2, Access(0, 0, astr), Access(1, 0, (N, 1)))]])
+        keep, addr = _ptrs(abuf, B, C)
+        mod.segments[0](addr)
+        np.testing.assert_allclose(C, ref, rtol=tol, atol=tol * (1 + np.abs(ref).max(initial=0)))
+    with pytest.raises(ValueError, match="contiguous rows"):
+        LoopModule("bad", [dtype] * 3, [[MatMul(2, 3, 2, 2, Access(0, 0, (2, 1)),
+                                                Access(1, 0, (1, 2)))]])

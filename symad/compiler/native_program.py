@@ -26,15 +26,18 @@ import numpy as np
 import sympy
 
 from codegen import DiskCache
-from codegen.loops import ELEMENT, Access, Fill, LoopModule, Map
+from codegen.loops import ELEMENT, Access, Fill, LoopModule, Map, MatMul
 from codegen.lowering import Lowerer, LoweringError
 
 from ..program.ir import Program, Step
 from ..program.run import step_fn
 
-#: Largest ``M * K * N`` of a 2-D matmul run as a native loop nest (above it numpy's BLAS is
-#: faster on this design's untiled loops; see benchmarks/bench_native_program.py).
+#: A 2-D matmul runs as the native register-tiled loop nest when it has at most
+#: ``MAX_NATIVE_MATMUL`` multiply-adds or its right operand fits ``MAX_NATIVE_B_BYTES`` (the
+#: loop streams B once per block of rows and does not block for caches: above that numpy's BLAS
+#: is faster; see benchmarks/bench_native_program.py).
 MAX_NATIVE_MATMUL = 1 << 18
+MAX_NATIVE_B_BYTES = 128 * 1024
 
 _VIEWS = ("permute", "expand", "reshape")
 _FLOATS = ("float32", "float64")
@@ -83,6 +86,7 @@ class _Builder:
         self.dtypes: list[str] = []           # per buffer
         self.buffer_slot: list[int] = []      # per buffer: the slot whose array it is
         self.views: dict[int, _View] = {}
+        self.scratch_shapes: dict[int, tuple] = {}
 
     def buffer(self, slot: int) -> int:
         s = self.prog.slots[slot]
@@ -194,15 +198,29 @@ class _Builder:
         if len(a.shape) != 2 or len(b.shape) != 2:
             raise NotLowered("matmul of other than two matrices")
         (M, K), (_, N) = a.shape, b.shape
-        if M * K * N > MAX_NATIVE_MATMUL:
+        isz = np.dtype(self.prog.slots[st.out].dtype.np).itemsize
+        if M * K * N > MAX_NATIVE_MATMUL and K * N * isz > MAX_NATIVE_B_BYTES:
             raise NotLowered("large matmul (BLAS)")
+        stmts = []
+        if b.strides[1] != 1 and N > 1:
+            # the register-tiled loop reads B by rows: copy a transposed B (x @ W.T) once
+            t = self.scratch(st.ins[1], (K, N))
+            x = sympy.Symbol("x0", real=True)
+            stmts.append(Map((K, N), Access(t.buf, 0, _dense((K, N))), (b.access((K, N)),),
+                             (x,), x))
+            b = t
         out = self.buffer(st.out)
-        x, y = sympy.symbols("x0 x1", real=True)
-        return [Fill(out, max(1, M * N)),
-                Map((M, K, N), Access(out, 0, (N, 0, 1)),
-                    (Access(a.buf, a.offset, (a.strides[0], a.strides[1], 0)),
-                     Access(b.buf, b.offset, (0, b.strides[0], b.strides[1]))),
-                    (x, y), x * y, True)]
+        bstr = (b.strides[0], 1) if N == 1 else b.strides
+        return stmts + [MatMul(M, N, K, out, Access(a.buf, a.offset, a.strides),
+                               Access(b.buf, b.offset, bstr))]
+
+    def scratch(self, like: int, shape) -> _View:
+        """A contiguous buffer of ``like``'s dtype for an intermediate no slot names."""
+        s = self.prog.slots[like]
+        self.dtypes.append(s.dtype.np.name)
+        self.buffer_slot.append(-10 ** 9 - len(self.dtypes))      # owned, not a slot
+        self.scratch_shapes[len(self.dtypes) - 1] = tuple(shape)
+        return _View(len(self.dtypes) - 1, 0, shape, _dense(shape))
 
 
 class NativeProgram:
@@ -304,6 +322,11 @@ class NativeProgram:
         self._ptrs = np.zeros(len(b.dtypes), dtype=np.int64)
         self._ptrs_addr = self._ptrs.ctypes.data
         for j in range(self._n_external, len(b.dtypes)):
+            if j in b.scratch_shapes:
+                arr = np.zeros(b.scratch_shapes[j], dtype=b.dtypes[j])
+                self._arrays[j] = arr
+                self._ptrs[j] = arr.ctypes.data
+                continue
             if b.buffer_slot[j] < 0:
                 continue                        # an out= array, bound per call
             sl = slots[b.buffer_slot[j]]
