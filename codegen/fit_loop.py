@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import llvmlite.binding as llvm
 import numpy as np
 import sympy
 
 from . import target as _target
 from .cache import DiskCache, cache_key
-from .kernel import _NP, _fingerprint, _make_cache, _ndarray_data_offset, _source_hash
-from .kernel_ir import _TY
+from .jit import Engine, object_code
+from .kernel import NP_DTYPES, fingerprint, make_cache, ndarray_data_offset, source_hash
+from .kernel_ir import ELEMENT_TYPE
 from .lowering import Lowerer
 
 #: float64 hyperparameter slots per group in the ``hp`` array.
@@ -106,11 +105,11 @@ class FitLoopSpec:
 
     @property
     def ty(self) -> str:
-        return _TY[self.dtype]
+        return ELEMENT_TYPE[self.dtype]
 
 
 def _check_spec(spec: FitLoopSpec) -> None:
-    if spec.dtype not in _TY:
+    if spec.dtype not in ELEMENT_TYPE:
         raise ValueError(f"dtype must be 'float64' or 'float32', got {spec.dtype!r}")
     if spec.reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {spec.reduction!r}")
@@ -268,7 +267,7 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         "}",
         "",
     ]
-    offset = _ndarray_data_offset()
+    offset = ndarray_data_offset()
     if offset is not None:
         loads, pargs = [], []
         for p in _PTRS:
@@ -414,10 +413,10 @@ def _spec_fingerprint(spec: FitLoopSpec) -> str:
         parts.append(field.name + "=")
         if field.name in ("params", "consts", "columns", "grads"):
             for e in value:
-                _fingerprint(sympy.sympify(e), parts)
+                fingerprint(sympy.sympify(e), parts)
                 parts.append(";")
         elif field.name == "loss":
-            _fingerprint(sympy.sympify(value), parts)
+            fingerprint(sympy.sympify(value), parts)
         else:
             parts.append(repr(value))
     return " ".join(parts)
@@ -434,33 +433,23 @@ class FitLoop:
                  cache: bool | str | DiskCache = True) -> None:
         _check_spec(spec)
         self.spec = spec
-        self.dtype = _NP[spec.dtype]
+        self.dtype = NP_DTYPES[spec.dtype]
         self._target = _target.host_target()
-        self._offset = _ndarray_data_offset()
+        self._offset = ndarray_data_offset()
         self._ir: str | None = None
-        self._cache = _make_cache(cache)
-        key, obj = "", None
+        self._cache = make_cache(cache)
+        key = ""
         if self._cache is not None:
             key = cache_key("fit_loop", _spec_fingerprint(spec), repr(self._offset),
                             self._target.triple, self._target.cpu, self._target.features,
-                            _target.version_tag(), _source_hash(), sympy.__version__)
-            obj = self._cache.load(key)
-        self.cache_hit = obj is not None
-        self.compile_seconds = 0.0
-        if obj is None:
-            t0 = time.perf_counter()
-            module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
-            obj = bytes(tm.emit_object(module))
-            self.compile_seconds = time.perf_counter() - t0
-            if self._cache is not None:
-                self._cache.store(key, obj)
-        self._tm = _target.create_target_machine(self._target, jit=True)
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        self._engine.finalize_object()
+                            _target.version_tag(), source_hash(), sympy.__version__)
+        obj, self.compile_seconds, _, made = object_code(lambda: self.llvm_ir, self._target,
+                                                         self._cache, key)
+        self.cache_hit = made is None
+        self._engine = Engine(obj, self._target)
         fast = self._offset is not None
         ptr_t = ctypes.py_object if fast else ctypes.c_void_p
-        addr = self._engine.get_function_address(spec.name + ("_py" if fast else ""))
+        addr = self._engine.address(spec.name + ("_py" if fast else ""))
         self._cfunc = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
                                        *([ptr_t] * len(_PTRS)))(addr)
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)

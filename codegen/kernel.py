@@ -23,10 +23,12 @@ import sympy
 
 from . import target as _target
 from .cache import DiskCache, cache_key
+from .jit import Engine, object_code
 from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir
 from .threads import default_threads
 
-_NP: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32)}
+NP_DTYPES: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64),
+                                       "float32": np.dtype(np.float32)}
 _CT = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 
 #: Below this many elements per thread a call stays on the calling thread (thread hand-off
@@ -35,21 +37,21 @@ DEFAULT_MIN_CHUNK = 16384
 
 
 @functools.cache
-def _ndarray_data_offset() -> int | None:
+def ndarray_data_offset() -> int | None:
     """Byte offset of the data pointer in numpy's array struct, if it is the expected one.
 
     Reading the pointer natively (from the PyObject passed by ctypes) saves ~1.5 us per array
     over ``arr.ctypes.data``. Verified here against ``ctypes.data``; None -> use the slow path.
     """
     offset = 2 * ctypes.sizeof(ctypes.c_void_p)  # after PyObject_HEAD (refcount, type)
-    probes = [np.empty(n, dt) for n in (1, 7, 1000) for dt in _NP.values()]
+    probes = [np.empty(n, dt) for n in (1, 7, 1000) for dt in NP_DTYPES.values()]
     for a in probes:
         if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
             return None
     return offset
 
 
-def _fingerprint(expr: sympy.Basic, out: list[str]) -> None:
+def fingerprint(expr: sympy.Basic, out: list[str]) -> None:
     """Structural serialization (much faster than srepr): class names, arity, atom values."""
     stack = [expr]
     while stack:
@@ -79,7 +81,7 @@ def _spec_fingerprint(spec: KernelSpec) -> str:
         parts.append(field.name + "=")
         if field.name in ("inputs", "outputs"):
             for e in value:
-                _fingerprint(e, parts)
+                fingerprint(e, parts)
                 parts.append(";")
         else:
             parts.append(repr(value))
@@ -87,7 +89,7 @@ def _spec_fingerprint(spec: KernelSpec) -> str:
 
 
 @functools.cache
-def _source_hash() -> str:
+def source_hash() -> str:
     """Hash of the codegen sources: a code change invalidates cached objects by itself."""
     h = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
@@ -140,48 +142,32 @@ class Kernel:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.min_chunk = max(1, int(min_chunk))
-        self.dtype = _NP[spec.dtype]
-        self._acc_dtype = _NP[spec.accumulate]
+        self.dtype = NP_DTYPES[spec.dtype]
+        self._acc_dtype = NP_DTYPES[spec.accumulate]
         self._target = _target.host_target()
         variants = _target.libmvec_variants(self._target)
 
         self._variants = variants
-        self._offset = _ndarray_data_offset()
+        self._offset = ndarray_data_offset()
         self._ir: str | None = None
         self.ir_seconds = 0.0
 
         # The cache key hashes everything the IR is a deterministic function of (the spec, the
         # codegen sources, SymPy's version for cse, the libmvec table) plus the target, so a
         # warm hit skips sympy.cse and IR generation as well as LLVM.
-        self._cache = _make_cache(cache)
+        self._cache = make_cache(cache)
         obj = None
         key = ""
         if self._cache is not None:
             key = cache_key(_spec_fingerprint(spec), repr(sorted(variants.items())),
                             repr(self._offset), self._target.triple, self._target.cpu,
-                            self._target.features, _target.version_tag(), _source_hash(),
+                            self._target.features, _target.version_tag(), source_hash(),
                             sympy.__version__)
-            obj = self._cache.load(key)
-        self.cache_hit = obj is not None
-        self.compile_seconds = 0.0
-        self._optimized: tuple[llvm.ModuleRef, llvm.TargetMachine] | None = None
-        self.compile_cpu_seconds = 0.0
-        if obj is None:
-            ir = self.llvm_ir
-            t0, c0 = time.perf_counter(), time.process_time()
-            module, tm = _target.compile_ir(ir, self._target, jit=True)
-            obj = bytes(tm.emit_object(module))
-            self.compile_seconds = time.perf_counter() - t0
-            self.compile_cpu_seconds = time.process_time() - c0
-            self._optimized = (module, tm)
-            if self._cache is not None:
-                self._cache.store(key, obj)
-
+        obj, self.compile_seconds, self.compile_cpu_seconds, self._optimized = object_code(
+            lambda: self.llvm_ir, self._target, self._cache, key)
+        self.cache_hit = self._optimized is None
         # One engine + one TargetMachine per kernel, alive as long as the kernel.
-        self._tm = _target.create_target_machine(self._target, jit=True)
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        self._engine.finalize_object()
+        self._engine = Engine(obj, self._target)
 
         scalar_ct = _CT[spec.dtype]
         fast = self._offset is not None
@@ -190,7 +176,7 @@ class Kernel:
         argtypes += [ptr_t if b else scalar_ct for b in spec.batched]
         argtypes += [ptr_t] * (sum(r == "none" for r in spec.reduce) + 1)
         fname = spec.name + ("_py" if fast else "")
-        addr = self._engine.get_function_address(fname)
+        addr = self._engine.address(fname)
         self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(addr)
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
 
@@ -445,7 +431,7 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def _make_cache(cache: bool | str | os.PathLike[str] | DiskCache | None) -> DiskCache | None:
+def make_cache(cache: bool | str | os.PathLike[str] | DiskCache | None) -> DiskCache | None:
     if cache is None or cache is False:
         return None
     if cache is True:
@@ -501,10 +487,10 @@ def compile_kernel(inputs: Sequence[sympy.Symbol], outputs: Sequence[sympy.Expr 
     for r in reduce_t:
         if r not in REDUCTIONS:
             raise ValueError(f"reduce entries must be one of {REDUCTIONS}, got {r!r}")
-    if dtype not in _NP:
+    if dtype not in NP_DTYPES:
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     accumulate = dtype if accumulate is None else accumulate
-    if accumulate not in _NP or (dtype == "float64" and accumulate == "float32"):
+    if accumulate not in NP_DTYPES or (dtype == "float64" and accumulate == "float32"):
         raise ValueError(f"accumulate must be 'float64' or the kernel dtype, got {accumulate!r}")
     if not _NAME.match(name):
         raise ValueError(f"kernel name must be an identifier, got {name!r}")

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import sympy
 
 from .lowering import Lowerer
+from .target import libm_element_type
 
 REDUCTIONS = ("none", "sum", "mean")
 
-_TY = {"float64": "double", "float32": "float"}
+ELEMENT_TYPE = {"float64": "double", "float32": "float"}
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,14 @@ class KernelSpec:
 
     @property
     def ty(self) -> str:
-        return _TY[self.dtype]
+        return ELEMENT_TYPE[self.dtype]
 
     @property
     def acc_ty(self) -> str:
-        return _TY[self.accumulate]
+        return ELEMENT_TYPE[self.accumulate]
 
 
-def _vector_attr(scalar: str, variants: list[tuple[int, str, str]]) -> str:
+def vector_attr(scalar: str, variants: list[tuple[int, str, str]]) -> str:
     maps = ",".join(f"_ZGV_LLVM_N{vf}{params}_{scalar}({vname})" for vf, vname, params in variants)
     return f'"vector-function-abi-variant"="{maps}"'
 
@@ -147,23 +148,36 @@ def build_kernel_ir(spec: KernelSpec,
         "",
     ]
     lines += sorted(lowerer.declarations.values())
-    used: list[str] = []
-    # AVX-512 vector math is available: let the loop vectorizer use 512-bit vectors (LLVM
-    # prefers 256 bits on these CPUs unless told otherwise)
-    wide = any(vname.startswith("_ZGVe") for vs in vector_variants.values() for _, vname, _ in vs)
     attr_lines = [
         "attributes #0 = { nounwind willreturn memory(none) }",
-        "attributes #1 = { nounwind" + (' "prefer-vector-width"="512"' if wide else "") + " }",
+        "attributes #1 = { nounwind" + prefer_width(vector_variants) + " }",
     ]
-    for scalar, gid in sorted(lowerer.attr_groups.items()):
+    attrs, decls = vector_declarations(lowerer.attr_groups, vector_variants)
+    return "\n".join(lines + decls + [""] + attr_lines + attrs) + "\n"
+
+
+def prefer_width(vector_variants: dict) -> str:
+    """With AVX-512 vector math available, let the loop vectorizer use 512-bit vectors (LLVM
+    prefers 256 bits on these CPUs unless told otherwise)."""
+    wide = any(vname.startswith("_ZGVe") for vs in vector_variants.values() for _, vname, _ in vs)
+    return ' "prefer-vector-width"="512"' if wide else ""
+
+
+def vector_declarations(attr_groups: dict[str, int], vector_variants: dict):
+    """``(attribute lines, declaration lines)`` for the libm calls that got a vector-variant
+    attribute group: each group's mapping, the vector functions' declarations, and
+    ``@llvm.compiler.used`` keeping them alive until the vectorizer has used them."""
+    attrs, decls, used = [], [], []
+    for scalar, gid in sorted(attr_groups.items()):
         variants = vector_variants[scalar]
-        attr_lines.append(f"attributes #{gid} = {{ {_vector_attr(scalar, variants)} }}")
+        attrs.append(f"attributes #{gid} = {{ {vector_attr(scalar, variants)} }}")
+        ty = libm_element_type(scalar)
         for vf, vname, params_code in variants:
             vt = f"<{vf} x {ty}>"
-            lines.append(f"declare {vt} @{vname}({', '.join([vt] * len(params_code))}) #0")
+            decls.append(f"declare {vt} @{vname}({', '.join([vt] * len(params_code))}) #0")
             used.append(vname)
     if used:
         refs = ", ".join(f"ptr @{u}" for u in used)
-        lines.append(f'@llvm.compiler.used = appending global [{len(used)} x ptr] [{refs}], '
+        decls.append(f'@llvm.compiler.used = appending global [{len(used)} x ptr] [{refs}], '
                      'section "llvm.metadata"')
-    return "\n".join(lines + [""] + attr_lines) + "\n"
+    return attrs, decls

@@ -25,12 +25,12 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-import llvmlite.binding as llvm
 import sympy
 
 from . import target as _target
 from .cache import DiskCache, cache_key
-from .kernel_ir import _vector_attr
+from .jit import Engine, object_code
+from .kernel_ir import prefer_width, vector_declarations
 from .lowering import Lowerer
 
 #: LLVM element type of each buffer dtype name.
@@ -338,26 +338,12 @@ def build_loops_ir(name: str, dtypes: list[str], segments: list[list], *,
     groups: dict[str, int] = {}
     funcs = [_Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups).text(seg)
              for k, seg in enumerate(segments)]
-    lines = funcs + sorted(decls.values())
-    wide = any(vname.startswith("_ZGVe") for vs in variants.values() for _, vname, _ in vs)
+    wide = prefer_width(variants)
     attrs = ["attributes #0 = { nounwind willreturn memory(none) }",
-             "attributes #1 = { nounwind" + (' "prefer-vector-width"="512"' if wide else "")
-             + " }",
-             "attributes #2 = { alwaysinline nounwind"
-             + (' "prefer-vector-width"="512"' if wide else "") + " }"]
-    used = []
-    for scalar, gid in sorted(groups.items()):
-        attrs.append(f"attributes #{gid} = {{ {_vector_attr(scalar, variants[scalar])} }}")
-        ty = "float" if scalar.endswith("f") and scalar[:-1] in variants else "double"
-        for vf, vname, params_code in variants[scalar]:
-            vt = f"<{vf} x {ty}>"
-            lines.append(f"declare {vt} @{vname}({', '.join([vt] * len(params_code))}) #0")
-            used.append(vname)
-    if used:
-        refs = ", ".join(f"ptr @{u}" for u in used)
-        lines.append(f"@llvm.compiler.used = appending global [{len(used)} x ptr] [{refs}], "
-                     'section "llvm.metadata"')
-    return "\n".join(lines + [""] + attrs) + "\n"
+             "attributes #1 = { nounwind" + wide + " }",
+             "attributes #2 = { alwaysinline nounwind" + wide + " }"]
+    vattrs, vdecls = vector_declarations(groups, variants)
+    return "\n".join(funcs + sorted(decls.values()) + vdecls + [""] + attrs + vattrs) + "\n"
 
 
 class LoopModule:
@@ -377,23 +363,13 @@ class LoopModule:
         self.ir_seconds = time.perf_counter() - t0
         key = cache_key("loops", self.llvm_ir, self._target.triple, self._target.cpu,
                         self._target.features, _target.version_tag())
-        obj = cache.load(key) if cache is not None else None
-        self.cache_hit = obj is not None
-        self.compile_seconds = 0.0
-        if obj is None:
-            t0 = time.perf_counter()
-            module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
-            obj = bytes(tm.emit_object(module))
-            self.compile_seconds = time.perf_counter() - t0
-            if cache is not None:
-                cache.store(key, obj)
+        obj, self.compile_seconds, _, made = object_code(lambda: self.llvm_ir, self._target,
+                                                         cache, key)
+        self.cache_hit = made is None
         # one engine and one TargetMachine per module, alive as long as the module
-        self._tm = _target.create_target_machine(self._target, jit=True)
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        self._engine.finalize_object()
+        self._engine = Engine(obj, self._target)
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-        self.segments = [proto(self._engine.get_function_address(f"{name}_s{k}"))
+        self.segments = [proto(self._engine.address(f"{name}_s{k}"))
                          for k in range(len(segments))]
 
     @property

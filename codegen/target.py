@@ -143,6 +143,12 @@ _MVEC_UNARY = ("sin", "cos", "tan", "exp", "log", "sinh", "cosh", "tanh", "asin"
 _MVEC_BINARY = ("pow", "atan2", "hypot")
 
 
+def libm_element_type(scalar: str) -> str:
+    """``float`` for a libm float variant (``expf``, ``erff``), else ``double``."""
+    return "float" if scalar.endswith("f") and scalar[:-1] in _MVEC_UNARY + _MVEC_BINARY \
+        else "double"
+
+
 @functools.cache
 def _libmvec_loaded() -> bool:
     try:

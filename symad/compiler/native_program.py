@@ -19,7 +19,6 @@ arguments' shape, dtype and contiguity before any native code reads them.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 
 import numpy as np
