@@ -100,9 +100,16 @@ def build_kernel_ir(spec: KernelSpec,
     lowerer = Lowerer(ty, symbols, fast_math=spec.fast_math,
                       vector_attrs={s: "" for s in vector_variants})
     outputs = list(spec.outputs)
+    replacements: list = []
     if spec.cse:
-        replacements, outputs = sympy.cse(
-            outputs, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none")
+        try:
+            replacements, outputs = sympy.cse(
+                outputs, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none")
+        except (AssertionError, RecursionError):
+            # SymPy's cse rebuilds nodes with evaluation, which can trip its own assertion on a
+            # Piecewise whose conditions hold a Piecewise: lower the DAG as it is (the lowerer
+            # emits each distinct node once anyway)
+            replacements, outputs = [], list(spec.outputs)
         for sym, sub in replacements:
             if isinstance(sub, sympy.logic.boolalg.Boolean):  # a shared condition (i1)
                 lowerer.memo[("bool", sym)] = lowerer.boolean(sub)

@@ -302,3 +302,38 @@ def test_power_of_a_sum_over_nested_clamps_traces():
     c = np.clip(np.clip(np.where(-1.0 > X, -1.0, X * 0.5), 0.0, None), -0.5, 0.5)
     z = np.expm1(np.tanh(np.sin(X.sum(axis=-1, keepdims=True))))
     assert math.isclose(float(tr.evaluate(g)), float((z / (c * c + 0.5)).mean()), rel_tol=1e-12)
+
+
+def test_power_of_piecewise_with_piecewise_conditions_differentiates_and_compiles():
+    """Fuzz finding: d/db of ``b**3`` with ``b = where(minimum(s, x) > w/0.5, ...)`` made SymPy
+    distribute the power into a Piecewise whose conditions hold a Piecewise and assert in
+    piecewise_fold (reverse sweep), and sympy.cse did the same in codegen. The sweep retries with
+    evaluation off; codegen lowers without cse. Trace and compile equal eager float64."""
+    w0 = np.array([0.035464875400066376, 1.351391077041626, -1.0675212144851685])
+    s0 = 0.705288290977478
+    x0 = np.array([[-0.7621010541915894, 0.29658523201942444, -0.4157973825931549]])
+
+    def f(w, s, x):
+        zero = symad.tensor(0.0, dtype=x.dtype)
+        a = (((x * x + 0.5) ** x) * ((x * x + 0.5) ** x) + 0.5) ** symad.minimum(x, s)
+        c = w / (zero * zero + 0.5)
+        b = symad.where(symad.minimum(s, x) > c, symad.minimum(s, x), c * 0.5)
+        return (symad.where(a > b, a, b * 0.5) ** 3).sum()
+
+    W = symad.tensor(w0, requires_grad=True)
+    S = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
+    ref = f(W, S, symad.tensor(x0))
+    ref.backward()
+    tr = symad.trace(f, w0, s0, x0)
+    gw, gs = tr.gradient(wrt=["w", "s"])
+    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(np.asarray(tr.evaluate(gw), np.float64).ravel(), W.grad.numpy(),
+                               rtol=1e-12)
+    assert math.isclose(float(tr.evaluate(gs)), S.grad.item(), rel_tol=1e-12)
+    cf = symad.compile(f)
+    W2 = symad.tensor(w0, requires_grad=True)
+    S2 = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
+    out = cf(W2, S2, symad.tensor(x0))
+    out.backward()
+    assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(W2.grad.numpy(), W.grad.numpy(), rtol=1e-12)

@@ -250,7 +250,19 @@ def reverse_gradient(expr, wrt: Sequence[sympy.Symbol]) -> list:
     expr = sympy.sympify(expr)
     wrt = list(wrt)
     order, dep = _topo([expr], set(wrt))
-    return _sweep(expr, wrt, order, dep)
+    return _sweep_safe(expr, wrt, order, dep)
+
+
+def _sweep_safe(expr, wrt, order, dep) -> list:
+    """:func:`_sweep`, again with SymPy's evaluation off if SymPy fails its own assertion:
+    ``Piecewise ** n`` distributes into a new Piecewise whose constructor folds conditions that
+    hold a Piecewise (``where(minimum(s, x) > w, ...)``) and asserts in ``piecewise_fold``. The
+    unevaluated partials mean the same (fuzz finding)."""
+    try:
+        return _sweep(expr, wrt, order, dep)
+    except AssertionError:
+        with sympy.evaluate(False):
+            return _sweep(expr, wrt, order, dep)
 
 
 def reverse_jacobian(exprs: Iterable, wrt: Sequence[sympy.Symbol]) -> sympy.Matrix:
@@ -258,5 +270,5 @@ def reverse_jacobian(exprs: Iterable, wrt: Sequence[sympy.Symbol]) -> sympy.Matr
     exprs = [sympy.sympify(e) for e in exprs]
     wrt = list(wrt)
     order, dep = _topo(exprs, set(wrt))
-    return sympy.Matrix([_sweep(e, wrt, order, dep) for e in exprs]) if exprs else \
+    return sympy.Matrix([_sweep_safe(e, wrt, order, dep) for e in exprs]) if exprs else \
         sympy.zeros(0, len(wrt))
