@@ -1,13 +1,14 @@
 """Native tensor programs: ``compile_step`` with the loop lowering vs the numpy replay, one run.
 
-    python benchmarks/bench_native_program.py [--quick]
+    python benchmarks/bench_native_program.py [--quick] [--matmul]
 
 The three training steps of issue #14 (float32): tiny MLP 10->64(tanh)->1 batch 64 MSE SGD
 momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->256->256->10 ReLU
 batch 128 CE Adam. Each is timed with the native lowering and the native update on and off
 (``symad.compiler.native_program.ENABLED``, ``symad.compiler.native_update.ENABLED``) in the same
 process; the ratio is what to read (the machine is shared). Also prints how each step runs
-(``step.native_calls``).
+(``step.native_calls``). ``--matmul``: the register-tiled native matmul against numpy's BLAS
+(float32) at the shapes these models use, which is what sets ``MAX_NATIVE_MATMUL``.
 """
 from __future__ import annotations
 
@@ -43,10 +44,34 @@ def workloads():
            rng.normal(size=(128, 784)).astype(np.float32), rng.integers(0, 10, 128), 40)
 
 
+def matmuls() -> dict:
+    from codegen.loops import Access, LoopModule, MatMul
+    rng = np.random.default_rng(0)
+    out = {}
+    for M, K, N in [(64, 10, 64), (10, 64, 64), (64, 64, 1), (128, 10, 256), (1797, 10, 32),
+                    (1797, 32, 10), (1797, 64, 32), (128, 256, 256), (128, 784, 256)]:
+        A = rng.normal(size=(M, K)).astype(np.float32)
+        B = rng.normal(size=(K, N)).astype(np.float32)
+        C = np.zeros((M, N), np.float32)
+        mod = LoopModule("mm", ["float32"] * 3,
+                         [[MatMul(M, N, K, 2, Access(0, 0, (K, 1)), Access(1, 0, (N, 1)))]])
+        ptrs = np.array([a.ctypes.data for a in (A, B, C)], dtype=np.int64)
+        call, addr = mod.segments[0], ptrs.ctypes.data
+        n = max(5, int(2e6 / (M * N * K)))
+        tn, tb = median_time(lambda: call(addr), n, 7), median_time(lambda: A @ B, n, 7)
+        out[f"{M}x{K}x{N} ({M * K * N} MACs)"] = {"native (us)": tn * 1e6, "BLAS (us)": tb * 1e6,
+                                                 "native / BLAS": tn / tb}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--matmul", action="store_true")
     args = ap.parse_args()
+    if args.matmul:
+        print(json.dumps(matmuls(), indent=2))
+        return
     import symad
     from symad.compiler import native_program, native_update
     rows = {}

@@ -31,12 +31,11 @@ from codegen.lowering import Lowerer, LoweringError
 from ..program.ir import Program, Step
 from ..program.run import step_fn
 
-#: A 2-D matmul runs as the native register-tiled loop nest when it has at most
-#: ``MAX_NATIVE_MATMUL`` multiply-adds or its right operand fits ``MAX_NATIVE_B_BYTES`` (the
-#: loop streams B once per block of rows and does not block for caches: above that numpy's BLAS
-#: is faster; see benchmarks/bench_native_program.py).
-MAX_NATIVE_MATMUL = 1 << 18
-MAX_NATIVE_B_BYTES = 128 * 1024
+#: A 2-D matmul runs as the native register-tiled loop nest up to ``MAX_NATIVE_MATMUL``
+#: multiply-adds, where a BLAS call's fixed cost dominates; above, numpy's BLAS (it blocks for
+#: caches and packs panels; the loop nest measured 1.5-2.3x slower from 2^18 multiply-adds
+#: up: ``python benchmarks/bench_native_program.py --matmul``).
+MAX_NATIVE_MATMUL = 1 << 16
 
 _VIEWS = ("permute", "expand", "reshape")
 _FLOATS = ("float32", "float64")
@@ -197,8 +196,7 @@ class _Builder:
         if len(a.shape) != 2 or len(b.shape) != 2:
             raise NotLowered("matmul of other than two matrices")
         (M, K), (_, N) = a.shape, b.shape
-        isz = np.dtype(self.prog.slots[st.out].dtype.np).itemsize
-        if M * K * N > MAX_NATIVE_MATMUL and K * N * isz > MAX_NATIVE_B_BYTES:
+        if M * K * N > MAX_NATIVE_MATMUL:
             raise NotLowered("large matmul (BLAS)")
         stmts = []
         if b.strides[1] != 1 and N > 1:
