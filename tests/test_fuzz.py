@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 import symad
 from symad.compiler import CompileWarning
-from symad.compiler.native_program import NativeProgram
+from symad.compiler.native_program import NativeEntry, NativeProgram
 from symad.program import capture
 
 from fuzz_programs import Program, programs
@@ -111,12 +111,22 @@ def _tie_by_rounding(fn, prog, ref, got, exact: bool) -> bool:
 
 
 def _native(fn, prog):
-    """The program recorded from one eager run, replayed as native loop segments."""
+    """The program recorded from one eager run, replayed as native loop segments: whole, or
+    (every other time) split into a native forward and a native backward fed the seed 1, as
+    ``symad.compile``'s program path runs it."""
     ps, x = _tensors(prog, symad.float64)
-    recorded, _, _, wrt = capture(fn, (*ps, x), wrt=list(ps))
-    nat = NativeProgram(recorded)
-    STATS["native"] += nat.native_steps > 0
-    outs = nat(*[t._data for t in (*ps, x)])
+    arrays = [t._data for t in (*ps, x)]
+    if STATS["programs"] % (2 * NATIVE_EVERY) == 0:
+        recorded, _, _, _ = capture(fn, (*ps, x), wrt=list(ps), seed_input=True)
+        ent = NativeEntry(recorded, recorded.inputs[-1])
+        STATS["native"] += ent.native_steps > 0
+        value, state = ent.forward(*arrays)
+        outs = [value] + ent.backward(state, np.ones((), np.float64))
+    else:
+        recorded, _, _, _ = capture(fn, (*ps, x), wrt=list(ps))
+        nat = NativeProgram(recorded)
+        STATS["native"] += nat.native_steps > 0
+        outs = nat(*arrays)
     return float(outs[0]), [np.zeros(p.shape) if g is None else np.asarray(g, np.float64)
                             for p, g in zip(ps, outs[1:])]
 

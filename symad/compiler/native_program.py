@@ -475,3 +475,95 @@ def describe(run) -> str:
         return (f"tensor program: {run.segments} native call(s) for {run.native_steps} steps, "
                 f"{run.numpy_steps} numpy steps")
     return f"tensor program of {len(run.prog)} steps (numpy/BLAS calls, one per step)"
+
+
+def split(prog: Program, seed: int) -> tuple[Program, Program, list[int], list[int]]:
+    """A program with an upstream-gradient input ``seed`` as two programs: the forward (steps
+    not depending on the seed; outputs: the value, then every forward slot the backward reads)
+    and the backward (inputs: the seed, the call's inputs it reads, then those saved slots;
+    outputs: the gradients). Returns ``(forward, backward, saved, inputs_read)``."""
+    tainted = {seed}
+    fwd, bwd = [], []
+    for st in prog.steps:
+        if any(i in tainted for i in st.ins):
+            tainted.add(st.out)
+            bwd.append(st)
+        else:
+            fwd.append(st)
+    leaf_slots = {s for s, _ in prog.leaves}
+    made = {st.out for st in fwd}
+    read = {i for st in bwd for i in st.ins if i not in tainted}
+    read |= {o for o in prog.outputs[1:] if o >= 0 and o not in tainted}
+    saved = sorted(read & made)
+    ins_read = [s for s in prog.inputs if s in read]
+    f = Program(prog.slots, [s for s in prog.inputs if s != seed],
+                [(s, t) for s, t in prog.leaves if any(s in st.ins for st in fwd)], fwd,
+                [prog.outputs[0]] + saved)
+    b = Program(prog.slots, [seed] + ins_read + saved,
+                [(s, t) for s, t in prog.leaves
+                 if s in leaf_slots and any(s in st.ins for st in bwd)], bwd,
+                list(prog.outputs[1:]))
+    return f, b, saved, ins_read
+
+
+class NativeEntry:
+    """A recorded program with a seed (``symad.compile``'s program path) as a native forward
+    and a native backward. Every forward writes its value and the slots the backward reads into
+    fresh arrays, so any number of forwards may precede their backwards (as with eager)."""
+
+    def __init__(self, prog: Program, seed: int) -> None:
+        self.prog = prog
+        self.seed = seed
+        fwd, bwd, self.saved, ins_read = split(prog, seed)
+        self._in_pos = [[s for s in prog.inputs if s != seed].index(s) for s in ins_read]
+        slots = prog.slots
+        # float outputs are written into fresh arrays by the native code; others (a saved mask)
+        # are copied with numpy
+        floats = [k for k, s in enumerate(fwd.outputs) if slots[s].dtype.np.name in _FLOATS]
+        self._np_copy = [k for k in range(len(fwd.outputs)) if k not in floats]
+        self.fwd = NativeProgram(fwd, cache=DiskCache(), copy_outputs=tuple(floats))
+        self._fwd_out = [(slots[fwd.outputs[k]].shape, slots[fwd.outputs[k]].dtype.np)
+                         for k in floats]
+        grads = [k for k, s in enumerate(bwd.outputs) if s >= 0]
+        self.bwd = NativeProgram(bwd, cache=DiskCache(), copy_outputs=tuple(grads))
+        self._grads = grads
+        self._bwd_out = [(slots[bwd.outputs[k]].shape, slots[bwd.outputs[k]].dtype.np)
+                         for k in grads]
+        self.native_steps = self.fwd.native_steps + self.bwd.native_steps
+        self.numpy_steps = self.fwd.numpy_steps + self.bwd.numpy_steps
+        self.segments = self.fwd.segments + self.bwd.segments
+
+    def forward(self, *arrays):
+        """``(value, state)``; ``state`` is what :meth:`backward` needs."""
+        outs = self.fwd(*arrays, out=[np.empty(sh, dt) for sh, dt in self._fwd_out])
+        for k in self._np_copy:
+            outs[k] = np.array(outs[k], copy=True)
+        return outs[0], ([arrays[p] for p in self._in_pos], outs[1:])
+
+    def backward(self, state, seed: np.ndarray) -> list:
+        ins, saved = state
+        outs = self.bwd(seed, *ins, *saved,
+                        out=[np.empty(sh, dt) for sh, dt in self._bwd_out])
+        return outs
+
+
+def native_entry(prog: Program, seed: int, args, want_value, want_grads) -> NativeEntry | None:
+    """:class:`NativeEntry` if it covers steps natively and reproduces the replay's value and
+    gradients (for a seed of ones) on ``args``; else None."""
+    if not ENABLED:
+        return None
+    try:
+        ent = NativeEntry(prog, seed)
+    except (NotLowered, LoweringError, RuntimeError, ValueError):
+        return None
+    if ent.native_steps == 0:
+        return None
+    value, state = ent.forward(*args)
+    if not _agrees(value, want_value):
+        return None
+    slot = prog.slots[seed]
+    grads = ent.backward(state, np.ones(slot.shape, slot.dtype.np))
+    if all((a is None) == (b is None) and (a is None or _agrees(a, b))
+           for a, b in zip(grads, want_grads)):
+        return ent
+    return None

@@ -16,6 +16,7 @@ from ..autograd.graph import _edge_of
 from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor
+from .native_program import NativeEntry, native_entry
 
 
 class ProgramEntry:
@@ -36,6 +37,9 @@ class ProgramEntry:
             return self._record(key, args)
         run, refs, dt = hit
         arrays = [a._data for a in args if isinstance(a, Tensor)]
+        if type(run) is NativeEntry:
+            value, state = run.forward(*arrays)
+            return self._attach(Tensor._wrap(value, dt), run, refs, args, state)
         vals = run.forward(*arrays)
         out = Tensor._wrap(vals[run.prog.outputs[0]], dt)
         return self._attach(out, run, refs, args, vals)
@@ -53,12 +57,17 @@ class ProgramEntry:
             raise NotReplayable("the replayed program disagrees with the eager run")
         pos = {id(a): j for j, a in enumerate(args) if isinstance(a, Tensor)}
         refs = [("arg", pos[id(t)]) if id(t) in pos else ("obj", t) for t in wrt]
-        self.shapes[key] = (run, refs, out._dtype)
+        fast = None
+        if seed is not None:
+            ones = np.ones(prog.slots[seed].shape, prog.slots[seed].dtype.np)
+            fast = native_entry(prog, seed, arrays, vals[prog.outputs[0]],
+                                run.backward(vals, ones)[1:])
+        self.shapes[key] = (fast or run, refs, out._dtype)
         res = Tensor._wrap(out._data, out._dtype)
         return self._attach(res, run, refs, args, vals)
 
     def _attach(self, out, run, refs, args, vals):
-        if run._seed is None or not is_grad_enabled():
+        if (type(run) is not NativeEntry and run._seed is None) or not is_grad_enabled():
             return out
         tensors = [args[r] if kind == "arg" else r for kind, r in refs]
         if not any(t.requires_grad for t in tensors):
@@ -78,8 +87,13 @@ class _Backward:
         self.tensors = tensors
 
     def backward(self, vals, g):
-        arr = np.asarray(g._data, dtype=self.run.prog.slots[self.run._seed].dtype.np)
-        grads = self.run.backward(vals, np.broadcast_to(arr, self.run.prog.slots[
-            self.run._seed].shape))[1:]
+        run = self.run
+        seed = run.seed if type(run) is NativeEntry else run._seed
+        slot = run.prog.slots[seed]
+        arr = np.broadcast_to(np.asarray(g._data, dtype=slot.dtype.np), slot.shape)
+        if type(run) is NativeEntry:
+            grads = run.backward(vals, arr)
+        else:
+            grads = run.backward(vals, arr)[1:]
         return tuple(None if gi is None else Tensor._wrap(np.asarray(gi), t._dtype)
                      for gi, t in zip(grads, self.tensors))
