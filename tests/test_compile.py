@@ -440,7 +440,9 @@ def test_class_label_targets_compile_as_a_tensor_program():
         got = net.weight.grad.clone()
         net.zero_grad()
         ref.backward()
-        np.testing.assert_allclose(got.numpy(), net.weight.grad.numpy(), rtol=1e-6)
+        # float32 native loops sum in another order than eager's BLAS: ~8 ulps of the scale
+        wg = net.weight.grad.numpy()
+        np.testing.assert_allclose(got.numpy(), wg, rtol=1e-6, atol=1e-6 * np.abs(wg).max())
         net.zero_grad()
 
 
