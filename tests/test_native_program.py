@@ -207,3 +207,30 @@ def test_register_tiled_matmul_edges_and_strides(M, K, N, dtype):
     with pytest.raises(ValueError, match="contiguous rows"):
         LoopModule("bad", [dtype] * 3, [[MatMul(2, 3, 2, 2, Access(0, 0, (2, 1)),
                                                 Access(1, 0, (1, 2)))]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_every_registry_decomposition_equals_the_forward(reduction, dtype):
+    """An op's ``decompose`` (what native programs lower) is the same computation as its numpy
+    forward: bitwise, with broadcasting."""
+    from symad.ops.registry import REGISTRY
+    ops = [op for op in REGISTRY.values() if op.decompose is not None]
+    assert {op.name for op in ops} >= {"mse_loss"}
+    rng = np.random.default_rng(5)
+    for op in ops:
+        for shapes in [((7, 3), (7, 3)), ((7, 3), (3,)), ((5,), ())]:
+            arrays = [rng.normal(size=s).astype(dtype) for s in shapes]
+            want = op.forward(*arrays, reduction=reduction)
+            with symad.no_grad():
+                got = op.decompose(*[symad.tensor(a) for a in arrays], reduction=reduction)
+            assert got.dtype.np == np.asarray(want).dtype
+            np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_mse_loss_lowers_through_its_decomposition():
+    net, prog, args, want = _mlp_program(nn.MSELoss(), nn.Tanh(), symad.float64)
+    nat = NativeProgram(prog)
+    assert nat.numpy_steps == 0 and nat.segments == 1
+    for g, w in zip(nat(*args), want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)

@@ -220,6 +220,44 @@ class _Builder:
         return _View(len(self.dtypes) - 1, 0, shape, _dense(shape))
 
 
+def expand(prog: Program) -> Program:
+    """``prog`` with each forward step of an op that declares ``decompose`` (the registry's
+    statement of its forward in other registered ops, checked equal to its numpy forward by the
+    op table) replaced by the recorded steps of that decomposition, so loops can lower it."""
+    from ..program import capture
+    from ..tensor import Tensor
+    if not any(st.partial is None and st.op.decompose is not None for st in prog.steps):
+        return prog
+    slots, leaves, steps = list(prog.slots), list(prog.leaves), []
+    for st in prog.steps:
+        if st.partial is not None or st.op.decompose is None:
+            steps.append(st)
+            continue
+        args = tuple(Tensor._wrap(np.zeros(slots[i].shape, slots[i].dtype.np), slots[i].dtype)
+                     for i in st.ins)
+        op, params = st.op, st.params
+        sub, out, _, _ = capture(lambda *ts: op.decompose(*ts, **params), args, wrt=[])
+        last = sub.outputs[0]
+        if (not sub.steps or sub.steps[-1].out != last or out._dtype != st.dtype
+                or tuple(out.shape) != tuple(st.shape)):
+            steps.append(st)                    # not a plain chain ending in the result
+            continue
+        m = dict(zip(sub.inputs, st.ins))
+        for s, t in sub.leaves:
+            slots.append(sub.slots[s])
+            m[s] = len(slots) - 1
+            leaves.append((m[s], t))
+        for sst in sub.steps:
+            if sst.out == last:
+                m[sst.out] = st.out
+            else:
+                slots.append(sub.slots[sst.out])
+                m[sst.out] = len(slots) - 1
+            steps.append(Step(sst.op, tuple(m[i] for i in sst.ins), sst.params, m[sst.out],
+                              sst.dtype, sst.partial, sst.shape))
+    return Program(slots, list(prog.inputs), leaves, steps, list(prog.outputs))
+
+
 class NativeProgram:
     """``NativeProgram(prog)(*input_arrays) -> output arrays`` — same contract as
     :class:`symad.program.Runner`, with the covered steps as native loop segments.
@@ -230,6 +268,7 @@ class NativeProgram:
 
     def __init__(self, prog: Program, *, cache: DiskCache | None = None,
                  copy_outputs: tuple[int, ...] = ()) -> None:
+        prog = expand(prog)
         self.prog = prog
         b = _Builder(prog)
         slots = prog.slots

@@ -54,6 +54,8 @@ class _Kernel:
         self.ptrs = np.zeros(len(names) + 1, np.int64)
         self.ptrs[-1] = self.scal.ctypes.data
         self.bound: list = [None] * len(names)
+        self.ptrs_addr = self.ptrs.ctypes.data
+        self.last: tuple | None = None          # the env values the scalars were computed for
 
     def run(self, env: dict, arrays: list[np.ndarray]) -> None:
         for j, a in enumerate(arrays):
@@ -64,10 +66,13 @@ class _Kernel:
                                      f"contiguous {self.scal.dtype}{list(arrays[0].shape)} array")
                 self.bound[j] = a
                 self.ptrs[j] = a.ctypes.data
-        scal = self.scal
-        for k, fn in enumerate(self.fns):
-            scal[k] = fn(env)
-        self.call(self.ptrs.ctypes.data)
+        values = tuple(env.values())
+        if values != self.last:
+            scal = self.scal
+            for k, fn in enumerate(self.fns):
+                scal[k] = fn(env)
+            self.last = values
+        self.call(self.ptrs_addr)
 
 
 class NativeUpdate:
@@ -91,7 +96,10 @@ class NativeUpdate:
         first = arrays[names[0]]
         key = (kind, tuple(names), first.size, first.dtype.str, decoupled)
         cands = self._kernels.setdefault(key, [])
-        kern = next((k for k in cands if k.tracer.holds(env)), None)
+        values = tuple(env.values())
+        # the kernel used last for these same hyperparameter values needs no guard check
+        kern = next((k for k in cands if k.last == values), None) or \
+            next((k for k in cands if k.tracer.holds(env)), None)
         if kern is None:
             try:
                 kern = self._build(kind, env, names, first, decoupled)

@@ -47,8 +47,17 @@ def _mse_vjp(ctx, g):
     return (d if ctx.needs_input_grad[0] else None, -d if ctx.needs_input_grad[1] else None)
 
 
+def _mse_decompose(x, y, reduction="mean"):
+    d = x - y
+    v = d * d
+    if reduction == "none":
+        return v
+    s = v.sum()
+    return s if reduction == "sum" else s / v.numel()
+
+
 register("mse_loss", grad_fn="MseLossBackward0", forward=_mse_np, vjp=_mse_vjp, nargs=2,
-         params=("reduction",))
+         params=("reduction",), decompose=_mse_decompose)
 
 
 def _bce_np(x, y, reduction="mean"):

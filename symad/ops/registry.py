@@ -35,6 +35,9 @@ class Op:
     formula: Callable[..., sympy.Expr] | None = None
     vjp: Callable[..., tuple] | None = None
     nondiff_reason: str | None = None
+    # The same forward written with other registered ops, for paths that lower ops rather than
+    # call their numpy code (native programs); the op table checks it equals ``forward``.
+    decompose: Callable[..., Any] | None = None
     dtype_rule: str = "promote"  # promote | float | bool | same | first | custom
     symbolic: Callable[..., np.ndarray] | None = None
     nargs: int = 1
