@@ -1,6 +1,6 @@
 """Native tensor programs: ``compile_step`` with the loop lowering vs the numpy replay, one run.
 
-    python benchmarks/bench_native_program.py [--quick] [--matmul]
+    python benchmarks/bench_native_program.py [--quick] [--matmul] [--torch-python PY]
 
 The three training steps of issue #14 (float32): tiny MLP 10->64(tanh)->1 batch 64 MSE SGD
 momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->256->256->10 ReLU
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 
 import numpy as np
@@ -24,24 +25,61 @@ from timing import median_time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 
+def data():
+    """The three workloads' (X, y), numpy only (the PyTorch subprocess has no symad)."""
+    rng = np.random.default_rng(0)
+    tiny = (rng.normal(size=(64, 10)).astype(np.float32),
+            rng.normal(size=(64, 1)).astype(np.float32))
+    digits = (rng.uniform(0, 1, size=(1797, 64)).astype(np.float32), rng.integers(0, 10, 1797))
+    mnist = (rng.normal(size=(128, 784)).astype(np.float32), rng.integers(0, 10, 128))
+    return tiny, digits, mnist
+
+
+NAMES = ("tiny MLP 10-64(tanh)-1 b64 SGD-m", "digits 64-32(tanh)-10 b1797 CE SGD",
+         "784-256-256-10 ReLU b128 CE Adam")
+REPS = (2000, 200, 40)
+
+
 def workloads():
     from symad import nn, optim
-    rng = np.random.default_rng(0)
-    yield ("tiny MLP 10-64(tanh)-1 b64 SGD-m",
-           lambda: nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)),
-           nn.MSELoss(), lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9),
-           rng.normal(size=(64, 10)).astype(np.float32),
-           rng.normal(size=(64, 1)).astype(np.float32), 2000)
-    yield ("digits 64-32(tanh)-10 b1797 CE SGD",
-           lambda: nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
-           nn.CrossEntropyLoss(), lambda ps: optim.SGD(ps, lr=0.1),
-           rng.uniform(0, 1, size=(1797, 64)).astype(np.float32),
-           rng.integers(0, 10, 1797), 200)
-    yield ("784-256-256-10 ReLU b128 CE Adam",
+    tiny, digits, mnist = data()
+    yield (NAMES[0], lambda: nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)),
+           nn.MSELoss(), lambda ps: optim.SGD(ps, lr=0.01, momentum=0.9), *tiny, REPS[0])
+    yield (NAMES[1], lambda: nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
+           nn.CrossEntropyLoss(), lambda ps: optim.SGD(ps, lr=0.1), *digits, REPS[1])
+    yield (NAMES[2],
            lambda: nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                                  nn.Linear(256, 10)),
-           nn.CrossEntropyLoss(), lambda ps: optim.Adam(ps, lr=1e-3),
-           rng.normal(size=(128, 784)).astype(np.float32), rng.integers(0, 10, 128), 40)
+           nn.CrossEntropyLoss(), lambda ps: optim.Adam(ps, lr=1e-3), *mnist, REPS[2])
+
+
+def torch_rows(quick: bool) -> dict:
+    """PyTorch eager, one thread (as symad's native programs and OpenBLAS here): the same three
+    steps written the tutorial way (zero_grad, loss, backward, step)."""
+    import torch
+    from torch import nn
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    tiny, digits, mnist = data()
+    nets = [(nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)), nn.MSELoss(),
+             lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9), tiny),
+            (nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
+             nn.CrossEntropyLoss(), lambda ps: torch.optim.SGD(ps, lr=0.1), digits),
+            (nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                           nn.Linear(256, 10)),
+             nn.CrossEntropyLoss(), lambda ps: torch.optim.Adam(ps, lr=1e-3), mnist)]
+    out = {"version": torch.__version__}
+    for name, n, (net, lf, mk, (X, y)) in zip(NAMES, REPS, nets):
+        opt = mk(net.parameters())
+        X, y = torch.from_numpy(X), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            lf(net(X), y).backward()
+            opt.step()
+        step()
+        out[name] = median_time(step, max(5, n // 10) if quick else n, 7) * 1e6
+    return out
 
 
 def matmuls() -> dict:
@@ -68,10 +106,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--matmul", action="store_true")
+    ap.add_argument("--torch-python", default=os.environ.get("SYMAD_TORCH_PYTHON"),
+                    help="a Python with PyTorch, run in a subprocess for the PyTorch column")
+    ap.add_argument("--only-torch", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.only_torch:
+        print(json.dumps(torch_rows(args.quick)))
+        return
     if args.matmul:
         print(json.dumps(matmuls(), indent=2))
         return
+    torch = None
+    if args.torch_python:
+        cmd = [args.torch_python, os.path.abspath(__file__), "--only-torch"] + \
+            (["--quick"] if args.quick else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode == 0:
+            torch = json.loads(res.stdout.strip().splitlines()[-1])
+        else:
+            print(f"PyTorch subprocess failed:\n{res.stderr[-2000:]}", file=sys.stderr)
     import symad
     from symad.compiler import native_program, native_update
     rows = {}
@@ -92,6 +145,9 @@ def main() -> None:
             row[f"{key} runs as"] = step.native_calls
         native_program.ENABLED = native_update.ENABLED = True
         row["replay / native"] = row["numpy replay (us/step)"] / row["native (us/step)"]
+        if torch is not None:
+            row[f"PyTorch {torch['version']} eager, 1 thread (us/step)"] = torch[name]
+            row["native / PyTorch"] = row["native (us/step)"] / torch[name]
         rows[name] = row
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
                       f"{os.cpu_count()} cores, Python {platform.python_version()}",

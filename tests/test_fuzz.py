@@ -274,4 +274,4 @@ def test_random_programs_agree_across_paths(prog):
     STATS["programs"] += 1
     if os.environ.get("FUZZ_VERBOSE"):
         print(f"[{STATS['programs']}] {time.strftime('%X')} {prog.source}", flush=True)
-    run_program(prog, compile_it=COMPILE_EVERY > 0 and STATS["programs"] % COMPILE_EVERY == 1)
+    run_program(prog, compile_it=COMPILE_EVERY > 0 and (STATS["programs"] - 1) % COMPILE_EVERY == 0)
