@@ -105,9 +105,12 @@ def test_native_program_reads_parameters_live_and_validates_arguments():
     ref = Runner(prog)(*args)
     assert not np.allclose(got[0], want[0])
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-12)
-    # a strided argument is copied, not misread
+    # a strided argument is copied, not misread — and copied again when it changed in place
     Xf = np.asfortranarray(args[0])
     np.testing.assert_allclose(nat(Xf, args[1])[0], ref[0], rtol=1e-12)
+    Xf *= 2.0
+    np.testing.assert_allclose(nat(Xf, args[1])[0], Runner(prog)(Xf, args[1])[0], rtol=1e-12)
+    Xf /= 2.0
     with pytest.raises(ValueError, match=r"input 0 must be float64\[48, 6\].*got float32"):
         nat(args[0].astype(np.float32), args[1])
     with pytest.raises(ValueError, match=r"input 1 must be float64\[48, 3\].*got float64\[4, 3\]"):

@@ -285,7 +285,7 @@ class NativeProgram:
         pending = list(prog.steps)
         ready = set(prog.inputs) | {s for s, _ in prog.leaves}
         plan, segments = [], []
-        numpy_out, numpy_steps = set(), set()
+        numpy_steps: set = set()
         made_in: dict[int, int] = {}     # slot -> index in ``plan`` of the item that makes it
         self.native_steps = self.numpy_steps = 0
         while pending:
@@ -317,7 +317,6 @@ class NativeProgram:
                     plan.append(("np", step_fn(st, shapes, dtypes), st.ins, st.out))
                     pending.remove(st)
                     ready.add(st.out)
-                    numpy_out.add(st.out)
                     b.buffer(st.out)     # native steps read it from this (contiguous) buffer
                     self.numpy_steps += 1
                     ran = True
@@ -377,7 +376,6 @@ class NativeProgram:
         self._plan = plan
         self._seg_order = [item[1] for item in plan if item[0] == "seg"]
         self._copied = dict(zip(self._copy_outputs, self._out_bufs))
-        self._numpy_out = numpy_out
         # the numpy value of a view slot that a numpy step or an output reads: a numpy view of
         # its buffer, made once for the buffers this object owns, per call for the arguments
         self._np_views = {s: v for s, v in b.views.items() if s not in self._buf_of}
@@ -395,7 +393,9 @@ class NativeProgram:
                              f"and dtype it was recorded with), got {got}")
         if s < 0 and not (a.flags.c_contiguous and a.flags.writeable):
             raise ValueError(f"native program: {what} must be a writeable C-contiguous array")
-        self._bound[j] = a
+        # a contiguous array is bound by identity (its data is read live at every call); a
+        # strided one is copied, and copied again at every call (it may change in place)
+        self._bound[j] = a if a.flags.c_contiguous else None
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
         self._arrays[j] = a
