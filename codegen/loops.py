@@ -65,6 +65,9 @@ class Map:
     #: more ``(Access, expr)`` outputs of the same loop, all computed from the values loaded
     #: before any is stored (an in-place update of several arrays: ``out[idx] = expr``)
     extra: tuple = ()
+    #: how an accumulating output combines: ``"add"`` (sums), ``"max"`` / ``"min"`` (NaN
+    #: propagating, as numpy's maximum/minimum); the caller fills the output first (0, -inf, inf)
+    combine: str = "add"
 
 
 @dataclass(frozen=True)
@@ -205,10 +208,17 @@ class _Function:
         p = self.ptr(st.out, idx, body)
         if st.accumulate:
             old, new = self.fresh("a"), self.fresh("a")
-            flags = "fast" if self.fast_math else "reassoc"
-            body += [f"  {old} = load {ty}, ptr {p}",
-                     f"  {new} = fadd {flags} {ty} {old}, {value}",
-                     f"  store {ty} {new}, ptr {p}"]
+            body.append(f"  {old} = load {ty}, ptr {p}")
+            if st.combine == "add":
+                flags = "fast" if self.fast_math else "reassoc"
+                body.append(f"  {new} = fadd {flags} {ty} {old}, {value}")
+            elif st.combine in ("max", "min"):
+                fn = f"llvm.{st.combine}imum.{'f64' if ty == 'double' else 'f32'}"
+                self.decls[fn] = f"declare {ty} @{fn}({ty}, {ty})"
+                body.append(f"  {new} = call {ty} @{fn}({ty} {old}, {ty} {value})")
+            else:
+                raise ValueError(f"Map.combine must be 'add', 'max' or 'min', not {st.combine!r}")
+            body.append(f"  store {ty} {new}, ptr {p}")
         else:
             body.append(f"  store {ty} {value}, ptr {p}")
         self.lines += body

@@ -337,3 +337,34 @@ def test_power_of_piecewise_with_piecewise_conditions_differentiates_and_compile
     out.backward()
     assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)
     np.testing.assert_allclose(W2.grad.numpy(), W.grad.numpy(), rtol=1e-12)
+
+
+def test_mean_over_piecewise_with_piecewise_conditions_traces():
+    """Fuzz finding: ``mean`` of elements that are a Piecewise whose conditions hold a Piecewise
+    (where(log1p(...) > maximum(maximum(s, w), 2 + x), ...) ** 2) made SymPy's Mul flattening
+    assert in piecewise_fold; the op's symbolic forward is rebuilt with evaluation off. Trace and
+    compile equal eager float64."""
+    w0 = np.array([-1.3596069812774658, -1.3653109073638916, -0.5224372744560242])
+    s0 = 0.9805330634117126
+    x0 = np.array([[-0.7151635885238647, -0.6045265793800354, 0.9426771998405457],
+                   [-1.2242522239685059, 0.30030158162117004, 0.6856815814971924],
+                   [-0.9362967610359192, -1.3345601558685303, -0.6750919222831726]])
+
+    def f(w, s, x):
+        a = symad.log1p(symad.sqrt(s * s + 0.25) * symad.sqrt(s * s + 0.25))
+        b = symad.maximum(symad.maximum(s, w), symad.tensor(2.0, dtype=x.dtype) + x)
+        return (symad.where(a > b, a, b * 0.5) ** 2).mean()
+
+    W = symad.tensor(w0, requires_grad=True)
+    S = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
+    ref = f(W, S, symad.tensor(x0))
+    ref.backward()
+    tr = symad.trace(f, w0, s0, x0)
+    gw, gs = tr.gradient(wrt=["w", "s"])
+    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(np.asarray(tr.evaluate(gw), np.float64).ravel(), W.grad.numpy(),
+                               rtol=1e-12, atol=1e-15)
+    assert math.isclose(float(tr.evaluate(gs)), S.grad.item(), rel_tol=1e-12)
+    out = symad.compile(f)(symad.tensor(w0, requires_grad=True), S.detach().requires_grad_(),
+                           symad.tensor(x0))
+    assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)

@@ -39,7 +39,8 @@ MAX_NATIVE_MATMUL = 1 << 16
 
 _VIEWS = ("permute", "expand", "reshape")
 _FLOATS = ("float32", "float64")
-_REDUCTIONS = ("sum", "mean", "sum_to_size")
+_REDUCTIONS = ("sum", "mean", "sum_to_size", "amax", "amin")
+_COMBINE = {"amax": ("max", -math.inf), "amin": ("min", math.inf)}
 
 
 def _dense(shape) -> tuple:
@@ -182,8 +183,12 @@ class _Builder:
         out = self.buffer(st.out)
         x = sympy.Symbol("x0", real=True)
         n_out = max(1, math.prod(st.shape))
-        stmts = [Fill(out, n_out),
-                 Map(shape, Access(out, 0, ostrides), (src.access(shape),), (x,), x, True)]
+        combine, start = _COMBINE.get(st.op.name, ("add", 0.0))
+        if combine != "add" and math.prod(shape) == 0:
+            raise NotLowered("max/min of an empty tensor (the eager error)")
+        stmts = [Fill(out, n_out, start),
+                 Map(shape, Access(out, 0, ostrides), (src.access(shape),), (x,), x, True,
+                     combine=combine)]
         if st.op.name == "mean":
             count = math.prod(shape) // n_out if n_out else 0
             flat = (n_out,)

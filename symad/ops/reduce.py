@@ -238,8 +238,13 @@ def _softmax_vjp(ctx, g):
     return (y * (g - (g * y).sum(dim=dim, keepdim=True)),)
 
 
+def _softmax_decompose(x, dim):
+    e = (x - x.amax(dim=dim, keepdim=True)).exp()
+    return e / e.sum(dim=dim, keepdim=True)
+
+
 register("softmax", grad_fn="SoftmaxBackward0", forward=_softmax_np, vjp=_softmax_vjp,
-         params=("dim",), dtype_rule="float")
+         params=("dim",), dtype_rule="float", decompose=_softmax_decompose)
 
 
 def _log_softmax_np(x, dim):
@@ -256,5 +261,11 @@ def _log_softmax_vjp(ctx, g):
     return (g - y.exp() * g.sum(dim=dim, keepdim=True),)
 
 
+def _log_softmax_decompose(x, dim):
+    s = x - x.amax(dim=dim, keepdim=True)
+    return s - s.exp().sum(dim=dim, keepdim=True).log()
+
+
 register("log_softmax", grad_fn="LogSoftmaxBackward0", forward=_log_softmax_np,
-         vjp=_log_softmax_vjp, params=("dim",), dtype_rule="float")
+         vjp=_log_softmax_vjp, params=("dim",), dtype_rule="float",
+         decompose=_log_softmax_decompose)

@@ -106,7 +106,17 @@ class Op:
         return fn
 
     def symbolic_forward(self, *arrays, **params) -> np.ndarray:
-        """Apply the op to object arrays of SymPy expressions (tracing)."""
+        """Apply the op to object arrays of SymPy expressions (tracing). If SymPy fails its own
+        assertion while evaluating (``piecewise_fold`` on a Piecewise whose conditions hold a
+        Piecewise, reached through ``Pow``/``Mul`` flattening: ``mean`` of such elements), the
+        same op is built again with SymPy's evaluation off: unevaluated nodes, same meaning."""
+        try:
+            return self._symbolic_forward(*arrays, **params)
+        except AssertionError:
+            with sympy.evaluate(False):
+                return self._symbolic_forward(*arrays, **params)
+
+    def _symbolic_forward(self, *arrays, **params) -> np.ndarray:
         if self.symbolic is not None:
             return self.symbolic(*arrays, **params)
         if self.formula is not None:
