@@ -263,6 +263,52 @@ def expand(prog: Program) -> Program:
     return Program(slots, list(prog.inputs), leaves, steps, list(prog.outputs))
 
 
+def transpose_products(prog: Program) -> Program:
+    """``permute(A @ B, (1, 0))`` as ``B.T @ A.T`` when the product is used by that permute only:
+    the VJP of ``x @ W.T`` computes ``(x.T @ g).T``, and the transposed result would otherwise be
+    copied element by element (a strided gather) into the gradient buffer. The permuted operands
+    are views (free); numpy's BLAS takes them with its transpose flags. The same sums, possibly in
+    another order than BLAS used for the untransposed product (the agreement check bounds it)."""
+    from ..ops.registry import REGISTRY
+    users: dict[int, int] = {}
+    for st in prog.steps:
+        for i in st.ins:
+            users[i] = users.get(i, 0) + 1
+    for o in prog.outputs:
+        users[o] = users.get(o, 0) + 1
+    made = {st.out: st for st in prog.steps}
+    slots, steps, drop = list(prog.slots), [], set()
+    rewrite: dict[int, Step] = {}
+    for st in prog.steps:
+        if (st.partial is None and st.op.name == "permute" and len(st.shape) == 2
+                and tuple(d % 2 for d in st.params["dims"]) == (1, 0)):
+            m = made.get(st.ins[0])
+            if (m is not None and m.partial is None and m.op.name == "matmul"
+                    and users.get(m.out) == 1 and all(len(slots[i].shape) == 2 for i in m.ins)):
+                rewrite[st.out] = m
+                drop.add(m.out)
+    if not rewrite:
+        return prog
+    permute = REGISTRY["permute"]
+    for st in prog.steps:
+        if st.out in drop:
+            continue
+        m = rewrite.get(st.out)
+        if m is None:
+            steps.append(st)
+            continue
+        a, b = m.ins
+        views = []
+        for src in (b, a):
+            sl = slots[src]
+            slots.append(type(sl)(tuple(reversed(sl.shape)), sl.dtype, "step"))
+            views.append(len(slots) - 1)
+            steps.append(Step(permute, (src,), {"dims": (1, 0)}, len(slots) - 1, sl.dtype,
+                              shape=tuple(reversed(sl.shape))))
+        steps.append(Step(m.op, tuple(views), dict(m.params), st.out, st.dtype, shape=st.shape))
+    return Program(slots, list(prog.inputs), list(prog.leaves), steps, list(prog.outputs))
+
+
 class NativeProgram:
     """``NativeProgram(prog)(*input_arrays) -> output arrays`` — same contract as
     :class:`symad.program.Runner`, with the covered steps as native loop segments.
@@ -273,7 +319,7 @@ class NativeProgram:
 
     def __init__(self, prog: Program, *, cache: DiskCache | None = None,
                  copy_outputs: tuple[int, ...] = ()) -> None:
-        prog = expand(prog)
+        prog = transpose_products(expand(prog))
         self.prog = prog
         b = _Builder(prog)
         slots = prog.slots
@@ -384,8 +430,12 @@ class NativeProgram:
         # the numpy value of a view slot that a numpy step or an output reads: a numpy view of
         # its buffer, made once for the buffers this object owns, per call for the arguments
         self._np_views = {s: v for s, v in b.views.items() if s not in self._buf_of}
+        # a numpy step's result is bound in place (no copy) when it has the recorded layout
+        self._np_bufs = {buf_of_out for buf_of_out in
+                         (self._buf_of[item[3]] for item in plan if item[0] == "np")}
+        self._own = {j: self._arrays[j] for j in self._np_bufs}
         self._fixed = {s: self._as_numpy(v) for s, v in self._np_views.items()
-                       if v.buf >= self._n_external}
+                       if v.buf >= self._n_external and v.buf not in self._np_bufs}
 
     def _bind(self, j: int, a, what: str) -> None:
         s = self._buffer_slot[j]
@@ -446,11 +496,18 @@ class NativeProgram:
                 continue
             _, f, ins, out = item
             r = f(*[self._value(i, vals) for i in ins])
-            dst = arrays_[buf_of[out]]
+            j = buf_of[out]
+            dst = self._own[j]
             if r.shape != dst.shape:
                 raise RuntimeError(f"native program: step result {r.shape} is not the recorded "
                                    f"shape {dst.shape}")
-            np.copyto(dst, r, casting="unsafe")
+            if r.dtype == dst.dtype and r.flags.c_contiguous and r.flags.aligned:
+                arrays_[j] = r                    # read in place by the next segments
+                self._ptrs[j] = r.ctypes.data
+            else:
+                np.copyto(dst, r, casting="unsafe")
+                arrays_[j] = dst
+                self._ptrs[j] = dst.ctypes.data
 
     def _value(self, s: int, vals: dict) -> np.ndarray:
         j = self._buf_of.get(s)
