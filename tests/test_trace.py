@@ -304,6 +304,27 @@ def test_power_of_a_sum_over_nested_clamps_traces():
     assert math.isclose(float(tr.evaluate(g)), float((z / (c * c + 0.5)).mean()), rel_tol=1e-12)
 
 
+def _trace_and_compile_equal_eager(f, w0, s0, x0):
+    """Value and d/dw, d/ds of ``f(w, s, x)`` by the trace and by ``symad.compile`` == eager
+    float64 (the oracle)."""
+    W = symad.tensor(w0, requires_grad=True)
+    S = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
+    ref = f(W, S, symad.tensor(x0))
+    ref.backward()
+    tr = symad.trace(f, w0, s0, x0)
+    gw, gs = tr.gradient(wrt=["w", "s"])
+    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(np.asarray(tr.evaluate(gw), np.float64).ravel(), W.grad.numpy(),
+                               rtol=1e-12, atol=1e-15)
+    assert math.isclose(float(tr.evaluate(gs)), S.grad.item(), rel_tol=1e-12)
+    W2 = symad.tensor(w0, requires_grad=True)
+    S2 = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
+    out = symad.compile(f)(W2, S2, symad.tensor(x0))
+    out.backward()
+    assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(W2.grad.numpy(), W.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_power_of_piecewise_with_piecewise_conditions_differentiates_and_compiles():
     """Fuzz finding: d/db of ``b**3`` with ``b = where(minimum(s, x) > w/0.5, ...)`` made SymPy
     distribute the power into a Piecewise whose conditions hold a Piecewise and assert in
@@ -320,23 +341,7 @@ def test_power_of_piecewise_with_piecewise_conditions_differentiates_and_compile
         b = symad.where(symad.minimum(s, x) > c, symad.minimum(s, x), c * 0.5)
         return (symad.where(a > b, a, b * 0.5) ** 3).sum()
 
-    W = symad.tensor(w0, requires_grad=True)
-    S = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
-    ref = f(W, S, symad.tensor(x0))
-    ref.backward()
-    tr = symad.trace(f, w0, s0, x0)
-    gw, gs = tr.gradient(wrt=["w", "s"])
-    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
-    np.testing.assert_allclose(np.asarray(tr.evaluate(gw), np.float64).ravel(), W.grad.numpy(),
-                               rtol=1e-12)
-    assert math.isclose(float(tr.evaluate(gs)), S.grad.item(), rel_tol=1e-12)
-    cf = symad.compile(f)
-    W2 = symad.tensor(w0, requires_grad=True)
-    S2 = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
-    out = cf(W2, S2, symad.tensor(x0))
-    out.backward()
-    assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)
-    np.testing.assert_allclose(W2.grad.numpy(), W.grad.numpy(), rtol=1e-12)
+    _trace_and_compile_equal_eager(f, w0, s0, x0)
 
 
 def test_mean_over_piecewise_with_piecewise_conditions_traces():
@@ -355,16 +360,4 @@ def test_mean_over_piecewise_with_piecewise_conditions_traces():
         b = symad.maximum(symad.maximum(s, w), symad.tensor(2.0, dtype=x.dtype) + x)
         return (symad.where(a > b, a, b * 0.5) ** 2).mean()
 
-    W = symad.tensor(w0, requires_grad=True)
-    S = symad.tensor(s0, dtype=symad.float64, requires_grad=True)
-    ref = f(W, S, symad.tensor(x0))
-    ref.backward()
-    tr = symad.trace(f, w0, s0, x0)
-    gw, gs = tr.gradient(wrt=["w", "s"])
-    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
-    np.testing.assert_allclose(np.asarray(tr.evaluate(gw), np.float64).ravel(), W.grad.numpy(),
-                               rtol=1e-12, atol=1e-15)
-    assert math.isclose(float(tr.evaluate(gs)), S.grad.item(), rel_tol=1e-12)
-    out = symad.compile(f)(symad.tensor(w0, requires_grad=True), S.detach().requires_grad_(),
-                           symad.tensor(x0))
-    assert math.isclose(out.item(), ref.item(), rel_tol=1e-12)
+    _trace_and_compile_equal_eager(f, w0, s0, x0)
