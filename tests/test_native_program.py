@@ -276,3 +276,20 @@ def test_transposed_weight_gradients_are_computed_transposed():
             assert src is None or src.op.name != "matmul"
     for g, w in zip(nat(*args), want):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
+
+
+def test_any_failure_of_the_lowering_falls_back_to_the_replay(monkeypatch):
+    """A compile never crashes where eager works: if building or trying the native program
+    fails in any way, the step replays with numpy (the reference) and says why."""
+    def broken(*a, **k):
+        raise TypeError("simulated lowering bug")
+    monkeypatch.setattr(native_program, "NativeProgram", broken)
+    losses, params, calls = _train(True, symad.float64,
+                                   lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9))
+    assert "numpy/BLAS" in calls
+    assert native_program.last_fallback == "TypeError: simulated lowering bug"
+    ref_losses, ref_params, _ = _train(False, symad.float64,
+                                       lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9))
+    assert losses == ref_losses
+    for a, b in zip(params, ref_params):
+        np.testing.assert_array_equal(a, b)

@@ -558,15 +558,26 @@ def native(prog: Program, args, want: list, out: list | None = None,
         return None
     try:
         nat = NativeProgram(prog, cache=DiskCache(), copy_outputs=copy_outputs)
-    except (NotLowered, LoweringError, RuntimeError, ValueError):
-        return None
-    if nat.native_steps == 0:
-        return None
-    if out is not None:
-        out = [np.empty_like(a) for a in out]      # scratch: the caller's arrays stay as they are
-    got = nat(*args, out=out)
+        if nat.native_steps == 0:
+            return _fallback("no step has a loop lowering")
+        if out is not None:
+            out = [np.empty_like(a) for a in out]  # scratch: the caller's arrays stay as they are
+        got = nat(*args, out=out)
+    except Exception as e:  # noqa: BLE001 - the replay is correct and runs instead
+        return _fallback(f"{type(e).__name__}: {e}")
     if all((a is None) == (b is None) and (a is None or _agrees(a, b)) for a, b in zip(got, want)):
         return nat
+    return _fallback("the native program disagreed with the recording call")
+
+
+#: Why the last lowering attempt fell back to the numpy replay (None: it did not); for
+#: performance debugging — a fallback is never an error (the replay is the reference).
+last_fallback: str | None = None
+
+
+def _fallback(why: str) -> None:
+    global last_fallback
+    last_fallback = why
     return None
 
 
@@ -655,16 +666,15 @@ def native_entry(prog: Program, seed: int, args, want_value, want_grads) -> Nati
         return None
     try:
         ent = NativeEntry(prog, seed)
-    except (NotLowered, LoweringError, RuntimeError, ValueError):
-        return None
-    if ent.native_steps == 0:
-        return None
-    value, state = ent.forward(*args)
-    if not _agrees(value, want_value):
-        return None
-    slot = prog.slots[seed]
-    grads = ent.backward(state, np.ones(slot.shape, slot.dtype.np))
-    if all((a is None) == (b is None) and (a is None or _agrees(a, b))
-           for a, b in zip(grads, want_grads)):
+        if ent.native_steps == 0:
+            return _fallback("no step has a loop lowering")
+        value, state = ent.forward(*args)
+        slot = prog.slots[seed]
+        grads = ent.backward(state, np.ones(slot.shape, slot.dtype.np))
+    except Exception as e:  # noqa: BLE001 - the replay is correct and runs instead
+        return _fallback(f"{type(e).__name__}: {e}")
+    if _agrees(value, want_value) and all(
+            (a is None) == (b is None) and (a is None or _agrees(a, b))
+            for a, b in zip(grads, want_grads)):
         return ent
-    return None
+    return _fallback("the native program disagreed with the recording call")
