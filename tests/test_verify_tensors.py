@@ -304,3 +304,26 @@ def test_batchnorm_at_n8_is_proved_not_sampled():
                        wrt=["x", "gamma", "beta"], inputs=inputs)
     assert r.status == "proved right", r.basis
     assert "square root" in r["x[5,2]"].method or "renaming" in r["x[5,2]"].method
+
+
+def test_budget_step_interrupts_code_that_swallows_one_interruption():
+    """SymPy has bare ``except:`` clauses (minimal polynomials inside simplify) that can swallow
+    the step's interruption; the alarm re-fires, so the step still ends (it hung the suite once,
+    in a display simplification, on a loaded machine)."""
+    import time as _time
+
+    from symad.verify.budget import Budget
+
+    def swallow_once():
+        try:
+            while True:
+                sum(range(1000))
+        except BaseException:     # what a bare except catches
+            pass
+        while True:
+            sum(range(1000))
+
+    t0 = _time.perf_counter()
+    with Budget(10).step(0.2) as ok:
+        swallow_once()
+    assert ok == [False] and _time.perf_counter() - t0 < 2.0

@@ -57,7 +57,9 @@ class Budget:
         old = None
         if use_alarm:
             old = signal.signal(signal.SIGALRM, _raise)
-            signal.setitimer(signal.ITIMER_REAL, max(end - time.perf_counter(), 1e-3))
+            # re-fired every _REFIRE seconds: SymPy has bare ``except:`` clauses (minimal
+            # polynomials, inside simplify) that can swallow one OutOfTime
+            signal.setitimer(signal.ITIMER_REAL, max(end - time.perf_counter(), 1e-3), _REFIRE)
         try:
             yield flag
         except OutOfTime:
@@ -74,7 +76,10 @@ class Budget:
                     if rest <= 0:
                         raise OutOfTime()
                     signal.signal(signal.SIGALRM, _raise)
-                    signal.setitimer(signal.ITIMER_REAL, rest)
+                    signal.setitimer(signal.ITIMER_REAL, rest, _REFIRE)
+
+
+_REFIRE = 0.05
 
 
 def _raise(signum, frame):
