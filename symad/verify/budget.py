@@ -59,14 +59,17 @@ class Budget:
             old = signal.signal(signal.SIGALRM, _raise)
             # re-fired every _REFIRE seconds: SymPy has bare ``except:`` clauses (minimal
             # polynomials, inside simplify) that can swallow one OutOfTime
+            _ARMED[0] = True
             signal.setitimer(signal.ITIMER_REAL, max(end - time.perf_counter(), 1e-3), _REFIRE)
         try:
             yield flag
         except OutOfTime:
+            _ARMED[0] = False
             if time.perf_counter() < end - 1e-3 and len(self._stack) > 1:
                 raise  # an outer step's alarm, not ours
             flag[0] = False
         finally:
+            _ARMED[0] = False
             self._stack.pop()
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -76,11 +79,14 @@ class Budget:
                     if rest <= 0:
                         raise OutOfTime()
                     signal.signal(signal.SIGALRM, _raise)
+                    _ARMED[0] = True
                     signal.setitimer(signal.ITIMER_REAL, rest, _REFIRE)
 
 
 _REFIRE = 0.05
+_ARMED = [False]      # a step is running: an alarm now interrupts it (off while it unwinds)
 
 
 def _raise(signum, frame):
-    raise OutOfTime()
+    if _ARMED[0]:
+        raise OutOfTime()
