@@ -263,8 +263,14 @@ def expand(prog: Program) -> Program:
     return Program(slots, list(prog.inputs), leaves, steps, list(prog.outputs))
 
 
+def _macs(slots, st: Step) -> int:
+    (M, K), (_, N) = (slots[i].shape for i in st.ins)
+    return M * K * N
+
+
 def transpose_products(prog: Program) -> Program:
-    """``permute(A @ B, (1, 0))`` as ``B.T @ A.T`` when the product is used by that permute only:
+    """``permute(A @ B, (1, 0))`` as ``B.T @ A.T`` when the product is used by that permute only
+    and runs in BLAS (above ``MAX_NATIVE_MATMUL``; the native loop nest prefers its own shape):
     the VJP of ``x @ W.T`` computes ``(x.T @ g).T``, and the transposed result would otherwise be
     copied element by element (a strided gather) into the gradient buffer. The permuted operands
     are views (free); numpy's BLAS takes them with its transpose flags. The same sums, possibly in
@@ -284,7 +290,8 @@ def transpose_products(prog: Program) -> Program:
                 and tuple(d % 2 for d in st.params["dims"]) == (1, 0)):
             m = made.get(st.ins[0])
             if (m is not None and m.partial is None and m.op.name == "matmul"
-                    and users.get(m.out) == 1 and all(len(slots[i].shape) == 2 for i in m.ins)):
+                    and users.get(m.out) == 1 and all(len(slots[i].shape) == 2 for i in m.ins)
+                    and _macs(slots, m) > MAX_NATIVE_MATMUL):   # a BLAS call: rewrite freely
                 rewrite[st.out] = m
                 drop.add(m.out)
     if not rewrite:
