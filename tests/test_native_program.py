@@ -254,7 +254,7 @@ def test_cross_entropy_programs_lower_log_softmax_and_amax():
     log); values and gradients equal eager float64; amax of a row holding NaN is NaN."""
     net, prog, args, want = _mlp_program(nn.CrossEntropyLoss(), nn.Tanh(), symad.float64)
     nat = NativeProgram(prog)
-    labels = [st.label() for st in nat.prog.steps]
+    labels = [st.label() for st in nat.lowered.steps]
     assert "amax" in labels and "log_softmax" not in labels
     for g, w in zip(nat(*args), want):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
@@ -271,8 +271,8 @@ def test_transposed_weight_gradients_are_computed_transposed(monkeypatch):
     monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 0)      # every matmul is BLAS
     net, prog, args, want = _mlp_program(nn.MSELoss(), nn.Tanh(), symad.float64)
     nat = NativeProgram(prog)
-    made = {st.out: st for st in nat.prog.steps}
-    for st in nat.prog.steps:
+    made = {st.out: st for st in nat.lowered.steps}
+    for st in nat.lowered.steps:
         if st.op.name == "permute":
             src = made.get(st.ins[0])
             assert src is None or src.op.name != "matmul"

@@ -321,13 +321,15 @@ class NativeProgram:
     :class:`symad.program.Runner`, with the covered steps as native loop segments.
 
     Output arrays are buffers this object owns: read (or copy) them before the next call.
-    ``native_steps`` / ``numpy_steps`` count the steps each way; ``segments`` the native calls.
+    ``prog`` is the program as recorded, ``lowered`` the one the loops run (decompositions
+    expanded, BLAS products transposed); ``native_steps`` / ``numpy_steps`` count its steps each
+    way; ``segments`` the native calls.
     """
 
     def __init__(self, prog: Program, *, cache: DiskCache | None = None,
                  copy_outputs: tuple[int, ...] = ()) -> None:
-        prog = transpose_products(expand(prog))
-        self.prog = prog
+        self.prog = prog                   # as recorded (Runner's contract)
+        prog = self.lowered = transpose_products(expand(prog))
         b = _Builder(prog)
         slots = prog.slots
         self._inputs = list(prog.inputs)
@@ -446,7 +448,7 @@ class NativeProgram:
 
     def _bind(self, j: int, a, what: str) -> None:
         s = self._buffer_slot[j]
-        sl = self.prog.slots[s if s >= 0 else self.prog.outputs[-1 - s]]
+        sl = self.lowered.slots[s if s >= 0 else self.lowered.outputs[-1 - s]]
         want = sl.dtype.np
         if not isinstance(a, np.ndarray) or a.shape != sl.shape or a.dtype != want:
             got = (f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray)
@@ -482,7 +484,7 @@ class NativeProgram:
             j = n_in + k
             a = t._data
             if a is not self._bound[j]:
-                self._bind(j, a, f"tensor {self.prog.slots[s].name or f'%{s}'}")
+                self._bind(j, a, f"tensor {self.lowered.slots[s].name or f'%{s}'}")
         vals: dict = {}
         if self.numpy_steps:
             with np.errstate(all="ignore"):        # as the replay: once, not per step
@@ -493,7 +495,7 @@ class NativeProgram:
         copied = self._copied
         return [self._bound[copied[k]] if k in copied else
                 None if s < 0 else self._value(s, vals)
-                for k, s in enumerate(self.prog.outputs)]
+                for k, s in enumerate(self.lowered.outputs)]
 
     def _run_plan(self, vals: dict) -> None:
         arrays_, buf_of = self._arrays, self._buf_of
