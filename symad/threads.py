@@ -16,4 +16,6 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """The thread count new kernels get (``set_num_threads``, else ``SYMAD_NUM_THREADS``, else
+    the core count)."""
     return default_threads()
