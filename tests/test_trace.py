@@ -361,3 +361,26 @@ def test_mean_over_piecewise_with_piecewise_conditions_traces():
         return (symad.where(a > b, a, b * 0.5) ** 2).mean()
 
     _trace_and_compile_equal_eager(f, w0, s0, x0)
+
+
+def test_gradient_with_if_then_else_in_a_piecewise_condition_evaluates():
+    """Fuzz finding: the gradient of where(minimum(x, 0) > atan(expm1(tanh(w))), ...) holds
+    ``ITE`` inside a Piecewise condition; the DAG evaluator had no ITE handler and fell back to
+    lambdify with cse, which dropped a branch (d/dw came out [0, 0, 0]; eager [1/6, 0.0551, 1/6])."""
+    w0, x0 = np.array([0.0, 1.0, 0.0]), np.array([[1.0, 1.0, 0.25]])
+
+    def f(w, x):
+        zero = symad.tensor(0.0, dtype=x.dtype)
+        a = symad.atan(symad.expm1(symad.tanh(w)))
+        return symad.atan(symad.where(symad.minimum(x, zero) > a, symad.minimum(x, zero),
+                                      a * 0.5)).mean()
+
+    W = symad.tensor(w0, requires_grad=True)
+    f(W, symad.tensor(x0)).backward()
+    tr = symad.trace(f, w0, x0)
+    (gw,) = tr.gradient(wrt=["w"])
+    got = np.asarray(tr.evaluate(gw), np.float64).ravel()
+    np.testing.assert_allclose(got, W.grad.numpy(), rtol=1e-12)
+    # by hand: d/dw_i of atan(a_i / 2) / 3 at a_i = atan(expm1(tanh(w_i))), w_i = 0 -> 1/6
+    assert math.isclose(got[0], 1 / 6, rel_tol=1e-12) and math.isclose(got[2], 1 / 6,
+                                                                        rel_tol=1e-12)

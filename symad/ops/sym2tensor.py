@@ -129,6 +129,10 @@ _HANDLERS = {
     sympy.And: _and,
     sympy.Or: _or,
     sympy.Not: lambda e, ev: F.logical_not(ev(e.args[0])),
+    # ITE(c, a, b) of booleans: (c and a) or (not c and b); SymPy writes a Piecewise's
+    # condition that holds a Piecewise this way
+    sympy.logic.boolalg.ITE: lambda e, ev: F.where(ev(e.args[0]), ev(e.args[1]),
+                                                   ev(e.args[2])),
     sympy.Heaviside: _heaviside,
     sympy.floor: _unary("floor"),
     sympy.erf: _unary("erf"),

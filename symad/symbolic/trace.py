@@ -498,6 +498,7 @@ def evaluate_numeric(what, env: dict):
     missing = [s for s in syms if s not in env]
     if missing:
         raise ValueError(f"no value for symbols {missing}")
+    nested = False
     if any(_piecewise_in_condition(e) for e in arr):
         # SymPy's cse rebuilds nodes with their evaluating constructors, and folding a Piecewise
         # whose condition holds another Piecewise can drop a branch; without cse the printed
@@ -517,11 +518,11 @@ def evaluate_numeric(what, env: dict):
                         for v in evaluate_many(arr, tenv)]
             out = np.array([float(v) for v in vals], dtype=np.float64).reshape(shape)
             return out[()] if out.ndim == 0 else out
-        except NotImplementedError:  # a class sym2tensor has no handler for: lambdify it
-            pass
+        except NotImplementedError:  # a class sym2tensor has no handler for: lambdify it,
+            nested = True             # without cse (it can drop a branch of such a Piecewise)
         finally:
             D.set_default_dtype(prev)
-    f = sympy.lambdify(syms, arr, modules=[NUMPY_FUNCS, "numpy"], cse=True)
+    f = sympy.lambdify(syms, arr, modules=[NUMPY_FUNCS, "numpy"], cse=not nested)
     with np.errstate(all="ignore"):
         # numpy scalars, not Python floats: IEEE results (0.0**-1 = inf) where Python raises,
         # e.g. in the branch of pow's 0**0 rule that ``select`` then discards
