@@ -250,19 +250,21 @@ def reverse_gradient(expr, wrt: Sequence[sympy.Symbol]) -> list:
     expr = sympy.sympify(expr)
     wrt = list(wrt)
     order, dep = _topo([expr], set(wrt))
-    return _sweep_safe(expr, wrt, order, dep)
+    return unevaluated_on_assert(_sweep, expr, wrt, order, dep)
 
 
-def _sweep_safe(expr, wrt, order, dep) -> list:
-    """:func:`_sweep`, again with SymPy's evaluation off if SymPy fails its own assertion:
-    ``Piecewise ** n`` distributes into a new Piecewise whose constructor folds conditions that
-    hold a Piecewise (``where(minimum(s, x) > w, ...)``) and asserts in ``piecewise_fold``. The
-    unevaluated partials mean the same (fuzz finding)."""
+def unevaluated_on_assert(fn, /, *args, **kw):
+    """``fn(*args, **kw)``, again with SymPy's evaluation off if SymPy fails its own assertion.
+    ``Piecewise ** n`` (reached through Pow, Mul flattening, a mean's division) distributes into a
+    new Piecewise whose constructor folds conditions that hold a Piecewise (``clamp(clamp(x))``,
+    ``where(minimum(s, x) > w, ...)``) and asserts in ``piecewise_fold``; the unevaluated nodes
+    mean the same. The one answer to that SymPy failure for tracing, its rebuilds and the
+    reverse sweep (fuzz findings)."""
     try:
-        return _sweep(expr, wrt, order, dep)
+        return fn(*args, **kw)
     except AssertionError:
         with sympy.evaluate(False):
-            return _sweep(expr, wrt, order, dep)
+            return fn(*args, **kw)
 
 
 def reverse_jacobian(exprs: Iterable, wrt: Sequence[sympy.Symbol]) -> sympy.Matrix:
@@ -270,5 +272,6 @@ def reverse_jacobian(exprs: Iterable, wrt: Sequence[sympy.Symbol]) -> sympy.Matr
     exprs = [sympy.sympify(e) for e in exprs]
     wrt = list(wrt)
     order, dep = _topo(exprs, set(wrt))
-    return sympy.Matrix([_sweep_safe(e, wrt, order, dep) for e in exprs]) if exprs else \
+    return sympy.Matrix([unevaluated_on_assert(_sweep, e, wrt, order, dep)
+                         for e in exprs]) if exprs else \
         sympy.zeros(0, len(wrt))

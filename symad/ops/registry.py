@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 
-from .derivatives import no_dirac, reverse_gradient
+from .derivatives import no_dirac, reverse_gradient, unevaluated_on_assert
 
 REGISTRY: dict[str, "Op"] = {}
 
@@ -106,15 +106,9 @@ class Op:
         return fn
 
     def symbolic_forward(self, *arrays, **params) -> np.ndarray:
-        """Apply the op to object arrays of SymPy expressions (tracing). If SymPy fails its own
-        assertion while evaluating (``piecewise_fold`` on a Piecewise whose conditions hold a
-        Piecewise, reached through ``Pow``/``Mul`` flattening: ``mean`` of such elements), the
-        same op is built again with SymPy's evaluation off: unevaluated nodes, same meaning."""
-        try:
-            return self._symbolic_forward(*arrays, **params)
-        except AssertionError:
-            with sympy.evaluate(False):
-                return self._symbolic_forward(*arrays, **params)
+        """Apply the op to object arrays of SymPy expressions (tracing); rebuilt unevaluated
+        where SymPy fails its own assertion (:func:`derivatives.unevaluated_on_assert`)."""
+        return unevaluated_on_assert(self._symbolic_forward, *arrays, **params)
 
     def _symbolic_forward(self, *arrays, **params) -> np.ndarray:
         if self.symbolic is not None:
@@ -178,13 +172,7 @@ def _rebuild(e, args):
         return sympy.Basic.__new__(type(e), *args)
     if isinstance(e, _UNEVALUATED):
         return e.func(*args, evaluate=False)
-    try:
-        return e.func(*args)
-    except AssertionError:
-        # ``Pow(Piecewise, -1)`` evaluates into a new Piecewise whose constructor folds
-        # conditions that hold a Piecewise (``clamp(clamp(x))``) and trips SymPy's own assertion
-        # (piecewise_fold): the same node, unevaluated, means the same.
-        return e.func(*args, evaluate=False)
+    return unevaluated_on_assert(e.func, *args)
 
 
 def xreplace_unevaluated(expr, rep: dict):
