@@ -107,12 +107,40 @@ def _loop_order(st: Map) -> list[int]:
     return [d for d in dims if d != inner] + [inner]
 
 
+def _collapse(st: Map) -> Map:
+    """``st`` with adjacent loop dimensions merged where every access steps through them as
+    one (``stride[d] == stride[d + 1] * shape[d + 1]``, broadcasts included): a dense 2-D
+    elementwise loop is one long loop, which vectorizes without a short-row remainder."""
+    accs = [st.out] + list(st.ins) + [a for a, _ in st.extra]
+    dims = [d for d in range(len(st.shape)) if st.shape[d] != 1]
+    if len(dims) < 2:
+        return st
+    shape = [st.shape[dims[0]]]
+    strides = [[a.strides[dims[0]]] for a in accs]
+    for d in dims[1:]:
+        if all(s[-1] == a.strides[d] * st.shape[d] for s, a in zip(strides, accs)):
+            shape[-1] *= st.shape[d]
+            for s, a in zip(strides, accs):
+                s[-1] = a.strides[d]
+        else:
+            shape.append(st.shape[d])
+            for s, a in zip(strides, accs):
+                s.append(a.strides[d])
+    if len(shape) == len(st.shape):
+        return st
+    new = [Access(a.buf, a.offset, tuple(s)) for a, s in zip(accs, strides)]
+    n_in = len(st.ins)
+    return Map(tuple(shape), new[0], tuple(new[1:1 + n_in]), st.syms, st.expr, st.accumulate,
+               tuple((a, e) for a, (_, e) in zip(new[1 + n_in:], st.extra)), st.combine)
+
+
 class _Function:
     """IR text of one segment body."""
 
     def __init__(self, name: str, dtypes: list[str], fast_math: bool, variants: dict,
-                 decls: dict, groups: dict) -> None:
+                 decls: dict, groups: dict, meta: list) -> None:
         self.name = name
+        self.meta = meta
         self.dtypes = dtypes
         self.fast_math = fast_math
         self.variants = variants
@@ -120,6 +148,14 @@ class _Function:
         self.lines: list[str] = []
         self.n = 0
         self.used: set[int] = set()
+
+    def no_unroll(self) -> str:
+        """A ``!llvm.loop`` tag that keeps the unroller off this loop (the vectorizer still
+        vectorizes and interleaves it)."""
+        n = len(self.meta)
+        self.meta += [f"!{n} = distinct !{{!{n}, !{n + 1}}}",
+                      f"!{n + 1} = !{{!\"llvm.loop.unroll.disable\"}}"]
+        return f", !llvm.loop !{n}"
 
     def fresh(self, stem: str) -> str:
         self.n += 1
@@ -163,6 +199,7 @@ class _Function:
     def map(self, st: Map) -> None:
         if any(n == 0 for n in st.shape):
             return
+        st = _collapse(st)
         ty = ELEMENT[self.dtypes[st.out.buf]]
         if ty not in ("float", "double"):
             raise ValueError(f"a Map writes float or double buffers, not {ty}")
@@ -222,14 +259,17 @@ class _Function:
         else:
             body.append(f"  store {ty} {value}, ptr {p}")
         self.lines += body
-        # close the loops, innermost first
+        # close the loops, innermost first; the innermost loop of a nest is not fully unrolled
+        # before the loop vectorizer sees it (LLVM would unroll a short row and vectorize the
+        # outer loop across rows: gathers and broadcasts instead of contiguous vectors)
         for level in reversed(range(len(order))):
             d = order[level]
             latch, after = f"{k}l{level}", f"{k}x{level}"
+            tag = self.no_unroll() if level == len(order) - 1 and level > 0 else ""
             self.lines += [f"  br label %{latch}", f"{latch}:",
                            f"  %{k}n{level} = add nuw nsw i64 %{k}i{level}, 1",
                            f"  %{k}c{level} = icmp ult i64 %{k}n{level}, {st.shape[d]}",
-                           f"  br i1 %{k}c{level}, label %{k}h{level}, label %{after}",
+                           f"  br i1 %{k}c{level}, label %{k}h{level}, label %{after}{tag}",
                            f"{after}:"]
             self._block = after
 
@@ -346,14 +386,17 @@ def build_loops_ir(name: str, dtypes: list[str], segments: list[list], *,
     variants = vector_variants or {}
     decls: dict[str, str] = {}
     groups: dict[str, int] = {}
-    funcs = [_Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups).text(seg)
+    meta: list[str] = []
+    funcs = [_Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups,
+                       meta).text(seg)
              for k, seg in enumerate(segments)]
     wide = prefer_width(variants)
     attrs = ["attributes #0 = { nounwind willreturn memory(none) }",
              "attributes #1 = { nounwind" + wide + " }",
              "attributes #2 = { alwaysinline nounwind" + wide + " }"]
     vattrs, vdecls = vector_declarations(groups, variants)
-    return "\n".join(funcs + sorted(decls.values()) + vdecls + [""] + attrs + vattrs) + "\n"
+    return "\n".join(funcs + sorted(decls.values()) + vdecls + [""] + attrs + vattrs
+                     + [""] + meta) + "\n"
 
 
 class LoopModule:

@@ -51,6 +51,28 @@ def test_loop_statements_matmul_transposed_reduce_broadcast(dtype):
                                atol=tol * 10)
 
 
+def test_dense_dimensions_collapse_into_one_loop_and_rows_are_not_unrolled():
+    from codegen.loops import _collapse, build_loops_ir
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 6, 5))
+    b = rng.normal(size=(6, 5))                 # broadcast over the first dimension
+    out, col = np.zeros((4, 6, 5)), np.zeros(5)
+    ew = Map((4, 6, 5), Access(2, 0, (30, 5, 1)), (Access(0, 0, (30, 5, 1)),
+                                                   Access(1, 0, (0, 5, 1))), (x, y), x * y)
+    # the broadcast operand keeps the first dimension apart; the last two merge for everyone
+    assert _collapse(ew).shape == (4, 30)
+    assert _collapse(ew).ins[1].strides == (0, 1)
+    red = Map((4, 6, 5), Access(3, 0, (0, 0, 1)), (Access(2, 0, (30, 5, 1)),), (x,), x, True)
+    assert _collapse(red).shape == (24, 5)      # rows of a reduction over the first two dims
+    mod = LoopModule("cl", ["float64"] * 4, [[ew, Fill(3, 5), red]])
+    keep, addr = _ptrs(a, b, out, col)
+    mod.segments[0](addr)
+    np.testing.assert_allclose(out, a * b, rtol=1e-15)
+    np.testing.assert_allclose(col, (a * b).sum((0, 1)), rtol=1e-13)
+    ir = build_loops_ir("cl", ["float64"] * 4, [[red]])
+    assert '!"llvm.loop.unroll.disable"' in ir and "!llvm.loop !0" in ir
+
+
 def test_loop_statements_load_ints_and_bools_as_floats_and_vectorize():
     a = np.array([3, -2, 7, 0, 1, 5, -4, 2], dtype=np.int64)
     m = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=np.bool_)

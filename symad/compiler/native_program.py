@@ -410,6 +410,7 @@ class NativeProgram:
             else:
                 segments[plan[target][1]] = segments[plan[target][1]] + copies
         self.segments = len(segments)
+        self.statements = segments          # codegen.loops statements of each segment
         self.module = LoopModule("prog", b.dtypes, segments, cache=cache)
         self._calls = self.module.segments
         # arrays: one per buffer (external ones are bound per call)
