@@ -41,10 +41,23 @@ _CONVERT = {("float", "double"): "fpext", ("double", "float"): "fptrunc", ("i8",
 
 
 @dataclass(frozen=True)
+class Index:
+    """An indexed dimension of an :class:`Access`: the element offset gains
+    ``stride * clamp(at[idx], 0, bound - 1)``, ``at`` reading an int64/int32 buffer (a gather when
+    the access is read, a scatter when it is an accumulating output). The clamp keeps every
+    address inside the buffer whatever the index holds; callers check the bounds first and
+    raise the eager error (the clamp is never the semantics)."""
+    at: "Access"
+    stride: int
+    bound: int
+
+
+@dataclass(frozen=True)
 class Access:
     buf: int
     offset: int
     strides: tuple[int, ...]        # one per loop dimension of the statement
+    index: Index | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,7 @@ def _collapse(st: Map) -> Map:
     elementwise loop is one long loop, which vectorizes without a short-row remainder."""
     accs = [st.out] + list(st.ins) + [a for a, _ in st.extra]
     dims = [d for d in range(len(st.shape)) if st.shape[d] != 1]
-    if len(dims) < 2:
+    if len(dims) < 2 or any(a.index is not None for a in accs):
         return st
     shape = [st.shape[dims[0]]]
     strides = [[a.strides[dims[0]]] for a in accs]
@@ -128,7 +141,7 @@ def _collapse(st: Map) -> Map:
                 s.append(a.strides[d])
     if len(shape) == len(st.shape):
         return st
-    new = [Access(a.buf, a.offset, tuple(s)) for a, s in zip(accs, strides)]
+    new = [Access(a.buf, a.offset, tuple(s)) for a, s in zip(accs, strides)]  # no index here
     n_in = len(st.ins)
     return Map(tuple(shape), new[0], tuple(new[1:1 + n_in]), st.syms, st.expr, st.accumulate,
                tuple((a, e) for a, (_, e) in zip(new[1 + n_in:], st.extra)), st.combine)
@@ -186,10 +199,37 @@ class _Function:
             a = self.fresh("o")
             out.append(f"  {a} = add nsw i64 {off}, {terms[0]}")
             off = a
+        if acc.index is not None:
+            off = self._indexed(acc.index, idx, out, off)
         ty = ELEMENT[self.dtypes[acc.buf]]
         p = self.fresh("p")
         out.append(f"  {p} = getelementptr inbounds {ty}, ptr %b{acc.buf}, i64 {off}")
         return p
+
+    def _indexed(self, ix: Index, idx: dict[int, str], out: list[str], off: str) -> str:
+        ity = ELEMENT[self.dtypes[ix.at.buf]]
+        if ity not in ("i64", "i32") or ix.bound < 1:
+            raise ValueError(f"an index reads an int64/int32 buffer with bound >= 1, not {ity} "
+                             f"(bound {ix.bound})")
+        p = self.ptr(ix.at, idx, out)
+        v = self.fresh("x")
+        out.append(f"  {v} = load {ity}, ptr {p}")
+        if ity == "i32":
+            w = self.fresh("x")
+            out.append(f"  {w} = sext i32 {v} to i64")
+            v = w
+        for fn, lim in (("smax", 0), ("smin", ix.bound - 1)):
+            self.decls[f"llvm.{fn}.i64"] = f"declare i64 @llvm.{fn}.i64(i64, i64)"
+            w = self.fresh("x")
+            out.append(f"  {w} = call i64 @llvm.{fn}.i64(i64 {v}, i64 {lim})")
+            v = w
+        if ix.stride != 1:
+            w = self.fresh("x")
+            out.append(f"  {w} = mul nsw i64 {v}, {ix.stride}")
+            v = w
+        a = self.fresh("o")
+        out.append(f"  {a} = add nsw i64 {off}, {v}")
+        return a
 
     def fill(self, st: Fill) -> None:
         if st.size <= 0:
@@ -259,13 +299,16 @@ class _Function:
         else:
             body.append(f"  store {ty} {value}, ptr {p}")
         self.lines += body
-        # close the loops, innermost first; the innermost loop of a nest is not fully unrolled
-        # before the loop vectorizer sees it (LLVM would unroll a short row and vectorize the
-        # outer loop across rows: gathers and broadcasts instead of contiguous vectors)
+        # close the loops, innermost first; the innermost loop of an elementwise nest is not
+        # fully unrolled before the loop vectorizer sees it (LLVM would unroll a short row and
+        # vectorize the outer loop across rows: gathers and broadcasts instead of contiguous
+        # vectors). Reductions keep LLVM's choice: their float32 summation order is what the
+        # programs' agreement with eager training was measured with.
         for level in reversed(range(len(order))):
             d = order[level]
             latch, after = f"{k}l{level}", f"{k}x{level}"
-            tag = self.no_unroll() if level == len(order) - 1 and level > 0 else ""
+            inner = level == len(order) - 1 and level > 0
+            tag = self.no_unroll() if inner and not st.accumulate else ""
             self.lines += [f"  br label %{latch}", f"{latch}:",
                            f"  %{k}n{level} = add nuw nsw i64 %{k}i{level}, 1",
                            f"  %{k}c{level} = icmp ult i64 %{k}n{level}, {st.shape[d]}",

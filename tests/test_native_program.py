@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 import symad
-from codegen.loops import Access, Fill, LoopModule, Map
+from codegen.loops import Access, Fill, Index, LoopModule, Map
 from symad import nn, optim
 from symad.compiler import native_program
 from symad.compiler.native_program import NativeProgram
@@ -69,7 +69,7 @@ def test_dense_dimensions_collapse_into_one_loop_and_rows_are_not_unrolled():
     mod.segments[0](addr)
     np.testing.assert_allclose(out, a * b, rtol=1e-15)
     np.testing.assert_allclose(col, (a * b).sum((0, 1)), rtol=1e-13)
-    ir = build_loops_ir("cl", ["float64"] * 4, [[red]])
+    ir = build_loops_ir("cl", ["float64"] * 4, [[ew]])
     assert '!"llvm.loop.unroll.disable"' in ir and "!llvm.loop !0" in ir
 
 
@@ -86,6 +86,61 @@ def test_loop_statements_load_ints_and_bools_as_floats_and_vectorize():
     with pytest.raises(ValueError, match="writes float or double"):
         LoopModule("d", ["float32", "int64"], [[Map((2,), Access(1, 0, (1,)),
                                                     (Access(0, 0, (1,)),), (x,), x)]])
+
+
+@pytest.mark.parametrize("itype", ["int64", "int32"])
+def test_indexed_accesses_gather_and_scatter_add_like_numpy(itype):
+    """An indexed read is a gather, an indexed accumulating write ``np.add.at`` (repeated
+    positions add up, in index order); an index outside the bound is clamped into the buffer
+    (memory safety only: callers check bounds and raise the eager error first)."""
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(6, 5))
+    idx = np.array([[4], [0], [2], [2], [1], [3]], dtype=itype)
+    got = np.zeros((6, 1))
+    add = np.array([[1.5], [-2.0], [0.25], [4.0], [3.0], [-1.0]])
+    acc = np.zeros((6, 5))
+    rows = np.array([0, 2, 2, 5], dtype=itype)            # scatter along dim 0, repeated rows
+    vals = rng.normal(size=(4, 5))
+    acc0 = np.zeros((6, 5))
+    seg = [Map((6, 1), Access(2, 0, (1, 1)), (Access(0, 0, (5, 0), Index(Access(1, 0, (1, 1)),
+                                                                         1, 5)),), (x,), x),
+           Map((6, 1), Access(4, 0, (5, 0), Index(Access(1, 0, (1, 1)), 1, 5)),
+               (Access(3, 0, (1, 1)),), (x,), x, True),
+           Map((4, 5), Access(5, 0, (0, 1), Index(Access(6, 0, (1, 0)), 5, 6)),
+               (Access(7, 0, (5, 1)),), (x,), x, True)]
+    mod = LoopModule("g" + itype, ["float64", itype, "float64", "float64", "float64", "float64",
+                                   itype, "float64"], [seg])
+    keep, addr = _ptrs(src, idx, got, add, acc, acc0, rows, vals)
+    mod.segments[0](addr)
+    np.testing.assert_array_equal(got, np.take_along_axis(src, idx.astype(np.int64), 1))
+    want = np.zeros((6, 5))
+    np.add.at(want, (np.arange(6)[:, None], idx.astype(np.int64)), add)
+    np.testing.assert_array_equal(acc, want)
+    want0 = np.zeros((6, 5))
+    np.add.at(want0, rows.astype(np.int64), vals)
+    np.testing.assert_array_equal(acc0, want0)
+    idx[:, 0] = [7, -3, 0, 1, 2, 99]                      # out of bounds: clamped, never read
+    mod.segments[0](addr)                                  # outside the buffer
+    np.testing.assert_array_equal(got[:, 0], src[np.arange(6), [4, 0, 0, 1, 2, 4]])
+
+
+def test_cross_entropy_programs_run_fully_native_and_check_targets():
+    """nll_loss lowers through its registry decomposition (a gather) and its VJP's scatter_add:
+    a cross-entropy program has no numpy step; a target out of range raises IndexError like
+    eager does (before any native code reads it)."""
+    net, prog, args, want = _mlp_program(nn.CrossEntropyLoss(), nn.Tanh(), symad.float64)
+    nat = NativeProgram(prog)
+    assert nat.numpy_steps == 0 and nat.segments == 1
+    labels = [st.label() for st in nat.lowered.steps]
+    assert "gather" in labels and "scatter_add" in labels and "nll_loss" not in labels
+    for g, w in zip(nat(*args), want):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
+    bad = args[1].copy()
+    bad[5] = 3
+    with pytest.raises(IndexError, match="index 3 .* out of bounds for size 3"):
+        nat(args[0], bad)
+    with pytest.raises(IndexError):
+        nn.CrossEntropyLoss()(net(symad.tensor(args[0])), symad.tensor(bad))
 
 
 def _mlp_program(loss, act, dtype, n=48):
@@ -240,6 +295,7 @@ DECOMPOSITION_CASES = {
                  for shapes in [((7, 3), (7, 3)), ((7, 3), (3,)), ((5,), ())]],
     "log_softmax": [(((7, 3),), {"dim": d}) for d in (-1, 0, 1)] + [(((4,),), {"dim": 0})],
     "softmax": [(((7, 3),), {"dim": d}) for d in (-1, 0, 1)] + [(((4,),), {"dim": 0})],
+    "nll_loss": [(((7, 3), "target"), {"reduction": r}) for r in ("mean", "sum", "none")],
 }
 
 
@@ -255,7 +311,8 @@ def test_every_registry_decomposition_equals_the_forward(dtype):
     for name, cases in DECOMPOSITION_CASES.items():
         op = ops[name]
         for shapes, params in cases:
-            arrays = [(rng.normal(size=s) * 30).astype(dtype) for s in shapes]
+            arrays = [rng.integers(0, shapes[0][-1], shapes[0][0]) if s == "target" else
+                      (rng.normal(size=s) * 30).astype(dtype) for s in shapes]
             want = op.forward(*arrays, **params)
             with symad.no_grad():
                 got = op.decompose(*[symad.tensor(a) for a in arrays], **params)

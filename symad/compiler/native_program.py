@@ -25,7 +25,7 @@ import numpy as np
 import sympy
 
 from codegen import DiskCache
-from codegen.loops import ELEMENT, Access, Fill, LoopModule, Map, MatMul
+from codegen.loops import ELEMENT, Access, Fill, Index, LoopModule, Map, MatMul
 from codegen.lowering import Lowerer, LoweringError
 
 from ..program.ir import Program, Step
@@ -86,6 +86,10 @@ class _Builder:
         self.buffer_slot: list[int] = []      # per buffer: the slot whose array it is
         self.views: dict[int, _View] = {}
         self.scratch_shapes: dict[int, tuple] = {}
+        self.n_external = 0                   # buffers of inputs and leaves (set by the caller)
+        #: (external buffer, bound): an index read from an argument; the caller checks
+        #: ``0 <= index < bound`` before every call (the eager IndexError, not the clamp)
+        self.index_checks: list[tuple[int, int]] = []
 
     def buffer(self, slot: int) -> int:
         s = self.prog.slots[slot]
@@ -109,6 +113,8 @@ class _Builder:
             raise NotLowered(f"{ty} result or an input of a dtype loops do not load")
         if st.elementwise:
             return self._elementwise(st)
+        if st.partial is None and name in ("gather", "scatter_add"):
+            return self._indexed(st)
         if any(slots[i].dtype.np.name != ty for i in st.ins):
             raise NotLowered("a structural op over mixed dtypes")
         if st.partial is None and name in _REDUCTIONS:
@@ -163,6 +169,49 @@ class _Builder:
         reduce = target.broadcast(shape) != _dense(shape) or len(st.shape) != len(shape)
         m = Map(shape, target.access(shape), ins, tuple(syms), expr, accumulate=reduce)
         return [Fill(out, max(1, math.prod(st.shape))), m] if reduce else [m]
+
+    def _index(self, slot: int, dim_stride: int, bound: int, shape) -> Index:
+        """The index operand of a gather/scatter: an int64 view of an argument's buffer."""
+        v = self.views[slot]
+        if self.prog.slots[slot].dtype.np.name != "int64" or v.buf >= self.n_external:
+            raise NotLowered("an index that is not an int64 argument (its bounds are checked "
+                             "per call)")
+        if tuple(v.shape) != tuple(shape):
+            raise NotLowered("an index of another shape than the loop")
+        if (v.buf, bound) not in self.index_checks:
+            self.index_checks.append((v.buf, bound))
+        return Index(v.access(shape), dim_stride, bound)
+
+    def _indexed(self, st: Step) -> list:
+        """``gather(x, index, dim)``: ``out[p] = x[p with p[dim] = index[p]]``;
+        ``scatter_add(x, index, src, dim)``: a copy of ``x`` plus ``src[p]`` added at those
+        positions, in index order (``np.add.at``'s order)."""
+        slots = self.prog.slots
+        x = self.views[st.ins[0]]
+        ishape = slots[st.ins[1]].shape
+        nd = len(x.shape)
+        if nd == 0 or len(ishape) != nd:
+            raise NotLowered("gather/scatter of other than equal-rank tensors")
+        dim = st.params["dim"] % nd
+        if any(ishape[d] > x.shape[d] for d in range(nd) if d != dim) or 0 in ishape:
+            raise NotLowered("an index larger than the tensor")
+        xs = sympy.Symbol("x0", real=True)
+        if st.op.name == "gather":
+            ix = self._index(st.ins[1], x.strides[dim], x.shape[dim], ishape)
+            strides = tuple(0 if d == dim else x.strides[d] for d in range(nd))
+            out = self.buffer(st.out)
+            return [Map(ishape, Access(out, 0, _dense(ishape)),
+                        (Access(x.buf, x.offset, strides, ix),), (xs,), xs)]
+        src = self.views[st.ins[2]]
+        if any(ishape[d] > src.shape[d] for d in range(nd)):
+            raise NotLowered("an index larger than src")
+        out = self.buffer(st.out)
+        dense = _dense(x.shape)
+        ix = self._index(st.ins[1], dense[dim], x.shape[dim], ishape)
+        ostr = tuple(0 if d == dim else dense[d] for d in range(nd))
+        return [Map(x.shape, Access(out, 0, dense), (x.access(x.shape),), (xs,), xs),
+                Map(ishape, Access(out, 0, ostr, ix), (Access(src.buf, src.offset, src.strides),),
+                    (xs,), xs, True)]
 
     def _reduce(self, st: Step) -> list:
         src = self.views[st.ins[0]]
@@ -241,7 +290,16 @@ def expand(prog: Program) -> Program:
         args = tuple(Tensor._wrap(np.zeros(slots[i].shape, slots[i].dtype.np), slots[i].dtype)
                      for i in st.ins)
         op, params = st.op, st.params
-        sub, out, _, _ = capture(lambda *ts: op.decompose(*ts, **params), args, wrt=[])
+        made = []                               # zeros: any index argument is in bounds
+
+        def run(*ts, op=op, params=params):
+            r = op.decompose(*ts, **params)
+            made.append(r is not None)
+            return r if r is not None else ts[0]
+        sub, out, _, _ = capture(run, args, wrt=[])
+        if not made[0]:
+            steps.append(st)                    # the op keeps this case as one step
+            continue
         last = sub.outputs[0]
         if (not sub.steps or sub.steps[-1].out != last or out._dtype != st.dtype
                 or tuple(out.shape) != tuple(st.shape)):
@@ -337,7 +395,7 @@ class NativeProgram:
             b.buffer(s)
         for s, _ in prog.leaves:
             b.buffer(s)
-        self._n_external = len(b.dtypes)
+        self._n_external = b.n_external = len(b.dtypes)
         shapes = [s.shape for s in slots]
         dtypes = [s.dtype.np for s in slots]
         # list scheduling: native steps whose inputs are ready gather into one segment; numpy
@@ -409,6 +467,7 @@ class NativeProgram:
                 segments.append(copies)
             else:
                 segments[plan[target][1]] = segments[plan[target][1]] + copies
+        self._index_checks = b.index_checks
         self.segments = len(segments)
         self.statements = segments          # codegen.loops statements of each segment
         self.module = LoopModule("prog", b.dtypes, segments, cache=cache)
@@ -486,6 +545,13 @@ class NativeProgram:
             a = t._data
             if a is not self._bound[j]:
                 self._bind(j, a, f"tensor {self.lowered.slots[s].name or f'%{s}'}")
+        for j, bound in self._index_checks:
+            a = self._arrays[j]
+            if a.size and (a.min() < 0 or a.max() >= bound):
+                bad = a[(a < 0) | (a >= bound)].flat[0]
+                raise IndexError(f"native program: index {int(bad)} in input {j} is out of "
+                                 f"bounds for size {bound} (a target class index must be in "
+                                 f"[0, {bound}))")
         vals: dict = {}
         if self.numpy_steps:
             with np.errstate(all="ignore"):        # as the replay: once, not per step

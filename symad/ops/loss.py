@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .registry import _np_clamped_log, clamped_log, register, sym_formula, sym_map
+from .registry import REGISTRY, _np_clamped_log, clamped_log, register, sym_formula, sym_map
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -133,16 +133,33 @@ def _nll_np(logp, target, reduction="mean"):
 
 
 def _nll_vjp(ctx, g):
-    # written with registered ops on the target TENSOR (one_hot), so a recorded program reads the
-    # target of each call instead of baking this call's class indices into an op parameter
+    # written with registered ops on the target TENSOR (scatter_add at the target positions), so
+    # a recorded program reads the target of each call instead of baking this call's class
+    # indices into an op parameter; zeros elsewhere, -g (/ n) at each target (PyTorch's values)
     from .dispatch import apply
+    from .functional import zeros_like
     logp, target = ctx.inputs
-    classes = logp.shape[-1]
-    hot = apply(_ONE_HOT, target, num_classes=classes)
+    scatter_add = REGISTRY["scatter_add"]
     if logp.ndim == 1:
-        return (-_reduce_grad(g, ctx, ()) * hot, None)
+        gg = _reduce_grad(g, ctx, ())
+        return (apply(scatter_add, zeros_like(logp), target.reshape(1), -gg.reshape(1), dim=0),
+                None)
     gg = _reduce_grad(g, ctx, (logp.shape[0],))
-    return (-(gg.unsqueeze(1) * hot), None)
+    return (apply(scatter_add, zeros_like(logp), target.unsqueeze(1), -gg.unsqueeze(1), dim=1),
+            None)
+
+
+def _nll_decompose(logp, target, reduction="mean"):
+    """``-logp[i, target[i]]`` as a gather (what native programs lower), then the reduction;
+    None for a 1-D input (kept as one step)."""
+    from .dispatch import apply
+    if logp.ndim != 2:
+        return None
+    v = -apply(REGISTRY["gather"], logp, target.unsqueeze(1), dim=1).reshape(logp.shape[0])
+    if reduction == "none":
+        return v
+    s = v.sum()
+    return s if reduction == "sum" else s / v.numel()
 
 
 def _one_hot_np(target, num_classes=-1):
@@ -163,7 +180,7 @@ _ONE_HOT = register("one_hot", grad_fn="OneHotBackward0", forward=_one_hot_np,
 
 
 register("nll_loss", grad_fn="NllLossBackward0", forward=_nll_np, vjp=_nll_vjp, nargs=2,
-         params=("reduction",), dtype_rule="first")
+         params=("reduction",), dtype_rule="first", decompose=_nll_decompose)
 
 
 # ---------------------------------------------------------------------------------------------
