@@ -75,6 +75,13 @@ class _View:
         return Access(self.buf, self.offset, self.broadcast(shape))
 
 
+def _params_key(params: dict):
+    """A hashable form of numeric op parameters (None when they are not all plain numbers)."""
+    if any(v is not None and type(v) not in (int, float, bool) for v in params.values()):
+        return None
+    return tuple(sorted(params.items()))
+
+
 class NotLowered(Exception):
     """This step has no loop lowering (it runs as numpy)."""
 
@@ -87,6 +94,8 @@ class _Builder:
         self.views: dict[int, _View] = {}
         self.scratch_shapes: dict[int, tuple] = {}
         self.n_external = 0                   # buffers of inputs and leaves (set by the caller)
+        #: (op name, input slots, params) of each lowered elementwise forward -> its result slot
+        self.forward_of: dict = {}
         #: (external buffer, bound): an index read from an argument; the caller checks
         #: ``0 <= index < bound`` before every call (the eager IndexError, not the clamp)
         self.index_checks: list[tuple[int, int]] = []
@@ -157,14 +166,29 @@ class _Builder:
     def _elementwise(self, st: Step) -> list:
         syms = [sympy.Symbol(f"x{j}", real=True) for j in range(len(st.ins))]
         expr = self._expr(st, syms)
-        out = self.buffer(st.out)
+        key = (st.op.name, st.ins[:st.op.nargs], _params_key(st.params))
         if st.partial is None:
+            out = self.buffer(st.out)
+            if key[2] is not None:
+                self.forward_of[key] = st.out
             shape = st.shape
             ins = tuple(self.views[i].access(shape) for i in st.ins)
             return [Map(shape, Access(out, 0, _dense(shape)), ins, tuple(syms), expr)]
-        # g * d op/d input_i over g's shape, summed to the input's shape
+        # g * d op/d input_i over g's shape, summed to the input's shape; where the derivative
+        # holds the forward itself (tanh' = 1 - tanh^2, exp' = exp), the forward's result is
+        # loaded instead of computed again
+        fwd = self.forward_of.get(key) if key[2] is not None else None
+        ins_slots = list(st.ins)
+        if fwd is not None and fwd in self.views:
+            f = sympy.sympify(st.op.formula(*syms[:st.op.nargs], **st.params))
+            if not f.is_Atom and expr.has(f):
+                ysym = sympy.Symbol(f"x{len(syms)}", real=True)
+                expr = expr.xreplace({f: ysym})
+                syms.append(ysym)
+                ins_slots.append(fwd)
+        out = self.buffer(st.out)
         shape = self.prog.slots[st.ins[-1]].shape
-        ins = tuple(self.views[i].access(shape) for i in st.ins)
+        ins = tuple(self.views[i].access(shape) for i in ins_slots)
         target = _View(out, 0, st.shape, _dense(st.shape))
         reduce = target.broadcast(shape) != _dense(shape) or len(st.shape) != len(shape)
         m = Map(shape, target.access(shape), ins, tuple(syms), expr, accumulate=reduce)
