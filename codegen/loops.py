@@ -154,6 +154,8 @@ class _Function:
                  decls: dict, groups: dict, meta: list) -> None:
         self.name = name
         self.meta = meta
+        # register-tile vectors: 512 bits where the module prefers them (AVX-512), else 256
+        self.vector_bits = 512 if prefer_width(variants) else 256
         self.dtypes = dtypes
         self.fast_math = fast_math
         self.variants = variants
@@ -325,7 +327,7 @@ class _Function:
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
         if M * N:
             self.fill(Fill(st.c, M * N))
-        vw = 8 if ty == "float" else 4           # 256-bit vectors
+        vw = self.vector_bits // (32 if ty == "float" else 64)
         nr = NV * vw
         M4, N4 = (M // MR) * MR, (N // nr) * nr
 

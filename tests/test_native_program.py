@@ -386,3 +386,63 @@ def test_any_failure_of_the_lowering_falls_back_to_the_replay(monkeypatch):
     assert losses == ref_losses
     for a, b in zip(params, ref_params):
         np.testing.assert_array_equal(a, b)
+
+
+def _eager_sgd_step(net, opt, X, y):
+    opt.zero_grad()
+    loss = nn.MSELoss()(net(X), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def test_steady_state_step_is_the_general_step_and_yields_to_it_on_any_change():
+    """After the first steps, ``compile_step`` runs its steady state (program_step.FastStep):
+    the same losses, parameters, ``.grad`` and optimizer state as eager SGD with momentum at
+    every step, version counters bumped as the general path does; new batch arrays, a changed
+    lr, a rebound parameter, a replaced optimizer state and zero_grad(set_to_none) in between
+    are all seen."""
+    from symad.compiler.program_step import FastStep
+
+    def make():
+        symad.manual_seed(1)
+        net = nn.Sequential(nn.Linear(5, 48), nn.Tanh(), nn.Linear(48, 2)).double()
+        return net, optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    a, oa = make()
+    b, ob = make()
+    step = symad.compile_step(a, nn.MSELoss(), oa)
+    rng = np.random.default_rng(4)
+    batches = [(symad.tensor(rng.normal(size=(16, 5))), symad.tensor(rng.normal(size=(16, 2))))
+               for _ in range(3)]
+    tol = {"rtol": 1e-11, "atol": 1e-13}
+
+    def both(X, y):
+        la = step(X, y).item()
+        lb = _eager_sgd_step(b, ob, X, y)
+        np.testing.assert_allclose(la, lb, **tol)
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), **tol)
+            np.testing.assert_allclose(pa.grad.numpy(), pb.grad.numpy(), **tol)
+            np.testing.assert_allclose(oa.state[pa]["momentum_buffer"].numpy(),
+                                       ob.state[pb]["momentum_buffer"].numpy(), **tol)
+    for k in range(6):                      # new batch arrays every step
+        both(*batches[k % 3])
+    assert isinstance(step._fast, FastStep)
+    w = next(iter(a.parameters()))
+    v0, g0 = w._version.value, w.grad._version.value
+    both(*batches[0])
+    assert (w._version.value, w.grad._version.value) == (v0 + 1, g0 + 1)
+    for o in (oa, ob):                      # a schedule
+        o.param_groups[0]["lr"] = 0.01
+    both(*batches[1])
+    with symad.no_grad():                   # a rebound parameter
+        for net in (a, b):
+            net[0].weight.data = net[0].weight.detach() * 0.5
+    both(*batches[2])
+    oa.load_state_dict(ob.state_dict())     # replaced state tensors
+    oa.zero_grad()
+    both(*batches[0])
+    both(*batches[1])
+    assert isinstance(step._fast, FastStep)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):    # the general path
+        step(symad.tensor(np.zeros((16, 4))), batches[0][1])

@@ -42,7 +42,7 @@ def _kind(optimizer) -> str:
 class _Group:
     """One optimizer param group's slice of the flat buffers."""
 
-    __slots__ = ("group", "params", "start", "end", "state_keys")
+    __slots__ = ("group", "params", "start", "end", "state_keys", "kernel")
 
     def __init__(self, group, params, start, end) -> None:
         self.group = group
@@ -50,6 +50,7 @@ class _Group:
         self.start = start
         self.end = end
         self.state_keys: tuple = ()
+        self.kernel = None          # the native update kernel the last step used (None: numpy)
 
 
 class FlatState:
@@ -214,7 +215,8 @@ class FlatState:
         arrays = {"P": self._slice(self.P, grp), "G": self._slice(self.G, grp)}
         if buf is not None:
             arrays["buf"] = buf
-        if first or not self.native_update("sgd", group, arrays):
+        grp.kernel = None if first else self.native_update("sgd", group, arrays)
+        if grp.kernel is None:
             sgd_update(self.P[s:e], self.G[s:e], buf, group, first)
         if first:
             self._bind_state(grp, "momentum_buffer")
@@ -249,8 +251,9 @@ class FlatState:
                   "v": self._slice(self.S["exp_avg_sq"], grp)}
         if amsgrad:
             arrays["mx"] = self._slice(self.S["max_exp_avg_sq"], grp)
-        if not self.native_update("adam", group, arrays, step=step,
-                                  decoupled=self.optimizer._decoupled):
+        grp.kernel = self.native_update("adam", group, arrays, step=step,
+                                        decoupled=self.optimizer._decoupled)
+        if grp.kernel is None:
             adam_update(P, grad, self.S["exp_avg"][s:e], self.S["exp_avg_sq"][s:e],
                         self.S["max_exp_avg_sq"][s:e] if amsgrad else None, step, group,
                         self.optimizer._decoupled)

@@ -569,13 +569,8 @@ class NativeProgram:
             a = t._data
             if a is not self._bound[j]:
                 self._bind(j, a, f"tensor {self.lowered.slots[s].name or f'%{s}'}")
-        for j, bound in self._index_checks:
-            a = self._arrays[j]
-            if a.size and (a.min() < 0 or a.max() >= bound):
-                bad = a[(a < 0) | (a >= bound)].flat[0]
-                raise IndexError(f"native program: index {int(bad)} in input {j} is out of "
-                                 f"bounds for size {bound} (a target class index must be in "
-                                 f"[0, {bound}))")
+        if self._index_checks:
+            self.check_indices()
         vals: dict = {}
         if self.numpy_steps:
             with np.errstate(all="ignore"):        # as the replay: once, not per step
@@ -587,6 +582,16 @@ class NativeProgram:
         return [self._bound[copied[k]] if k in copied else
                 None if s < 0 else self._value(s, vals)
                 for k, s in enumerate(self.lowered.outputs)]
+
+    def check_indices(self) -> None:
+        """Every index argument within its bound (the eager IndexError), before native code."""
+        for j, bound in self._index_checks:
+            a = self._arrays[j]
+            if a.size and (a.min() < 0 or a.max() >= bound):
+                bad = a[(a < 0) | (a >= bound)].flat[0]
+                raise IndexError(f"native program: index {int(bad)} in input {j} is out of "
+                                 f"bounds for size {bound} (a target class index must be in "
+                                 f"[0, {bound}))")
 
     def _run_plan(self, vals: dict) -> None:
         arrays_, buf_of = self._arrays, self._buf_of

@@ -76,18 +76,18 @@ class _Kernel:
 
 
 class NativeUpdate:
-    """``upd(kind, group, arrays, step=None, decoupled=False) -> bool``: apply one group's
-    update natively (True) or report that numpy must (False: disabled, or a structure with no
-    kernel, e.g. the momentum buffer's first fill)."""
+    """``upd(kind, group, arrays, step=None, decoupled=False) -> kernel | None``: apply one
+    group's update natively (returns the kernel that ran) or report that numpy must (None:
+    disabled, or a structure with no kernel, e.g. the momentum buffer's first fill)."""
 
     def __init__(self) -> None:
         self._kernels: dict = {}
         self.failed: str | None = None
 
     def __call__(self, kind: str, group: dict, arrays: dict, *, step: float | None = None,
-                 decoupled: bool = False) -> bool:
+                 decoupled: bool = False) -> "_Kernel | None":
         if not ENABLED or self.failed is not None:
-            return False
+            return None
         keys = _SGD_KEYS if kind == "sgd" else _ADAM_KEYS
         env = {k: group[k] for k in keys}
         if step is not None:
@@ -105,10 +105,10 @@ class NativeUpdate:
                 kern = self._build(kind, env, names, first, decoupled)
             except Exception as e:      # noqa: BLE001 - any failure: numpy runs the update
                 self.failed = f"{type(e).__name__}: {e}"
-                return False
+                return None
             cands.append(kern)
         kern.run(env, [arrays[nm] for nm in names])
-        return True
+        return kern
 
     @staticmethod
     def _build(kind, env, names, first, decoupled) -> _Kernel:

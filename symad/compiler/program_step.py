@@ -10,6 +10,7 @@ the step keeps its eager results and the runner stays eager, with one warning.
 from __future__ import annotations
 
 import warnings
+from operator import is_
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class ProgramRunner:
         self._names = {id(p): n for n, p in model.named_parameters()} \
             if hasattr(model, "named_parameters") else {}
         self._grad_idx: list[int] | None = None   # positions in ``trained`` that get gradients
+        self.last_key = None
 
     def prepare(self, X: np.ndarray, y: np.ndarray):
         return (X, y)
@@ -53,7 +55,7 @@ class ProgramRunner:
         """Loss and gradients (into the flat gradient buffer) on rows ``s:e``, no update."""
         X, y = data
         xb, yb = (X, y) if s == 0 and e == X.shape[0] else (X[s:e], y[s:e])
-        key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
+        key = self.last_key = (xb.shape, xb.dtype.str, yb.shape, yb.dtype.str)
         flat = self.flat
         if flat is not None:
             flat.sync()
@@ -106,6 +108,17 @@ class ProgramRunner:
                              accumulate=False, allow_unused=True)
         return out._data, [None if g is None else g._data for g in grads]
 
+    def fast_step(self) -> "FastStep | None":
+        """The steady-state step for batches like the last one (see :class:`FastStep`), when
+        the last step ran as a native program and every group's update natively; else None."""
+        run = self.runners.get(self.last_key)
+        flat = self.flat
+        if (type(run) is not NativeProgram or run.numpy_steps or self.eager_reason is not None
+                or flat is None or flat.kind != "sgd"
+                or not all(g.kernel is not None for g in flat.groups)):
+            return None
+        return FastStep(run, flat)
+
     @property
     def native_calls(self) -> str:
         if self.eager_reason is not None:
@@ -117,3 +130,88 @@ def _check_scalar(out) -> None:
     if out._data.ndim != 0:
         raise ValueError(f"compile_step: the loss must be a scalar, got shape "
                          f"{tuple(out.shape)} (use reduction='mean' or 'sum')")
+
+
+class FastStep:
+    """``compile_step``'s steady state: one native call for loss and gradients and one for the
+    update of each parameter group, with the Python around them reduced to checks.
+
+    Built after a step that ran both natively (SGD; Adam's per-step scalars take the general
+    path). Each call checks what the general path would act on, and returns None — the caller
+    then takes the general path, which re-syncs and rebuilds — when anything changed: a
+    parameter or optimizer-state tensor rebound (``p.data = ...``, ``load_state_dict``), a
+    hyperparameter changed (an LR schedule), a batch of another shape or dtype. Otherwise it does
+    what the general path does, in the same order: bind the batch, run the program (gradients
+    into the flat buffer), expose ``.grad``, bump versions, run the update kernels, bump the
+    state tensors' versions; the loss is a fresh 0-d array."""
+
+    def __init__(self, nat: NativeProgram, flat: FlatState) -> None:
+        self.nat = nat
+        # the gradients go into the flat buffer (the recording call wrote into scratch arrays)
+        for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
+            if nat._bound[j] is not a:
+                nat._bind(j, a, f"out array for output {k}")
+        self.calls = [nat._calls[k] for k in nat._seg_order]
+        self.addr = nat._ptrs_addr
+        slots = nat.lowered.slots
+        self.specs = [(slots[s].shape, slots[s].dtype.np) for s in nat.lowered.inputs]
+        n_in = len(self.specs)
+        self.leaf_tensors = [t for _, t in nat._leaves]
+        self.leaf_bufs = [nat._bound[n_in + k] for k in range(len(self.leaf_tensors))]
+        out0 = nat.lowered.outputs[0]
+        self.loss_buf = nat._arrays[nat._buf_of[out0]] if out0 in nat._buf_of else None
+        self.flat = flat
+        self.params, self.views, self.grads = flat.params, flat.views, flat.grad_tensors
+        self.optimizer = flat.optimizer
+        state = flat.optimizer.state
+        self.state = [(p, key, state[p][key], v) for key, views in flat._state_views.items()
+                      for p, v in zip(flat.params, views) if key in state.get(p, {})]
+        self.versions = [p._version for p in flat.params] + [g._version for g in self.grads]
+        self.state_versions = [t._version for _, _, t, _ in self.state]
+        from .native_update import _SGD_KEYS
+        self.updates = [(g.group, _SGD_KEYS, g.kernel) for g in flat.groups]
+        self.dtype = flat.dtype
+
+    def __call__(self, X, y):
+        from ..tensor import Tensor
+        nat = self.nat
+        if self.loss_buf is None:
+            return None
+        bound = nat._bound
+        for j, a in enumerate((X, y)):
+            if type(a) is Tensor:
+                a = a._data
+            if a is not bound[j]:
+                shape, dt = self.specs[j]
+                if type(a) is not np.ndarray or a.shape != shape or a.dtype != dt:
+                    return None
+                nat._bind(j, a, f"input {j}")
+        if not (all(map(is_, [t._data for t in self.leaf_tensors], self.leaf_bufs))
+                and all(map(is_, [p._data for p in self.params], self.views))
+                and self._state_bound()):
+            return None
+        for group, keys, kern in self.updates:
+            if tuple([group[k] for k in keys]) != kern.last:
+                return None
+        if nat._index_checks:
+            nat.check_indices()
+        for call in self.calls:
+            call(self.addr)
+        loss = self.loss_buf.copy()
+        for p, g in zip(self.params, self.grads):
+            p._grad = g
+        for v in self.versions:
+            v.value += 1
+        for _, _, kern in self.updates:
+            kern.call(kern.ptrs_addr)
+        for v in self.state_versions:
+            v.value += 1
+        return Tensor._wrap(loss, self.dtype)
+
+    def _state_bound(self) -> bool:
+        state = self.optimizer.state          # read afresh: load_state_dict replaces entries
+        for p, k, t, v in self.state:
+            s = state.get(p)
+            if s is None or s.get(k) is not t or t._data is not v:
+                return False
+        return True

@@ -123,6 +123,7 @@ class CompiledStep:
         self.threads = threads
         self.verbose = verbose
         self._runners: dict = {}
+        self._fast = None               # the steady-state step (program_step.FastStep)
         self.timings: dict[str, float] = {}
         self.compile_count = 0
 
@@ -201,10 +202,16 @@ class CompiledStep:
     def __call__(self, X, y) -> Tensor:
         """One step on the batch ``(X, y)``: returns the loss (a detached 0-d tensor) computed
         before the update, like ``loss = loss_fn(model(X), y); loss.backward(); opt.step()``."""
+        fast = self._fast
+        if fast is not None:
+            out = fast(X, y)
+            if out is not None:
+                return out
         Xa, ya = _np(X), _np(y)
         runner = self._runner(Xa, ya)
         loss = self._one(runner, runner.prepare(Xa, ya), 0, Xa.shape[0])
         dt = runner.flat.dtype
+        self._fast = runner.fast_step() if runner.kind == "program" else None
         return Tensor._wrap(np.array(loss, dtype=dt.np), dt)
 
     def fit(self, X, y, *, epochs: int = 1, batch_size: int | None = None,
