@@ -327,20 +327,37 @@ class _Function:
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
         if M * N:
             self.fill(Fill(st.c, M * N))
+        M4 = (M // MR) * MR
+        # columns in register blocks of NV full vectors, then of one vector, then of a half
+        # vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
         vw = self.vector_bits // (32 if ty == "float" else 64)
-        nr = NV * vw
-        M4, N4 = (M // MR) * MR, (N // nr) * nr
+        n0 = 0
+        if M4 and K:
+            for width, nv in ((vw, NV), (vw, 1), (vw // 2, 1)):
+                n1 = n0 + ((N - n0) // (width * nv)) * width * nv
+                if width >= 2 and n1 > n0:
+                    self._tile(st, ty, M4, n0, n1, width, nv)
+                    n0 = n1
+        if not K:
+            return
 
-        def edge(m0, m1, n0, n1):
-            if m1 > m0 and n1 > n0 and K:
-                self.map(Map((m1 - m0, K, n1 - n0), Access(st.c, m0 * N + n0, (N, 0, 1)),
+        def edge(m0, m1, e0, e1):
+            if m1 > m0 and e1 > e0:
+                self.map(Map((m1 - m0, K, e1 - e0), Access(st.c, m0 * N + e0, (N, 0, 1)),
                              (Access(st.a.buf, st.a.offset + m0 * sam, (sam, sak, 0)),
-                              Access(st.b.buf, st.b.offset + n0, (0, sbk, 1))),
+                              Access(st.b.buf, st.b.offset + e0, (0, sbk, 1))),
                              (x, y), x * y, True))
         edge(M4, M, 0, N)
-        edge(0, M4, N4, N)
-        if not (M4 and N4 and K):
-            return
+        edge(0, M4, n0, N)
+
+    def _tile(self, st: MatMul, ty: str, M4: int, n_lo: int, n_hi: int, vw: int,
+              nv: int) -> None:
+        """Rows ``[0, M4)`` x columns ``[n_lo, n_hi)`` of C in blocks of ``MR`` rows x ``nv``
+        vectors of ``vw`` columns, accumulated in registers over k in order (multiply-adds may
+        fuse: ``contract``)."""
+        N, K = st.N, st.K
+        (sam, sak), (sbk, _) = st.a.strides, st.b.strides
+        nr = nv * vw
         self.used.update((st.c, st.a.buf, st.b.buf))
         vt = f"<{vw} x {ty}>"
         k = self.fresh("G")[1:]
@@ -351,17 +368,17 @@ class _Function:
         ln += [f"  br label %{k}hm", f"{k}hm:",
                f"  %{k}m = phi i64 [ 0, %{pre} ], [ %{k}mn, %{k}lm ]",
                f"  br label %{k}hn", f"{k}hn:",
-               f"  %{k}n = phi i64 [ 0, %{k}hm ], [ %{k}nn, %{k}ln ]",
+               f"  %{k}n = phi i64 [ {n_lo}, %{k}hm ], [ %{k}nn, %{k}ln ]",
                f"  br label %{k}hk", f"{k}hk:",
                f"  %{k}k = phi i64 [ 0, %{k}hn ], [ %{k}kn, %{k}hk ]"]
         for r in range(MR):
-            for v in range(NV):
+            for v in range(nv):
                 ln.append(f"  %{k}c{r}_{v} = phi {vt} [ {zero}, %{k}hn ], "
                           f"[ %{k}c{r}_{v}n, %{k}hk ]")
         # B row k, columns n0 + v*vw: contiguous vector loads
         ln.append(f"  %{k}bk = mul nsw i64 %{k}k, {sbk}")
         ln.append(f"  %{k}bo = add nsw i64 %{k}bk, %{k}n")
-        for v in range(NV):
+        for v in range(nv):
             ln += [f"  %{k}bi{v} = add nsw i64 %{k}bo, {st.b.offset + v * vw}",
                    f"  %{k}bp{v} = getelementptr inbounds {ty}, ptr %b{st.b.buf}, i64 %{k}bi{v}",
                    f"  %{k}b{v} = load {vt}, ptr %{k}bp{v}, align 4"]
@@ -376,9 +393,9 @@ class _Function:
                    f"  %{k}ai{r}v = insertelement {vt} poison, {ty} %{k}as{r}, i64 0",
                    f"  %{k}av{r} = shufflevector {vt} %{k}ai{r}v, {vt} poison, "
                    f"<{vw} x i32> zeroinitializer"]
-            for v in range(NV):
-                ln += [f"  %{k}p{r}_{v} = fmul {vt} %{k}av{r}, %{k}b{v}",
-                       f"  %{k}c{r}_{v}n = fadd {vt} %{k}c{r}_{v}, %{k}p{r}_{v}"]
+            for v in range(nv):
+                ln += [f"  %{k}p{r}_{v} = fmul contract {vt} %{k}av{r}, %{k}b{v}",
+                       f"  %{k}c{r}_{v}n = fadd contract {vt} %{k}c{r}_{v}, %{k}p{r}_{v}"]
         ln += [f"  %{k}kn = add nuw nsw i64 %{k}k, 1",
                f"  %{k}kc = icmp ult i64 %{k}kn, {K}",
                f"  br i1 %{k}kc, label %{k}hk, label %{k}st", f"{k}st:"]
@@ -386,14 +403,14 @@ class _Function:
             ln += [f"  %{k}cr{r} = add nsw i64 %{k}m, {r}",
                    f"  %{k}cm{r} = mul nsw i64 %{k}cr{r}, {N}",
                    f"  %{k}co{r} = add nsw i64 %{k}cm{r}, %{k}n"]
-            for v in range(NV):
+            for v in range(nv):
                 ln += [f"  %{k}ci{r}_{v} = add nsw i64 %{k}co{r}, {v * vw}",
                        f"  %{k}cp{r}_{v} = getelementptr inbounds {ty}, ptr %b{st.c}, "
                        f"i64 %{k}ci{r}_{v}",
                        f"  store {vt} %{k}c{r}_{v}n, ptr %{k}cp{r}_{v}, align 4"]
         ln += [f"  br label %{k}ln", f"{k}ln:",
                f"  %{k}nn = add nuw nsw i64 %{k}n, {nr}",
-               f"  %{k}nc = icmp ult i64 %{k}nn, {N4}",
+               f"  %{k}nc = icmp ult i64 %{k}nn, {n_hi}",
                f"  br i1 %{k}nc, label %{k}hn, label %{k}xn", f"{k}xn:",
                f"  br label %{k}lm", f"{k}lm:",
                f"  %{k}mn = add nuw nsw i64 %{k}m, {MR}",
@@ -469,6 +486,8 @@ class LoopModule:
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
         self.segments = [proto(self._engine.address(f"{name}_s{k}"))
                          for k in range(len(segments))]
+        for f in self.segments:
+            f.module = self     # a segment keeps its machine code alive (never a dangling call)
 
     @property
     def asm(self) -> str:

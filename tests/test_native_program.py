@@ -249,7 +249,8 @@ def test_compile_step_native_float32_close_to_replay():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_large_matmuls_and_losses_stay_numpy_between_segments():
+def test_large_matmuls_stay_numpy_between_segments(monkeypatch):
+    monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 1 << 16)
     symad.manual_seed(0)
     net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
     rng = np.random.default_rng(0)
@@ -267,10 +268,12 @@ def test_large_matmuls_and_losses_stay_numpy_between_segments():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("M,K,N", [(5, 3, 7), (4, 1, 16), (9, 13, 33), (64, 10, 64), (300, 64, 32),
-                                   (0, 3, 4), (3, 0, 20), (8, 5, 1)])
+                                   (0, 3, 4), (3, 0, 20), (8, 5, 1), (9, 5, 10), (12, 6, 44),
+                                   (13, 7, 4), (8, 3, 70)])
 def test_register_tiled_matmul_edges_and_strides(M, K, N, dtype):
-    """Blocks of 4 rows x 2 vectors plus the edge loops, A read directly and transposed,
-    against numpy in float64; C's previous contents never leak in."""
+    """Blocks of 4 rows x 2 vectors, then 1 vector, then half a vector of columns, plus the
+    edge loops; A read directly and transposed, against numpy in float64; C's previous contents
+    never leak in."""
     from codegen.loops import MatMul
     rng = np.random.default_rng(M * 100 + K * 10 + N)
     A = rng.normal(size=(M, K)).astype(dtype)
