@@ -162,18 +162,26 @@ class FastStep:
         self.loss_buf = nat._arrays[nat._buf_of[out0]] if out0 in nat._buf_of else None
         self.flat = flat
         self.params, self.views, self.grads = flat.params, flat.views, flat.grad_tensors
+        # the leaf check covers the parameters when each is a leaf bound to its flat view
+        leaf_of = {id(t): b for t, b in zip(self.leaf_tensors, self.leaf_bufs)}
+        self.params_are_leaves = all(leaf_of.get(id(p)) is v
+                                     for p, v in zip(self.params, self.views))
         self.optimizer = flat.optimizer
         state = flat.optimizer.state
-        self.state = [(p, key, state[p][key], v) for key, views in flat._state_views.items()
-                      for p, v in zip(flat.params, views) if key in state.get(p, {})]
+        entries = [(p, key, state[p][key], v) for key, views in flat._state_views.items()
+                   for p, v in zip(flat.params, views) if key in state.get(p, {})]
+        self.state_params = [p for p, _, _, _ in entries]
+        self.state_dicts = [state[p] for p in self.state_params]
+        self.state_keys = [k for _, k, _, _ in entries]
+        self.state_tensors = [t for _, _, t, _ in entries]
+        self.state_views = [v for _, _, _, v in entries]
         self.versions = [p._version for p in flat.params] + [g._version for g in self.grads]
-        self.state_versions = [t._version for _, _, t, _ in self.state]
+        self.versions += [t._version for t in self.state_tensors]
         from .native_update import _SGD_KEYS
         self.updates = [(g.group, _SGD_KEYS, g.kernel) for g in flat.groups]
         self.dtype = flat.dtype
 
     def __call__(self, X, y):
-        from ..tensor import Tensor
         nat = self.nat
         if self.loss_buf is None:
             return None
@@ -187,7 +195,8 @@ class FastStep:
                     return None
                 nat._bind(j, a, f"input {j}")
         if not (all(map(is_, [t._data for t in self.leaf_tensors], self.leaf_bufs))
-                and all(map(is_, [p._data for p in self.params], self.views))
+                and (self.params_are_leaves
+                     or all(map(is_, [p._data for p in self.params], self.views)))
                 and self._state_bound()):
             return None
         for group, keys, kern in self.updates:
@@ -200,18 +209,16 @@ class FastStep:
         loss = self.loss_buf.copy()
         for p, g in zip(self.params, self.grads):
             p._grad = g
-        for v in self.versions:
-            v.value += 1
         for _, _, kern in self.updates:
             kern.call(kern.ptrs_addr)
-        for v in self.state_versions:
+        for v in self.versions:             # parameters, .grad and state tensors changed
             v.value += 1
         return Tensor._wrap(loss, self.dtype)
 
     def _state_bound(self) -> bool:
-        state = self.optimizer.state          # read afresh: load_state_dict replaces entries
-        for p, k, t, v in self.state:
-            s = state.get(p)
-            if s is None or s.get(k) is not t or t._data is not v:
-                return False
-        return True
+        """Each state tensor is still ``optimizer.state[p][key]`` (read afresh:
+        ``load_state_dict`` replaces entries) and still a view of the flat state buffer."""
+        dicts = list(map(self.optimizer.state.get, self.state_params))
+        return (all(map(is_, dicts, self.state_dicts))
+                and all(map(is_, map(dict.get, dicts, self.state_keys), self.state_tensors))
+                and all(map(is_, [t._data for t in self.state_tensors], self.state_views)))
