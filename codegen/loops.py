@@ -154,6 +154,7 @@ class _Function:
                  decls: dict, groups: dict, meta: list) -> None:
         self.name = name
         self.meta = meta
+        self.linkage = ""
         # register-tile vectors: 512 bits where the module prefers them (AVX-512), else 256
         self.vector_bits = 512 if prefer_width(variants) else 256
         self.dtypes = dtypes
@@ -437,21 +438,28 @@ class _Function:
             loads += [f"  %q{j} = getelementptr inbounds ptr, ptr %bufs, i64 {j}",
                       f"  %b{j} = load ptr, ptr %q{j}"]
         args = ", ".join(f"ptr %b{j}" for j in used)
-        entry = [f"define void @{self.name}(ptr %bufs) #1 {{", "entry:", *loads,
+        entry = [f"define {self.linkage}void @{self.name}(ptr %bufs) #1 {{", "entry:", *loads,
                  f"  call void @{self.name}_body({args})", "  ret void", "}", ""]
         return "\n".join(body + entry)
 
 
 def build_loops_ir(name: str, dtypes: list[str], segments: list[list], *,
-                   fast_math: bool = False, vector_variants: dict | None = None) -> str:
-    """IR text of a module with ``NAME_s<k>(ptr %bufs)`` for each segment of statements."""
+                   fast_math: bool = False, vector_variants: dict | None = None,
+                   internal: bool = False, vector_bits: int | None = None) -> str:
+    """IR text of a module with ``NAME_s<k>(ptr %bufs)`` for each segment of statements
+    (``internal``: not exported from the object, for a module whose entry point calls them;
+    ``vector_bits``: the register tiles' width, default by the vector variants' widest)."""
     variants = vector_variants or {}
     decls: dict[str, str] = {}
     groups: dict[str, int] = {}
     meta: list[str] = []
-    funcs = [_Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups,
-                       meta).text(seg)
-             for k, seg in enumerate(segments)]
+    funcs = []
+    for k, seg in enumerate(segments):
+        fn = _Function(f"{name}_s{k}", dtypes, fast_math, variants, decls, groups, meta)
+        fn.linkage = "internal " if internal else ""
+        if vector_bits:
+            fn.vector_bits = vector_bits
+        funcs.append(fn.text(seg))
     wide = prefer_width(variants)
     attrs = ["attributes #0 = { nounwind willreturn memory(none) }",
              "attributes #1 = { nounwind" + wide + " }",

@@ -88,8 +88,9 @@ class NotLowered(Exception):
 
 
 class _Builder:
-    def __init__(self, prog: Program) -> None:
+    def __init__(self, prog: Program, max_matmul: int) -> None:
         self.prog = prog
+        self.max_matmul = max_matmul
         self.dtypes: list[str] = []           # per buffer
         self.buffer_slot: list[int] = []      # per buffer: the slot whose array it is
         self.views: dict[int, _View] = {}
@@ -280,7 +281,7 @@ class _Builder:
         if len(a.shape) != 2 or len(b.shape) != 2:
             raise NotLowered("matmul of other than two matrices")
         (M, K), (_, N) = a.shape, b.shape
-        if M * K * N > MAX_NATIVE_MATMUL:
+        if M * K * N > self.max_matmul:
             raise NotLowered("large matmul (BLAS)")
         stmts = []
         if b.strides[1] != 1 and N > 1:
@@ -356,7 +357,7 @@ def _macs(slots, st: Step) -> int:
     return M * K * N
 
 
-def transpose_products(prog: Program) -> Program:
+def transpose_products(prog: Program, max_matmul: int | None = None) -> Program:
     """``permute(A @ B, (1, 0))`` as ``B.T @ A.T`` when the product is used by that permute only
     and runs in BLAS (above ``MAX_NATIVE_MATMUL``; the native loop nest prefers its own shape):
     the VJP of ``x @ W.T`` computes ``(x.T @ g).T``, and the transposed result would otherwise be
@@ -379,7 +380,8 @@ def transpose_products(prog: Program) -> Program:
             m = made.get(st.ins[0])
             if (m is not None and m.partial is None and m.op.name == "matmul"
                     and users.get(m.out) == 1 and all(len(slots[i].shape) == 2 for i in m.ins)
-                    and _macs(slots, m) > MAX_NATIVE_MATMUL):   # a BLAS call: rewrite freely
+                    and _macs(slots, m) > (MAX_NATIVE_MATMUL if max_matmul is None
+                                           else max_matmul)):   # a BLAS call: rewrite freely
                 rewrite[st.out] = m
                 drop.add(m.out)
     if not rewrite:
@@ -415,10 +417,15 @@ class NativeProgram:
     """
 
     def __init__(self, prog: Program, *, cache: DiskCache | None = None,
-                 copy_outputs: tuple[int, ...] = ()) -> None:
+                 copy_outputs: tuple[int, ...] = (), max_matmul: int | None = None,
+                 jit: bool = True) -> None:
+        """``max_matmul``: the largest native matmul (multiply-adds; default
+        ``MAX_NATIVE_MATMUL``); ``jit=False``: plan the statements without compiling them
+        (export builds its own module from ``statements``)."""
         self.prog = prog                   # as recorded (Runner's contract)
-        prog = self.lowered = transpose_products(expand(prog))
-        b = _Builder(prog)
+        max_matmul = MAX_NATIVE_MATMUL if max_matmul is None else max_matmul
+        prog = self.lowered = transpose_products(expand(prog), max_matmul)
+        b = _Builder(prog, max_matmul)
         slots = prog.slots
         self._inputs = list(prog.inputs)
         for s in prog.inputs:
@@ -500,8 +507,10 @@ class NativeProgram:
         self._index_checks = b.index_checks
         self.segments = len(segments)
         self.statements = segments          # codegen.loops statements of each segment
-        self.module = LoopModule("prog", b.dtypes, segments, cache=cache)
-        self._calls = self.module.segments
+        self.dtypes = b.dtypes
+        self._scratch_shapes = b.scratch_shapes
+        self.module = LoopModule("prog", b.dtypes, segments, cache=cache) if jit else None
+        self._calls = self.module.segments if jit else []
         # arrays: one per buffer (external ones are bound per call)
         self._arrays = [None] * len(b.dtypes)
         self._ptrs = np.zeros(len(b.dtypes), dtype=np.int64)

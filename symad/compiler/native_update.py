@@ -47,6 +47,7 @@ class _Kernel:
         stmt = Map((n,), Access(names.index(first), 0, (1,)), ins, in_syms,
                    tracer.written[first], extra=tuple(
                        (Access(names.index(nm), 0, (1,)), tracer.written[nm]) for nm in rest))
+        self.stmt, self.buffers = stmt, buffers     # (export reads them)
         self.module = LoopModule("update", buffers, [[stmt]], cache=DiskCache())
         self.call = self.module.segments[0]
         self.scal = np.zeros(max(ns, 1), dtype)

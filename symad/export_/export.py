@@ -197,6 +197,12 @@ def export(fn, example_inputs, out_dir, *, name: str, what=WHAT, formats=None,
     from codegen.c_entry import CArray, build_c_module_ir, strides_for
     from codegen.kernel_ir import KernelSpec
 
+    from ..compiler.step import CompiledStep
+    if isinstance(fn, CompiledStep):            # a training step: one C function per step
+        from .step_export import export_step
+        return export_step(fn, example_inputs, out_dir, name=name, formats=formats,
+                           target=target, cpu=cpu)
+
     from .. import __version__
     from ..symbolic.reverse import reverse_gradient
     from .c_files import render_harness, render_header
