@@ -454,6 +454,7 @@ class FitLoop:
                                        *([ptr_t] * len(_PTRS)))(addr)
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
         self._empty = np.zeros(1, self.dtype)
+        self._checked: dict = {}
         kinds = {g.kind for g in spec.groups}
         n = len(spec.params)
         self._state_needed = [
@@ -474,6 +475,16 @@ class FitLoop:
 
     def _array(self, name: str, a: object, dtype, length: int | None, writeable: bool,
                ndim: int = 1) -> np.ndarray:
+        # an array checked by the last call is checked already: dtype, shape, strides and
+        # alignment cannot change in place (this holds a reference, so ``resize`` refuses)
+        if a is self._checked.get(name, (None,))[0] and self._checked[name][1] == length:
+            return a
+        self._check_array(name, a, dtype, length, writeable, ndim)
+        self._checked[name] = (a, length)
+        return a
+
+    def _check_array(self, name: str, a: object, dtype, length: int | None, writeable: bool,
+                     ndim: int) -> None:
         if type(a) is not np.ndarray:
             raise TypeError(f"{self.spec.name}: {name} must be a numpy array of {dtype}, got "
                             f"{type(a).__name__}")
@@ -489,7 +500,6 @@ class FitLoop:
         if length is not None and a.shape[0] < length:
             raise ValueError(f"{self.spec.name}: {name} has length {a.shape[0]}, needs at least "
                              f"{length}")
-        return a
 
     def run(self, perm: np.ndarray, offsets: np.ndarray, D: np.ndarray, P: np.ndarray,
             C: np.ndarray, G: np.ndarray, state: Sequence[np.ndarray | None], hp: np.ndarray,

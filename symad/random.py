@@ -54,6 +54,17 @@ class Generator:
     def permutation(self, n: int) -> np.ndarray:
         return self._rng.permutation(n)
 
+    def permutations(self, n: int, k: int) -> np.ndarray:
+        """``(k, n)`` int64: the rows ``k`` calls of :meth:`permutation` would return, from the
+        same stream (the generator is left where those calls leave it), drawn in one native
+        call (:mod:`codegen.pcg64`); numpy draws them when native code is unavailable."""
+        try:
+            from codegen.pcg64 import Permutations
+            return Permutations.shared()(self._rng.bit_generator, n, k)
+        except (ImportError, OSError, RuntimeError):       # no LLVM here: numpy, k calls
+            return np.stack([self._rng.permutation(n) for _ in range(k)]) if k else \
+                np.zeros((0, n), np.int64)
+
 
 default_generator = Generator()
 

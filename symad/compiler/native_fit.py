@@ -65,6 +65,9 @@ class NativeFit:
         self.loss = spec.outputs[0]
         self._loops: dict = {}
         self._offsets: dict = {}
+        self._out = None
+        self._hp = None
+        self._no_consts = np.zeros(0, self.np_dtype)
 
     # -- the compiled loop for the current optimizer structure ---------------------------------
     def _rules(self) -> tuple:
@@ -164,12 +167,20 @@ class NativeFit:
             S = flat.S
             arrays = [S.get("exp_avg"), S.get("exp_avg_sq"), S.get("max_exp_avg_sq")]
         consts = [t._data.reshape(-1) for t in self.const_tensors]
-        C = np.concatenate(consts).astype(self.np_dtype) if consts else \
-            np.zeros(0, self.np_dtype)
-        losses = np.empty(n_steps, np.float64)
-        totals = np.zeros(-(-n_steps // steps_per_epoch), np.float64)
-        fl.run(perm, offsets, data, flat.P, C, flat.G, arrays, np.array(hp, np.float64),
-               losses, totals, steps_per_epoch)
+        C = np.concatenate(consts).astype(self.np_dtype) if consts else self._no_consts
+        # the step's own result arrays, reused while the run has the same shape (the loop
+        # checks an array once while it stays the same object)
+        n_epochs = -(-n_steps // steps_per_epoch)
+        if self._out is None or self._out[0].shape[0] != n_steps \
+                or self._out[1].shape[0] != n_epochs:
+            self._out = (np.empty(n_steps, np.float64), np.zeros(n_epochs, np.float64))
+        losses, totals = self._out
+        totals[...] = 0.0
+        if self._hp is None or self._hp[0] != hp:
+            self._hp = (hp, np.array(hp, np.float64))
+        fl.run(perm, offsets, data, flat.P, C, flat.G, arrays, self._hp[1], losses, totals,
+               steps_per_epoch)
+        totals = totals.copy()
         # what FlatState.finish leaves after the last step
         for p, gt in zip(flat.params, flat.grad_tensors):
             p._grad = gt

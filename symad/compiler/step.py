@@ -298,10 +298,10 @@ class CompiledStep:
         gen = generator or default_generator
         while done < epochs:
             k = min(chunk, epochs - done)
-            if shuffle:
-                perms = [np.asarray(gen.permutation(n), np.int64)[:per_epoch]
-                         for _ in range(k)]
-                perm = perms[0] if k == 1 else np.concatenate(perms)
+            if shuffle:           # the epochs' permutations in one native draw
+                perm = gen.permutations(n, k)
+                perm = perm.reshape(-1) if per_epoch == n else \
+                    np.ascontiguousarray(perm[:, :per_epoch]).reshape(-1)
             else:
                 perm = np.tile(np.arange(per_epoch, dtype=np.int64), k)
             totals = nf.run(data, perm, nf.offsets(bounds, per_epoch, k), n_b)
