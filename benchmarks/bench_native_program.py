@@ -2,6 +2,9 @@
 
     python benchmarks/bench_native_program.py [--quick] [--matmul] [--torch-python PY]
 
+``--torch-python PY``: a Python with PyTorch (and optionally JAX) for the comparison columns,
+each run in its own subprocess before symad's rows.
+
 The three training steps of issue #14 (float32): tiny MLP 10->64(tanh)->1 batch 64 MSE SGD
 momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->256->256->10 ReLU
 batch 128 CE Adam. Each is timed with the native lowering and the native update on and off
@@ -82,6 +85,87 @@ def torch_rows(quick: bool) -> dict:
     return out
 
 
+def jax_rows(quick: bool) -> dict:
+    """JAX ``jit`` of the same three steps (value_and_grad + the optimizer's equations written
+    out, as the JAX tutorials do without optax), one thread (``XLA_FLAGS`` set before import)."""
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1")
+    import jax
+    import jax.numpy as jnp
+    tiny, digits, mnist = data()
+
+    def init(sizes, key):
+        ps = []
+        for i, o in zip(sizes[:-1], sizes[1:]):
+            key, k1, k2 = jax.random.split(key, 3)
+            bound = 1 / np.sqrt(i)
+            ps.append((jax.random.uniform(k1, (o, i), jnp.float32, -bound, bound),
+                       jax.random.uniform(k2, (o,), jnp.float32, -bound, bound)))
+        return ps
+
+    def mlp(act):
+        def f(ps, X):
+            for k, (W, b) in enumerate(ps):
+                X = X @ W.T + b
+                if k < len(ps) - 1:
+                    X = act(X)
+            return X
+        return f
+
+    def ce(logits, y):
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+    def mse(out, y):
+        return jnp.mean((out - y) ** 2)
+
+    def sgd(lr, momentum):
+        def upd(ps, st, g, t):
+            if momentum:
+                st = jax.tree.map(lambda b, gg: momentum * b + gg, st, g)
+                return jax.tree.map(lambda p, b: p - lr * b, ps, st), st
+            return jax.tree.map(lambda p, gg: p - lr * gg, ps, g), st
+        return upd
+
+    def adam(lr, b1=0.9, b2=0.999, eps=1e-8):
+        def upd(ps, st, g, t):
+            m, v = st
+            m = jax.tree.map(lambda a, gg: b1 * a + (1 - b1) * gg, m, g)
+            v = jax.tree.map(lambda a, gg: b2 * a + (1 - b2) * gg * gg, v, g)
+            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+            ps = jax.tree.map(lambda p, a, b: p - lr / c1 * a / (jnp.sqrt(b / c2) + eps),
+                              ps, m, v)
+            return ps, (m, v)
+        return upd
+
+    key = jax.random.PRNGKey(0)
+    cases = [([10, 64, 1], jnp.tanh, mse, sgd(0.01, 0.9), tiny),
+             ([64, 32, 10], jnp.tanh, ce, sgd(0.1, 0.0), digits),
+             ([784, 256, 256, 10], jax.nn.relu, ce, adam(1e-3), mnist)]
+    out = {"version": jax.__version__}
+    for name, n, (sizes, act, lossf, upd, (X, y)) in zip(NAMES, REPS, cases):
+        ps = init(sizes, key)
+        f = mlp(act)
+        zeros = jax.tree.map(jnp.zeros_like, ps)
+        st = (zeros, zeros) if upd.__qualname__.startswith("jax_rows.<locals>.adam") else zeros
+
+        @jax.jit
+        def step(ps, st, X, y, t, f=f, lossf=lossf, upd=upd):
+            loss, g = jax.value_and_grad(lambda q: lossf(f(q, X), y))(ps)
+            ps, st = upd(ps, st, g, t)
+            return ps, st, loss
+        Xj, yj = jnp.asarray(X), jnp.asarray(y)
+        state = {"ps": ps, "st": st, "t": 1.0}
+
+        def run():
+            state["ps"], state["st"], loss = step(state["ps"], state["st"], Xj, yj, state["t"])
+            state["t"] += 1
+            loss.block_until_ready()
+        run()
+        out[name] = median_time(run, max(5, n // 10) if quick else n, 7) * 1e6
+    return out
+
+
 def matmuls() -> dict:
     from codegen.loops import Access, LoopModule, MatMul
     rng = np.random.default_rng(0)
@@ -109,22 +193,31 @@ def main() -> None:
     ap.add_argument("--torch-python", default=os.environ.get("SYMAD_TORCH_PYTHON"),
                     help="a Python with PyTorch, run in a subprocess for the PyTorch column")
     ap.add_argument("--only-torch", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only-jax", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only_torch:
         print(json.dumps(torch_rows(args.quick)))
         return
+    if args.only_jax:
+        print(json.dumps(jax_rows(args.quick)))
+        return
     if args.matmul:
         print(json.dumps(matmuls(), indent=2))
         return
-    torch = None
+    torch = jax = None
     if args.torch_python:
-        cmd = [args.torch_python, os.path.abspath(__file__), "--only-torch"] + \
-            (["--quick"] if args.quick else [])
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode == 0:
-            torch = json.loads(res.stdout.strip().splitlines()[-1])
-        else:
-            print(f"PyTorch subprocess failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+        # the same Python runs PyTorch eager, then (if it has JAX) JAX jit, each in its own
+        # process, before symad's rows
+        rows = {}
+        for which in ("torch", "jax"):
+            cmd = [args.torch_python, os.path.abspath(__file__), f"--only-{which}"] + \
+                (["--quick"] if args.quick else [])
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if res.returncode == 0:
+                rows[which] = json.loads(res.stdout.strip().splitlines()[-1])
+            else:
+                print(f"{which} subprocess failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+        torch, jax = rows.get("torch"), rows.get("jax")
     import symad
     from symad.compiler import native_program, native_update
     rows = {}
@@ -148,6 +241,9 @@ def main() -> None:
         if torch is not None:
             row[f"PyTorch {torch['version']} eager, 1 thread (us/step)"] = torch[name]
             row["native / PyTorch"] = row["native (us/step)"] / torch[name]
+        if jax is not None:
+            row[f"JAX {jax['version']} jit, 1 thread (us/step)"] = jax[name]
+            row["native / JAX"] = row["native (us/step)"] / jax[name]
         rows[name] = row
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
                       f"{os.cpu_count()} cores, Python {platform.python_version()}",

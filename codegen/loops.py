@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import sympy
 
@@ -96,6 +97,18 @@ class MatMul:
     c: int                          # buffer of C
     a: Access
     b: Access
+
+
+def renumber(st, table: dict):
+    """``st`` (a Map or Fill) with its buffers renumbered by ``table`` (old -> new): a
+    statement moved into a module with more buffers (an update after a whole program)."""
+    def acc(a: Access) -> Access:
+        ix = None if a.index is None else Index(acc(a.index.at), a.index.stride, a.index.bound)
+        return Access(table[a.buf], a.offset, a.strides, ix)
+    if isinstance(st, Fill):
+        return Fill(table[st.buf], st.size, st.value)
+    return Map(st.shape, acc(st.out), tuple(acc(a) for a in st.ins), st.syms, st.expr,
+               st.accumulate, tuple((acc(a), e) for a, e in st.extra), st.combine)
 
 
 MR = 4                              # rows of C per register block
@@ -244,8 +257,12 @@ class _Function:
             return
         st = _collapse(st)
         ty = ELEMENT[self.dtypes[st.out.buf]]
-        if ty not in ("float", "double"):
-            raise ValueError(f"a Map writes float or double buffers, not {ty}")
+        copy = ty not in ("float", "double")
+        if copy and not (len(st.ins) == 1 and not st.accumulate and not st.extra
+                         and st.expr == st.syms[0]
+                         and ELEMENT[self.dtypes[st.ins[0].buf]] == ty):
+            raise ValueError(f"a Map writes float or double buffers (or copies a buffer of its "
+                             f"own integer type, e.g. a gather of class indices), not {ty}")
         order = _loop_order(st)
         k = self.fresh("L")[1:]
         idx: dict[int, str] = {d: "0" for d in range(len(st.shape))}
@@ -272,10 +289,14 @@ class _Function:
                     v = c
                 return v
             symbols[sym] = get
-        lw = Lowerer(ty, symbols, fast_math=self.fast_math,
-                     vector_attrs={s: "" for s in self.variants})
-        lw.declarations, lw.attr_groups = self.decls, self.groups
-        value = lw.value(sympy.sympify(st.expr))
+        if copy:                        # integers move as they are (no float round trip)
+            lw = SimpleNamespace(lines=[])
+            value = symbols[st.syms[0]]()
+        else:
+            lw = Lowerer(ty, symbols, fast_math=self.fast_math,
+                         vector_attrs={s: "" for s in self.variants})
+            lw.declarations, lw.attr_groups = self.decls, self.groups
+            value = lw.value(sympy.sympify(st.expr))
         extras = [(acc, lw.value(sympy.sympify(e))) for acc, e in st.extra]
         body += [ln.replace("%t", f"%{k}t") for ln in lw.lines]
 
@@ -477,12 +498,15 @@ class LoopModule:
     """
 
     def __init__(self, name: str, dtypes: list[str], segments: list[list], *,
-                 fast_math: bool = False, cache: DiskCache | None = None) -> None:
+                 fast_math: bool = False, cache: DiskCache | None = None,
+                 entry: str = "") -> None:
+        """``entry``: IR text of more functions that call the segments (then internal to the
+        module), e.g. a loop over minibatches; their addresses via :meth:`address`."""
         self._target = _target.host_target()
         variants = _target.libmvec_variants(self._target)
         t0 = time.perf_counter()
         self.llvm_ir = build_loops_ir(name, dtypes, segments, fast_math=fast_math,
-                                      vector_variants=variants)
+                                      vector_variants=variants, internal=bool(entry)) + entry
         self.ir_seconds = time.perf_counter() - t0
         key = cache_key("loops", self.llvm_ir, self._target.triple, self._target.cpu,
                         self._target.features, _target.version_tag())
@@ -492,10 +516,17 @@ class LoopModule:
         # one engine and one TargetMachine per module, alive as long as the module
         self._engine = Engine(obj, self._target)
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-        self.segments = [proto(self._engine.address(f"{name}_s{k}"))
-                         for k in range(len(segments))]
+        self.segments = [] if entry else [proto(self._engine.address(f"{name}_s{k}"))
+                                          for k in range(len(segments))]
         for f in self.segments:
             f.module = self     # a segment keeps its machine code alive (never a dangling call)
+
+    def address(self, symbol: str) -> int:
+        """The address of a function of ``entry`` (valid while this module lives)."""
+        addr = self._engine.address(symbol)
+        if not addr:
+            raise KeyError(f"no function {symbol!r} in this loop module")
+        return addr
 
     @property
     def asm(self) -> str:

@@ -83,7 +83,7 @@ def test_loop_statements_load_ints_and_bools_as_floats_and_vectorize():
     keep, addr = _ptrs(a, m, out)
     mod.segments[0](addr)
     np.testing.assert_allclose(out, a * m + np.exp(a / 4), rtol=1e-6)
-    with pytest.raises(ValueError, match="writes float or double"):
+    with pytest.raises(ValueError, match="writes float or double"):   # int64 <- float32
         LoopModule("d", ["float32", "int64"], [[Map((2,), Access(1, 0, (1,)),
                                                     (Access(0, 0, (1,)),), (x,), x)]])
 

@@ -179,6 +179,40 @@ class FlatState:
             idx = self._idx = {id(p): i for i, p in enumerate(self.params)}
         return idx
 
+    #: flat buffer of each array name the update declarations trace (sgd_update's P, G, buf;
+    #: adam_update's P, G, m, v, mx): "P", "G" or the optimizer-state key
+    UPDATE_BUFFERS = {"P": "P", "G": "G", "buf": "momentum_buffer", "m": "exp_avg",
+                      "v": "exp_avg_sq", "mx": "max_exp_avg_sq"}
+
+    def update_groups(self) -> list:
+        """Per group, the native update kernel its last step ran and where each of the
+        kernel's arrays lives: ``(kernel, [(flat buffer name, element offset)])`` (whole-program
+        lowerings — native epochs, export — put the kernel's statement after the program's)."""
+        out = []
+        for grp in self.groups:
+            kern = grp.kernel
+            if kern is None:
+                raise ValueError("a param group's update did not run natively on the last step")
+            out.append((kern, [(self.UPDATE_BUFFERS[nm], grp.start) for nm in kern.names]))
+        return out
+
+    def buffer(self, name: str) -> np.ndarray:
+        """The flat array ``name`` of :meth:`update_groups` (``P``, ``G`` or a state key)."""
+        return self.P if name == "P" else self.G if name == "G" else self.S[name]
+
+    def note_steps(self, n: int) -> None:
+        """After ``n`` steps run natively (gradient and update in the flat buffers): what ``n``
+        calls of :meth:`finish` leave — ``.grad`` exposed, every version counter moved."""
+        for p, gt in zip(self.params, self.grad_tensors):
+            p._grad = gt
+            p._version.value += n
+            gt._version.value += n
+        state = self.optimizer.state
+        for grp in self.groups:
+            for k in grp.state_keys:
+                for p in grp.params:
+                    state[p][k]._version.value += n
+
     # -- the update ---------------------------------------------------------------------------
     def finish(self) -> None:
         """After the gradient program filled ``G``: expose ``.grad`` and apply the update."""

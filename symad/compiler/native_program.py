@@ -579,11 +579,7 @@ class NativeProgram:
         for j, a in enumerate(arrays):
             if a is not self._bound[j]:
                 self._bind(j, a, f"input {j}")
-        for k, (s, t) in enumerate(self._leaves):
-            j = n_in + k
-            a = t._data
-            if a is not self._bound[j]:
-                self._bind(j, a, f"tensor {self.lowered.slots[s].name or f'%{s}'}")
+        self.bind_leaves()
         if self._index_checks:
             self.check_indices()
         vals: dict = {}
@@ -597,6 +593,15 @@ class NativeProgram:
         return [self._bound[copied[k]] if k in copied else
                 None if s < 0 else self._value(s, vals)
                 for k, s in enumerate(self.lowered.outputs)]
+
+    def bind_leaves(self) -> None:
+        """Point the leaf buffers at the leaves' current arrays (parameters, constants)."""
+        n_in = len(self._inputs)
+        for k, (s, t) in enumerate(self._leaves):
+            j = n_in + k
+            a = t._data
+            if a is not self._bound[j]:
+                self._bind(j, a, f"tensor {self.lowered.slots[s].name or f'%{s}'}")
 
     def check_indices(self) -> None:
         """Every index argument within its bound (the eager IndexError), before native code."""

@@ -67,13 +67,17 @@ class _Kernel:
                                      f"contiguous {self.scal.dtype}{list(arrays[0].shape)} array")
                 self.bound[j] = a
                 self.ptrs[j] = a.ctypes.data
+        self.prepare(env)
+        self.call(self.ptrs_addr)
+
+    def prepare(self, env: dict) -> None:
+        """The runtime scalars for ``env`` (the group's values) into ``scal``."""
         values = tuple(env.values())
         if values != self.last:
             scal = self.scal
             for k, fn in enumerate(self.fns):
                 scal[k] = fn(env)
             self.last = values
-        self.call(self.ptrs_addr)
 
 
 class NativeUpdate:

@@ -38,6 +38,8 @@ class ProgramRunner:
             if hasattr(model, "named_parameters") else {}
         self._grad_idx: list[int] | None = None   # positions in ``trained`` that get gradients
         self.last_key = None
+        self._epochs: dict = {}
+        self.epochs_error: str | None = None
 
     def prepare(self, X: np.ndarray, y: np.ndarray):
         return (X, y)
@@ -107,6 +109,44 @@ class ProgramRunner:
                              retain_graph=False, create_graph=False, inputs=list(self.trained),
                              accumulate=False, allow_unused=True)
         return out._data, [None if g is None else g._data for g in grads]
+
+    def native_epochs(self, X: np.ndarray, y: np.ndarray, bs: int):
+        """The native epoch loop for full batches of ``bs`` rows of ``(X, y)`` (see
+        :mod:`symad.compiler.native_epochs`), or None (``epochs_error`` says why): it needs the
+        batch program recorded, fully native, and the update run natively last step."""
+        n_rows = X.shape[0]
+        key = ((bs,) + X.shape[1:], X.dtype.str, (bs,) + y.shape[1:], y.dtype.str)
+        run = self.runners.get(key)
+        flat = self.flat
+        if type(run) is not NativeProgram or flat is None or self.eager_reason is not None:
+            self.epochs_error = "the batch program is not a native program (yet)"
+            return None
+        kernels = tuple(g.kernel for g in flat.groups)
+        ck = (key, n_rows, tuple(map(id, kernels)))
+        ne = self._epochs.get(ck)
+        if ne is None and ck not in self._epochs:
+            from .native_epochs import NativeEpochs
+            try:
+                if any(k is None for k in kernels):
+                    raise ValueError("the update did not run natively on the last step")
+                ne = NativeEpochs(run, flat, n_rows)
+            except Exception as e:  # noqa: BLE001 - the step itself runs the batches instead
+                self.epochs_error = f"{type(e).__name__}: {e}"
+                ne = None
+            self._epochs[ck] = ne
+        elif ne is None:
+            pass
+        return ne
+
+    def run_epochs(self, ne, X: np.ndarray, y: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        """Run ``ne`` over ``perm`` and leave what as many steps leave (``.grad``, versions)."""
+        flat = self.flat
+        flat.sync()
+        from .native_update import _SGD_KEYS
+        groups = {id(g.kernel): g.group for g in flat.groups}
+        losses = ne.run(X, y, perm, lambda kern: {k: groups[id(kern)][k] for k in _SGD_KEYS})
+        flat.note_steps(len(losses))
+        return losses
 
     def fast_step(self) -> "FastStep | None":
         """The steady-state step for batches like the last one (see :class:`FastStep`), when

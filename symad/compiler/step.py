@@ -243,6 +243,9 @@ class CompiledStep:
                              f"batch_size={batch_size}")
         runner = self._runner(Xa, ya)
         bounds = _bounds(n, bs, bool(drop_last))
+        if runner.kind == "program" and native is not False and bounds:
+            return self._fit_program(runner, Xa, ya, bounds, epochs, shuffle, generator,
+                                     callback, native)
         if native is not False:
             nf = self._native(runner, native, bool(bounds))
             if nf is not None:
@@ -263,6 +266,62 @@ class CompiledStep:
             history.append(total / len(bounds) if bounds else float("nan"))
             if callback is not None and callback(epoch, history[-1]) is False:
                 break
+        return history
+
+    def _fit_program(self, runner, Xa, ya, bounds, epochs, shuffle, generator, callback,
+                     native):
+        """``fit`` on the tensor-program path: the full minibatches of each epoch as one call of
+        the native epoch loop (:mod:`symad.compiler.native_epochs`), all epochs in one call
+        when every batch is full and no callback runs between epochs; the rest (the recording
+        batch, a short last batch, programs the loop cannot run) through the step itself."""
+        n = Xa.shape[0]
+        bs = bounds[0][1] - bounds[0][0]
+        full = sum(1 for s, e in bounds if e - s == bs)      # DataLoader: full batches first
+        gen = generator or default_generator
+        whole = callback is None and full == len(bounds)
+        Xc, yc = np.ascontiguousarray(Xa), np.ascontiguousarray(ya)
+        ident = np.arange(n, dtype=np.int64)
+        perms = gen.permutations(n, epochs) if shuffle and whole else None
+        history: list[float] = []
+        one = self._one
+        epoch = 0
+        while epoch < epochs:
+            perm = ident if not shuffle else perms[epoch] if perms is not None else \
+                gen.permutations(n, 1)[0]
+            losses: list[float] = []
+            i, ran = 0, 1
+            while i < len(bounds):
+                s, e = bounds[i]
+                ne = runner.native_epochs(Xa, ya, bs) if e - s == bs else None
+                if ne is None:
+                    if native and e - s == bs and i > 0:
+                        raise NotCompilable(f"step.fit(native=True): {runner.epochs_error}")
+                    rows = perm[s:e]
+                    losses.append(one(runner, (Xa[rows], ya[rows]), 0, e - s))
+                    i += 1
+                    continue
+                if whole and i == 0:            # this and every later epoch, in one call
+                    rest = perms[epoch:] if perms is not None else \
+                        np.tile(perm, (epochs - epoch, 1))
+                    rest = np.ascontiguousarray(rest[:, :full * bs]).reshape(-1)
+                    got = runner.run_epochs(ne, Xc, yc, rest)
+                    ran = epochs - epoch
+                    per = [got[k * full:(k + 1) * full] for k in range(ran)]
+                    losses = per[0].tolist()
+                    for k in range(1, ran):
+                        history.append(sum(losses) / len(bounds))
+                        losses = per[k].tolist()
+                    break
+                got = runner.run_epochs(ne, Xc, yc, np.ascontiguousarray(perm[s:full * bs]))
+                losses += got.tolist()
+                i = full
+            history.append(sum(losses) / len(bounds))
+            first = epoch
+            epoch += ran
+            if callback is not None:
+                for k in range(first, epoch):
+                    if callback(k, history[k]) is False:
+                        return history
         return history
 
     def _native(self, runner, native: bool | None, have_batches: bool):

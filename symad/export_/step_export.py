@@ -50,19 +50,10 @@ def _const(ty: str, values: np.ndarray) -> str:
     return "[" + ", ".join(items) + "]"
 
 
-def _remap(st, table: dict):
-    from codegen.loops import Access, Map
-
-    def acc(a):
-        return Access(table[a.buf], a.offset, a.strides, a.index)
-    return Map(st.shape, acc(st.out), tuple(acc(a) for a in st.ins), st.syms, st.expr,
-               st.accumulate, tuple((acc(a), e) for a, e in st.extra), st.combine)
-
-
 def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
                 target: str | None = None, cpu: str | None = None) -> ExportResult:
     from codegen import target as cg_target
-    from codegen.loops import ELEMENT, build_loops_ir
+    from codegen.loops import ELEMENT, build_loops_ir, renumber
 
     from .. import __version__
     from ..compiler.native_program import NativeProgram
@@ -150,24 +141,22 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
     keys = list(flat.S)
     segments = [list(seg) for seg in nat.statements]
     upd = []
-    for grp in flat.groups:
-        kern = grp.kernel
+    for kern, places in flat.update_groups():
         table = {}
-        for a, nm in enumerate(kern.names):
+        for a, (buf, start) in enumerate(places):
             table[a] = len(dtypes)
             dtypes.append(dt.name)
-            if nm in ("P", "G"):
-                where.append(("arg", nm, grp.start * isz))
+            if buf in ("P", "G"):
+                where.append(("arg", buf, start * isz))
             else:
-                state_key = {"buf": "momentum_buffer"}[nm]
-                where.append(("arg", "S", (keys.index(state_key) * flat.size + grp.start) * isz))
+                where.append(("arg", "S", (keys.index(buf) * flat.size + start) * isz))
         table[len(kern.names)] = len(dtypes)
         dtypes.append(dt.name)
         g = f"@{name}_h{len(upd)}"
         globals_.append(f"{g} = internal constant [{kern.scal.size} x {ty}] "
                         f"{_const(ty, kern.scal)}, align 64")
         where.append(("const", g))
-        upd.append(_remap(kern.stmt, table))
+        upd.append(renumber(kern.stmt, table))
     segments.append(upd)
 
     tinfo = cg_target.resolve_target(target, cpu, None)
