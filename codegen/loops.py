@@ -112,6 +112,8 @@ def renumber(st, table: dict):
 
 
 MR = 4                              # rows of C per register block
+MR_LARGE = 8                        # ... from LARGE multiply-adds (more FMAs per load)
+LARGE = 1 << 20
 NV = 2                              # vectors of C columns per register block
 
 
@@ -158,6 +160,26 @@ def _collapse(st: Map) -> Map:
     n_in = len(st.ins)
     return Map(tuple(shape), new[0], tuple(new[1:1 + n_in]), st.syms, st.expr, st.accumulate,
                tuple((a, e) for a, (_, e) in zip(new[1 + n_in:], st.extra)), st.combine)
+
+
+TILE = 16                           # the side of a transposing copy's square tiles
+
+
+def _tile_transpose(st: Map) -> Map:
+    """A 2-D copy that reads across the rows it writes (``W.T`` into a contiguous buffer) as
+    square tiles of ``TILE`` (a 4-D loop: tile row, tile column, row, column), so both sides
+    stay in cache lines; shapes that are not multiples of the tile stay as they are."""
+    if (len(st.shape) != 2 or st.accumulate or st.extra or len(st.ins) != 1
+            or st.expr != st.syms[0] or st.ins[0].index is not None
+            or st.out.strides[1] != 1 or st.ins[0].strides[1] == 1
+            or any(n % TILE or n < 2 * TILE for n in st.shape)):
+        return st
+    (a, b), t = st.shape, TILE
+
+    def split(acc: Access) -> Access:
+        s0, s1 = acc.strides
+        return Access(acc.buf, acc.offset, (t * s0, t * s1, s0, s1))
+    return Map((a // t, b // t, t, t), split(st.out), (split(st.ins[0]),), st.syms, st.expr)
 
 
 class _Function:
@@ -255,7 +277,7 @@ class _Function:
     def map(self, st: Map) -> None:
         if any(n == 0 for n in st.shape):
             return
-        st = _collapse(st)
+        st = _tile_transpose(_collapse(st))
         ty = ELEMENT[self.dtypes[st.out.buf]]
         copy = ty not in ("float", "double")
         if copy and not (len(st.ins) == 1 and not st.accumulate and not st.extra
@@ -349,7 +371,8 @@ class _Function:
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
         if M * N:
             self.fill(Fill(st.c, M * N))
-        M4 = (M // MR) * MR
+        mr = MR_LARGE if M * N * K >= LARGE else MR
+        M4 = (M // mr) * mr
         # columns in register blocks of NV full vectors, then of one vector, then of a half
         # vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
         vw = self.vector_bits // (32 if ty == "float" else 64)
@@ -358,7 +381,7 @@ class _Function:
             for width, nv in ((vw, NV), (vw, 1), (vw // 2, 1)):
                 n1 = n0 + ((N - n0) // (width * nv)) * width * nv
                 if width >= 2 and n1 > n0:
-                    self._tile(st, ty, M4, n0, n1, width, nv)
+                    self._tile(st, ty, M4, n0, n1, width, nv, mr)
                     n0 = n1
         if not K:
             return
@@ -373,7 +396,7 @@ class _Function:
         edge(0, M4, n0, N)
 
     def _tile(self, st: MatMul, ty: str, M4: int, n_lo: int, n_hi: int, vw: int,
-              nv: int) -> None:
+              nv: int, MR: int) -> None:   # noqa: N803 - the rows of a block, as in GEMM papers
         """Rows ``[0, M4)`` x columns ``[n_lo, n_hi)`` of C in blocks of ``MR`` rows x ``nv``
         vectors of ``vw`` columns, accumulated in registers over k in order (multiply-adds may
         fuse: ``contract``)."""

@@ -73,6 +73,21 @@ def test_dense_dimensions_collapse_into_one_loop_and_rows_are_not_unrolled():
     assert '!"llvm.loop.unroll.disable"' in ir and "!llvm.loop !0" in ir
 
 
+def test_transposing_copies_run_in_tiles_and_equal_numpy():
+    from codegen.loops import TILE, _tile_transpose
+    rng = np.random.default_rng(6)
+    for shape in [(48, 80), (32, 32), (40, 64), (16, 64)]:
+        w = rng.normal(size=shape[::-1])              # read transposed
+        out = np.zeros(shape)
+        st = Map(shape, Access(1, 0, (shape[1], 1)), (Access(0, 0, (1, shape[0])),), (x,), x)
+        tiled = _tile_transpose(st)
+        assert (tiled is not st) == all(n % TILE == 0 and n >= 2 * TILE for n in shape)
+        mod = LoopModule("tt", ["float64"] * 2, [[st]])
+        keep, addr = _ptrs(w, out)
+        mod.segments[0](addr)
+        np.testing.assert_array_equal(out, w.T)
+
+
 def test_loop_statements_load_ints_and_bools_as_floats_and_vectorize():
     a = np.array([3, -2, 7, 0, 1, 5, -4, 2], dtype=np.int64)
     m = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=np.bool_)
@@ -359,10 +374,20 @@ def test_cross_entropy_programs_lower_log_softmax_and_amax():
 
 
 def test_transposed_weight_gradients_are_computed_transposed(monkeypatch):
-    """``(x.T @ g).T`` (the VJP of ``x @ W.T``) becomes ``g.T @ x`` when the product runs in
-    BLAS: no permute of a product is left in the lowered program, and the gradients still equal
-    eager float64."""
-    monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 0)      # every matmul is BLAS
+    """``(x.T @ g).T`` (the VJP of ``x @ W.T``) becomes ``g.T @ x`` from ``TRANSPOSE_MIN``
+    multiply-adds, in BLAS or native: no permute of a product is left in the lowered program,
+    and the gradients still equal eager float64."""
+    monkeypatch.setattr(native_program, "TRANSPOSE_MIN", 0)
+    for blas in (True, False):
+        if blas:
+            monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 0)   # every matmul BLAS
+        else:
+            monkeypatch.undo()
+            monkeypatch.setattr(native_program, "TRANSPOSE_MIN", 0)
+        _check_transposed_products()
+
+
+def _check_transposed_products():
     net, prog, args, want = _mlp_program(nn.MSELoss(), nn.Tanh(), symad.float64)
     nat = NativeProgram(prog)
     made = {st.out: st for st in nat.lowered.steps}

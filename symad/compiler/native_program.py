@@ -33,10 +33,11 @@ from ..program.run import step_fn
 
 #: A 2-D matmul runs as the native register-tiled loop nest up to ``MAX_NATIVE_MATMUL``
 #: multiply-adds; above, numpy's BLAS (it blocks for caches and packs panels). Measured with
-#: ``python benchmarks/bench_native_program.py --matmul`` (float32, AVX-512 tiles with fused
-#: multiply-adds): the loop nest is 0.6-1.2x BLAS's time up to 3.7e6 multiply-adds (1797x64x32:
-#: 44 vs 66 us) and 1.45x from 8e6 (128x256x256: 155 vs 107 us).
-MAX_NATIVE_MATMUL = 1 << 22
+#: ``python benchmarks/bench_native_program.py --matmul`` (float32, AVX-512 register tiles of 8
+#: rows x 2 vectors from 2^20 multiply-adds, fused multiply-adds): 0.5-1.2x BLAS's time at every
+#: shape of the three benchmark models up to 2.6e7 multiply-adds (128x784x256: 333 vs 367 us);
+#: the 784 step is fastest with every matmul native (no numpy step between segments).
+MAX_NATIVE_MATMUL = 1 << 26
 
 _VIEWS = ("permute", "expand", "reshape")
 _FLOATS = ("float32", "float64")
@@ -357,6 +358,11 @@ def _macs(slots, st: Step) -> int:
     return M * K * N
 
 
+#: ``permute(A @ B)`` is computed as ``B.T @ A.T`` from this many multiply-adds: below, the
+#: product and its transposed copy are cheaper than the loop nest over a strided A
+TRANSPOSE_MIN = 1 << 16
+
+
 def transpose_products(prog: Program, max_matmul: int | None = None) -> Program:
     """``permute(A @ B, (1, 0))`` as ``B.T @ A.T`` when the product is used by that permute only
     and runs in BLAS (above ``MAX_NATIVE_MATMUL``; the native loop nest prefers its own shape):
@@ -380,8 +386,7 @@ def transpose_products(prog: Program, max_matmul: int | None = None) -> Program:
             m = made.get(st.ins[0])
             if (m is not None and m.partial is None and m.op.name == "matmul"
                     and users.get(m.out) == 1 and all(len(slots[i].shape) == 2 for i in m.ins)
-                    and _macs(slots, m) > (MAX_NATIVE_MATMUL if max_matmul is None
-                                           else max_matmul)):   # a BLAS call: rewrite freely
+                    and _macs(slots, m) > TRANSPOSE_MIN):
                 rewrite[st.out] = m
                 drop.add(m.out)
     if not rewrite:
