@@ -528,8 +528,12 @@ class LoopModule:
         self._target = _target.host_target()
         variants = _target.libmvec_variants(self._target)
         t0 = time.perf_counter()
-        self.llvm_ir = build_loops_ir(name, dtypes, segments, fast_math=fast_math,
-                                      vector_variants=variants, internal=bool(entry)) + entry
+        body = build_loops_ir(name, dtypes, segments, fast_math=fast_math,
+                              vector_variants=variants, internal=bool(entry))
+        # an entry's declarations that the segments already make are made once
+        entry = "\n".join(ln for ln in entry.splitlines()
+                           if not (ln.startswith("declare ") and ln in body))
+        self.llvm_ir = body + entry
         self.ir_seconds = time.perf_counter() - t0
         key = cache_key("loops", self.llvm_ir, self._target.triple, self._target.cpu,
                         self._target.features, _target.version_tag())

@@ -114,3 +114,38 @@ def test_a_class_index_out_of_range_raises_before_the_native_epochs_write():
         step.fit(X, symad.tensor(yv), epochs=2, batch_size=10, shuffle=False)
     for p, q in zip(a.parameters(), before):
         np.testing.assert_array_equal(p.detach().numpy(), q)
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: optim.Adam(ps, lr=0.01),
+    lambda ps: optim.AdamW(ps, lr=0.01, betas=(0.8, 0.99), amsgrad=True),
+    lambda ps: optim.Adam(ps, lr=0.01, betas=(0.3, 0.9), weight_decay=1e-2),
+], ids=["adam", "adamw-amsgrad", "adam-small-beta1"])
+@pytest.mark.parametrize("dtype", [symad.float64, symad.float32])
+def test_adam_epochs_compute_the_bias_corrections_per_step_natively(spy, make_opt, dtype):
+    """Adam's step size and bias correction change every step: the epoch loop evaluates the
+    tracer's expressions of them (from adam_scalars) per batch in double precision, as Python
+    does; parameters, state and step counters equal the eager DataLoader loop."""
+    rng = np.random.default_rng(4)
+    X = symad.tensor(rng.normal(size=(96, 8))).to(dtype)
+    y = symad.tensor(rng.integers(0, 3, 96))
+
+    def make():
+        symad.manual_seed(7)
+        net = nn.Sequential(nn.Linear(8, 40), nn.Tanh(), nn.Linear(40, 3)).to(dtype)
+        return net, make_opt(net.parameters())
+    a, oa = make()
+    b, ob = make()
+    ga, gb = symad.Generator().manual_seed(1), symad.Generator().manual_seed(1)
+    step = symad.compile_step(a, nn.CrossEntropyLoss(), oa)
+    hist = step.fit(X, y, epochs=3, batch_size=16, generator=ga)
+    want = _eager(b, ob, X, y, 16, 3, gb)
+    tol = {"rtol": 1e-11, "atol": 1e-13} if dtype == symad.float64 else \
+        {"rtol": 2e-5, "atol": 2e-6}
+    np.testing.assert_allclose(hist, want, **tol)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), **tol)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            np.testing.assert_allclose(oa.state[pa][key].numpy(), ob.state[pb][key].numpy(),
+                                       **tol)
+    assert spy == [6 - 1, 2 * 6]       # after the recording batch: the rest in two calls

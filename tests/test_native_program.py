@@ -474,3 +474,34 @@ def test_steady_state_step_is_the_general_step_and_yields_to_it_on_any_change():
     assert isinstance(step._fast, FastStep)
     with pytest.raises(RuntimeError, match="cannot be multiplied"):    # the general path
         step(symad.tensor(np.zeros((16, 4))), batches[0][1])
+
+
+def test_steady_state_runs_adam_with_its_per_step_scalars():
+    """Adam in the steady state: step counters counted, step size and bias correction computed
+    for each call, as the general path does; equal to eager Adam at every step, and a replaced
+    step counter (load_state_dict) yields to the general path."""
+    from symad.compiler.program_step import FastStep
+
+    def make():
+        symad.manual_seed(3)
+        net = nn.Sequential(nn.Linear(6, 48), nn.ReLU(), nn.Linear(48, 2)).double()
+        return net, optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-3)
+    a, oa = make()
+    b, ob = make()
+    step = symad.compile_step(a, nn.MSELoss(), oa)
+    rng = np.random.default_rng(8)
+    X, y = symad.tensor(rng.normal(size=(12, 6))), symad.tensor(rng.normal(size=(12, 2)))
+    for k in range(6):
+        la = step(X, y).item()
+        ob.zero_grad()
+        lb = nn.MSELoss()(b(X), y)
+        lb.backward()
+        ob.step()
+        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+        if k == 3:
+            assert isinstance(step._fast, FastStep)
+            oa.load_state_dict(ob.state_dict())
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)
+        assert float(oa.state[pa]["step"]) == float(ob.state[pb]["step"]) == 6

@@ -212,6 +212,9 @@ class FlatState:
             for k in grp.state_keys:
                 for p in grp.params:
                     state[p][k]._version.value += n
+            if self.kind == "adam":     # Adam's float32 step counters (exact below 2**24)
+                for p in grp.params:
+                    state[p]["step"]._data[...] += n
 
     # -- the update ---------------------------------------------------------------------------
     def finish(self) -> None:

@@ -37,9 +37,6 @@ class NativeEpochs:
     def __init__(self, nat: NativeProgram, flat, n_rows: int) -> None:
         if nat.numpy_steps or nat.module is None:
             raise EpochsUnavailable("the program has numpy steps")
-        if flat.kind != "sgd":
-            raise EpochsUnavailable("native epochs run SGD updates (Adam's per-step scalars "
-                                    "are Python arithmetic)")
         slots = nat.lowered.slots
         loss_slot = nat.lowered.outputs[0]
         if loss_slot not in nat._buf_of:
@@ -79,10 +76,28 @@ class NativeEpochs:
             upd.append(renumber(kern.stmt, table))
         segments.append(upd)
         self.kernels = [k for k, _ in flat.update_groups()]
+        # the update's runtime scalars, computed per batch in the loop from the group's values
+        # (``hp``, float64) and the step count: the tracer's expressions of them
+        scal_slots = [j for j, (buf, start) in enumerate(self._update_places, len(nat.dtypes) + 3)
+                      if start is None]
+        self.HP = len(dtypes)
+        dtypes.append("float64")
+        self.hp_names: list[str] = []
+        exprs = []
+        for kern, slot in zip(self.kernels, scal_slots):
+            exprs.append((slot, kern.tracer.input_exprs))
+            for e in kern.tracer.input_exprs:
+                if e is None:
+                    raise EpochsUnavailable("an update scalar without an expression")
+                for sym in sorted(e.free_symbols, key=str):
+                    if sym.name != "step" and sym.name not in self.hp_names:
+                        self.hp_names.append(sym.name)
+        self.hp = np.zeros(len(self.hp_names) + 1)        # + the first batch's step count
         self.dtypes = dtypes
         ty = ELEMENT[slots[loss_slot].dtype.np.name]
         loss_buf = nat._buf_of[loss_slot]
-        entry = _entry_ir(len(segments), PERM, self.bs, loss_buf, ty)
+        entry = _entry_ir(len(segments), PERM, self.bs, loss_buf, ty,
+                          _scalars_ir(exprs, self.HP, self.hp_names, ELEMENT[flat.dtype.np.name]))
         self.module = LoopModule("epochs", dtypes, segments, cache=DiskCache(), entry=entry)
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                      ctypes.c_void_p)(self.module.address("epochs_run"))
@@ -115,7 +130,10 @@ class NativeEpochs:
             env = env_of(kern)
             if not kern.tracer.holds(env):
                 raise ValueError("native epochs: the update's hyperparameter structure changed")
-            kern.prepare(env)
+            for k, name in enumerate(self.hp_names):
+                key, _, i = name.rpartition("_") if name not in env else (name, "", "")
+                self.hp[k] = env[name] if name in env else env[key][int(i)]
+            self.hp[-1] = env.get("step", 0.0)
         nat.bind_leaves()
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
             if nat._bound[j] is not a:
@@ -133,15 +151,62 @@ class NativeEpochs:
                 arr = flat.buffer(buf)
                 p[j] = arr.ctypes.data + start * arr.itemsize
             j += 1
+        p[self.HP] = self.hp.ctypes.data
         n_b = perm.size // self.bs
         losses = np.empty(n_b, np.float64)
         self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
         return losses
 
 
-def _entry_ir(n_segments: int, perm_slot: int, bs: int, loss_buf: int, ty: str) -> str:
+def _scalars_ir(exprs: list, hp_slot: int, hp_names: list[str], ty: str) -> tuple[str, str]:
+    """``(body lines, declarations)``: each update scalar computed from ``hp`` (float64; its
+    last entry the first batch's step count, plus the batch index ``%b``) in double precision,
+    rounded to the update's type and stored into the kernel's scalar buffer."""
+    from codegen.lowering import Lowerer
+    lines = [f"  %hq = getelementptr inbounds ptr, ptr %bufs, i64 {hp_slot}",
+             "  %hpp = load ptr, ptr %hq"]
+    decls: dict = {}
+
+    def load(k: int):
+        def get():
+            p, v = lw.fresh(), lw.fresh()
+            lw.lines += [f"  {p} = getelementptr inbounds double, ptr %hpp, i64 {k}",
+                         f"  {v} = load double, ptr {p}"]
+            return v
+        return get
+
+    def step():
+        base, bf, v = load(len(hp_names))(), lw.fresh(), lw.fresh()
+        lw.lines += [f"  {bf} = uitofp i64 %b to double", f"  {v} = fadd double {base}, {bf}"]
+        return v
+    lw = Lowerer("double", {})
+    lw.declarations = decls
+    for slot, es in exprs:
+        syms = {s for e in es for s in e.free_symbols}
+        lw.symbols = {s: step if s.name == "step" else load(hp_names.index(s.name))
+                      for s in syms}
+        q, sp = lw.fresh(), lw.fresh()
+        lw.lines += [f"  {q} = getelementptr inbounds ptr, ptr %bufs, i64 {slot}",
+                     f"  {sp} = load ptr, ptr {q}"]
+        for k, e in enumerate(es):
+            v = lw.value(e)
+            if ty == "float":
+                r = lw.fresh()
+                lw.lines.append(f"  {r} = fptrunc double {v} to float")
+                v = r
+            pk = lw.fresh()
+            lw.lines += [f"  {pk} = getelementptr inbounds {ty}, ptr {sp}, i64 {k}",
+                         f"  store {ty} {v}, ptr {pk}"]
+        lw.memo.clear()             # %b-dependent values are per batch; nothing crosses kernels
+    body = "\n".join(ln.replace("%t", "%hs") for ln in lines + lw.lines)
+    return body, "\n".join(decls.values())
+
+
+def _entry_ir(n_segments: int, perm_slot: int, bs: int, loss_buf: int, ty: str,
+              scalars: tuple[str, str]) -> str:
     widen, lw = ("  %lw = fpext float %lv to double", "%lw") if ty == "float" else ("", "%lv")
-    calls = "\n".join(f"  call void @epochs_s{k}(ptr %bufs)" for k in range(n_segments))
+    calls = "\n".join(f"  call void @epochs_s{k}(ptr %bufs)" for k in range(n_segments - 1))
+    calls += "\n" + scalars[0] + f"\n  call void @epochs_s{n_segments - 1}(ptr %bufs)"
     return f"""
 define void @epochs_run(ptr %bufs, ptr %perm, i64 %nb, ptr %losses) #1 {{
 entry:
@@ -167,4 +232,5 @@ body:
 done:
   ret void
 }}
+{scalars[1]}
 """

@@ -142,9 +142,18 @@ class ProgramRunner:
         """Run ``ne`` over ``perm`` and leave what as many steps leave (``.grad``, versions)."""
         flat = self.flat
         flat.sync()
-        from .native_update import _SGD_KEYS
-        groups = {id(g.kernel): g.group for g in flat.groups}
-        losses = ne.run(X, y, perm, lambda kern: {k: groups[id(kern)][k] for k in _SGD_KEYS})
+        from .native_update import _ADAM_KEYS, _SGD_KEYS
+        keys = _SGD_KEYS if flat.kind == "sgd" else _ADAM_KEYS
+        groups = {id(g.kernel): g for g in flat.groups}
+        state = flat.optimizer.state
+
+        def env_of(kern):
+            grp = groups[id(kern)]
+            env = {k: grp.group[k] for k in keys}
+            if flat.kind == "adam":     # the first batch's step (the state holds the last one)
+                env["step"] = float(state[grp.params[0]]["step"]._data) + 1
+            return env
+        losses = ne.run(X, y, perm, env_of)
         flat.note_steps(len(losses))
         return losses
 
@@ -154,8 +163,7 @@ class ProgramRunner:
         run = self.runners.get(self.last_key)
         flat = self.flat
         if (type(run) is not NativeProgram or run.numpy_steps or self.eager_reason is not None
-                or flat is None or flat.kind != "sgd"
-                or not all(g.kernel is not None for g in flat.groups)):
+                or flat is None or not all(g.kernel is not None for g in flat.groups)):
             return None
         return FastStep(run, flat)
 
@@ -217,8 +225,14 @@ class FastStep:
         self.state_views = [v for _, _, _, v in entries]
         self.versions = [p._version for p in flat.params] + [g._version for g in self.grads]
         self.versions += [t._version for t in self.state_tensors]
-        from .native_update import _SGD_KEYS
-        self.updates = [(g.group, _SGD_KEYS, g.kernel) for g in flat.groups]
+        from .native_update import _ADAM_KEYS, _SGD_KEYS
+        self.adam = flat.kind == "adam"
+        keys = _ADAM_KEYS if self.adam else _SGD_KEYS
+        state = flat.optimizer.state
+        # Adam: the step counters the general path increments before each update
+        self.updates = [(g.group, keys, g.kernel,
+                         [state[p]["step"] for p in g.params] if self.adam else [])
+                        for g in flat.groups]
         self.dtype = flat.dtype
 
     def __call__(self, X, y):
@@ -239,9 +253,14 @@ class FastStep:
                      or all(map(is_, [p._data for p in self.params], self.views)))
                 and self._state_bound()):
             return None
-        for group, keys, kern in self.updates:
-            if tuple([group[k] for k in keys]) != kern.last:
+        adam = self.adam
+        if adam and not self._steps_bound():
+            return None
+        for group, keys, kern, steps in self.updates:
+            values = tuple([group[k] for k in keys])
+            if values != (kern.last[:-1] if adam else kern.last):     # Adam's last: the step
                 return None
+
         if nat._index_checks:
             nat.check_indices()
         for call in self.calls:
@@ -249,11 +268,24 @@ class FastStep:
         loss = self.loss_buf.copy()
         for p, g in zip(self.params, self.grads):
             p._grad = g
-        for _, _, kern in self.updates:
+        for group, keys, kern, steps in self.updates:
+            if adam:                        # as FlatState._adam: count, then the scalars
+                for t in steps:
+                    t._data[...] += 1
+                env = {k: group[k] for k in keys}
+                env["step"] = float(steps[0]._data)
+                kern.prepare(env)
             kern.call(kern.ptrs_addr)
         for v in self.versions:             # parameters, .grad and state tensors changed
             v.value += 1
         return Tensor._wrap(loss, self.dtype)
+
+    def _steps_bound(self) -> bool:
+        """Adam's step counters are still the state's (``load_state_dict`` replaces them)."""
+        state = self.optimizer.state
+        return all(state.get(p, {}).get("step") is t
+                   for (_, _, _, steps), grp in zip(self.updates, self.flat.groups)
+                   for p, t in zip(grp.params, steps))
 
     def _state_bound(self) -> bool:
         """Each state tensor is still ``optimizer.state[p][key]`` (read afresh:

@@ -59,12 +59,14 @@ class Adam(Optimizer):
                 state[k]._version.value += 1
 
 
-def adam_scalars(step: float, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+def adam_scalars(step: float, lr: float, beta1: float, beta2: float,
+                 sqrt=math.sqrt) -> tuple[float, float]:
     """``(step_size, sqrt(bias_correction2))`` of Adam's step ``step``, in Python floats as
-    PyTorch computes them."""
+    PyTorch computes them (``sqrt``: the tracer passes its own, so the same lines give the
+    per-step expressions native loops evaluate)."""
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
-    return lr / bias_correction1, math.sqrt(bias_correction2)
+    return lr / bias_correction1, sqrt(bias_correction2)
 
 
 def adam_update(P: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,

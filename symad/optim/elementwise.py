@@ -17,8 +17,16 @@ rounds exactly like numpy:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import sympy
+
+
+def env_symbol(key: str, i: int | None = None) -> sympy.Symbol:
+    """The symbol of an optimizer-group value in :attr:`Scalar.e` (``betas_0`` for
+    ``group["betas"][0]``)."""
+    return sympy.Symbol(key if i is None else f"{key}_{i}", real=True)
 
 
 class _Numpy:
@@ -33,76 +41,90 @@ class _Numpy:
 
     @staticmethod
     def scalars(fn, *args):
-        return fn(*args)
+        return fn(*args, sqrt=math.sqrt)
 
 
 NUMPY = _Numpy()
 
 
 class Scalar:
-    """A Python float computed from the optimizer group's values: ``fn(env)``."""
+    """A Python float computed from the optimizer group's values: ``fn(env)``, and the same
+    computation as an unevaluated SymPy expression ``e`` of symbols named after the group's keys
+    (``lr``, ``betas_0``, ``step``, ...), node for node in Python's order of operations — what a
+    native loop lowers to compute it per step in double precision (the same IEEE operations and
+    libm calls as Python's float arithmetic)."""
 
-    __slots__ = ("fn", "tracer")
+    __slots__ = ("fn", "tracer", "e")
 
-    def __init__(self, fn, tracer: "Tracer") -> None:
+    def __init__(self, fn, tracer: "Tracer", e=None) -> None:
         self.fn = fn
         self.tracer = tracer
+        self.e = e
 
     def _lift(self, other):
         if isinstance(other, Scalar):
-            return other.fn
+            return other.fn, other.e
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return lambda env, c=other: c
+            return (lambda env, c=other: c), sympy.Float(other) if isinstance(other, float) \
+                else sympy.Integer(other)
         return None
 
-    def _bin(self, other, op, swap=False):
+    def _bin(self, other, op, sym, swap=False):
         if isinstance(other, Element):
             return NotImplemented
-        g = self._lift(other)
-        if g is None:
+        lifted = self._lift(other)
+        if lifted is None:
             return NotImplemented
-        f = self.fn
+        g, ge = lifted
+        f, fe = self.fn, self.e
         if swap:
-            return Scalar(lambda env: op(g(env), f(env)), self.tracer)
-        return Scalar(lambda env: op(f(env), g(env)), self.tracer)
+            return Scalar(lambda env: op(g(env), f(env)), self.tracer, sym(ge, fe))
+        return Scalar(lambda env: op(f(env), g(env)), self.tracer, sym(fe, ge))
 
     def __add__(self, o):
-        return self._bin(o, lambda a, b: a + b)
+        return self._bin(o, lambda a, b: a + b, _add)
 
     def __radd__(self, o):
-        return self._bin(o, lambda a, b: a + b, True)
+        return self._bin(o, lambda a, b: a + b, _add, True)
 
     def __sub__(self, o):
-        return self._bin(o, lambda a, b: a - b)
+        return self._bin(o, lambda a, b: a - b, _sub)
 
     def __rsub__(self, o):
-        return self._bin(o, lambda a, b: a - b, True)
+        return self._bin(o, lambda a, b: a - b, _sub, True)
 
     def __mul__(self, o):
         if isinstance(o, Element):
             return o.__rmul__(self)
-        return self._bin(o, lambda a, b: a * b)
+        return self._bin(o, lambda a, b: a * b, _mul)
 
     def __rmul__(self, o):
-        return self._bin(o, lambda a, b: a * b, True)
+        return self._bin(o, lambda a, b: a * b, _mul, True)
 
     def __truediv__(self, o):
-        return self._bin(o, lambda a, b: a / b)
+        return self._bin(o, lambda a, b: a / b, _div)
 
     def __pow__(self, o):
-        return self._bin(o, lambda a, b: a ** b)
+        return self._bin(o, lambda a, b: a ** b,
+                         lambda a, b: sympy.Pow(a, b, evaluate=False))
 
     def __neg__(self):
         f = self.fn
-        return Scalar(lambda env: -f(env), self.tracer)
+        return Scalar(lambda env: -f(env), self.tracer, _neg(self.e))
 
     def __abs__(self):
         f = self.fn
-        return Scalar(lambda env: abs(f(env)), self.tracer)
+        return Scalar(lambda env: abs(f(env)), self.tracer, sympy.Abs(self.e, evaluate=False))
+
+    def sqrt(self) -> "Scalar":
+        """``math.sqrt`` of this value (correctly rounded, as IEEE ``sqrt``)."""
+        f = self.fn
+        return Scalar(lambda env: math.sqrt(f(env)), self.tracer,
+                      sympy.Pow(self.e, sympy.Rational(1, 2), evaluate=False))
 
     # branching on a hyperparameter: decided now, re-checked before each use of the kernel
     def _cmp(self, o, op) -> bool:
-        g = self._lift(o)
+        g, _ = self._lift(o)
         f = self.fn
         return self.tracer.guard(lambda env: bool(op(f(env), g(env))))
 
@@ -174,6 +196,18 @@ def _neg(e):
     return sympy.Mul(sympy.S.NegativeOne, e, evaluate=False)
 
 
+def _add(a, b):
+    return sympy.Add(a, b, evaluate=False)
+
+
+def _sub(a, b):
+    return sympy.Add(a, _neg(b), evaluate=False)
+
+
+def _mul(a, b):
+    return sympy.Mul(a, b, evaluate=False)
+
+
 def _div(a, b):
     return sympy.Mul(a, sympy.Pow(b, -1, evaluate=False), evaluate=False)
 
@@ -190,6 +224,8 @@ class Tracer:
         self.written: dict[str, sympy.Expr] = {}
         self.inputs: list[tuple[sympy.Symbol, object]] = []
         self.guards: list[tuple[object, bool]] = []
+        #: the runtime scalars as expressions of :func:`env_symbol` symbols (same order)
+        self.input_exprs: list = []
         self._names: dict[int, str] = {}
 
     # -- inputs -----------------------------------------------------------------------------
@@ -204,14 +240,14 @@ class Tracer:
         for k in keys:
             v = self.env[k]
             if isinstance(v, tuple):
-                out[k] = tuple(Scalar(lambda env, k=k, i=i: env[k][i], self)
+                out[k] = tuple(Scalar(lambda env, k=k, i=i: env[k][i], self, env_symbol(k, i))
                                for i in range(len(v)))
             else:
-                out[k] = Scalar(lambda env, k=k: env[k], self)
+                out[k] = Scalar(lambda env, k=k: env[k], self, env_symbol(k))
         return out
 
     def scalar(self, key: str) -> Scalar:
-        return Scalar(lambda env, k=key: env[k], self)
+        return Scalar(lambda env, k=key: env[k], self, env_symbol(key))
 
     # -- bookkeeping ------------------------------------------------------------------------
     def guard(self, fn) -> bool:
@@ -225,6 +261,7 @@ class Tracer:
     def runtime(self, sc: Scalar) -> sympy.Symbol:
         sym = sympy.Symbol(f"_s{len(self.inputs)}", real=True)
         self.inputs.append((sym, sc.fn))
+        self.input_exprs.append(sc.e)
         return sym
 
     def _store(self, out: Element, value) -> None:
@@ -254,8 +291,9 @@ class Tracer:
         return Element(sympy.Pow(a.e, sympy.Rational(1, 2), evaluate=False), self)
 
     def scalars(self, fn, *args):
-        """``fn`` over Python floats, evaluated per step: each result a runtime Scalar."""
-        fns = [a.fn if isinstance(a, Scalar) else (lambda env, c=a: c) for a in args]
-        n = len(fn(*[f(self.env) for f in fns]))
-        return tuple(Scalar(lambda env, i=i: fn(*[f(env) for f in fns])[i], self)
-                     for i in range(n))
+        """``fn`` (Python-float arithmetic with a ``sqrt`` argument) run on Scalars: each result
+        a Scalar, evaluated per step, with its expression."""
+        lifted = [a if isinstance(a, Scalar) else Scalar(lambda env, c=a: c, self,
+                                                          sympy.Float(a))
+                  for a in args]
+        return tuple(fn(*lifted, sqrt=Scalar.sqrt))
