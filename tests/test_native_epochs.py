@@ -149,3 +149,26 @@ def test_adam_epochs_compute_the_bias_corrections_per_step_natively(spy, make_op
             np.testing.assert_allclose(oa.state[pa][key].numpy(), ob.state[pb][key].numpy(),
                                        **tol)
     assert spy == [6 - 1, 2 * 6]       # after the recording batch: the rest in two calls
+
+
+def test_param_groups_with_their_own_learning_rates(spy):
+    rng = np.random.default_rng(5)
+    X = symad.tensor(rng.normal(size=(64, 8)))
+    y = symad.tensor(rng.integers(0, 3, 64))
+
+    def make():
+        symad.manual_seed(4)
+        net = nn.Sequential(nn.Linear(8, 40), nn.Tanh(), nn.Linear(40, 3)).double()
+        return net, optim.Adam([{"params": net[0].parameters(), "lr": 0.02},
+                                {"params": net[2].parameters(), "lr": 0.002,
+                                 "betas": (0.85, 0.99)}])
+    a, oa = make()
+    b, ob = make()
+    ga, gb = symad.Generator().manual_seed(2), symad.Generator().manual_seed(2)
+    step = symad.compile_step(a, nn.CrossEntropyLoss(), oa)
+    hist = step.fit(X, y, epochs=3, batch_size=16, generator=ga)
+    np.testing.assert_allclose(hist, _eager(b, ob, X, y, 16, 3, gb), rtol=1e-12)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)
+    assert sum(spy) == 3 * 4 - 1

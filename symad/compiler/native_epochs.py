@@ -25,6 +25,14 @@ from codegen import DiskCache
 from codegen.loops import ELEMENT, Access, Index, LoopModule, Map, renumber
 
 from .native_program import NativeProgram
+from .native_update import hp_names_of, hp_values, scalars_ir
+
+
+def _batch_step(lw, load_base) -> str:
+    """The step count of batch ``%b``: the first batch's (``hp``'s last entry) plus ``b``."""
+    base, bf, v = load_base(), lw.fresh(), lw.fresh()
+    lw.lines += [f"  {bf} = uitofp i64 %b to double", f"  {v} = fadd double {base}, {bf}"]
+    return v
 
 
 class EpochsUnavailable(Exception):
@@ -82,22 +90,19 @@ class NativeEpochs:
                       if start is None]
         self.HP = len(dtypes)
         dtypes.append("float64")
-        self.hp_names: list[str] = []
-        exprs = []
-        for kern, slot in zip(self.kernels, scal_slots):
-            exprs.append((slot, kern.tracer.input_exprs))
-            for e in kern.tracer.input_exprs:
-                if e is None:
-                    raise EpochsUnavailable("an update scalar without an expression")
-                for sym in sorted(e.free_symbols, key=str):
-                    if sym.name != "step" and sym.name not in self.hp_names:
-                        self.hp_names.append(sym.name)
-        self.hp = np.zeros(len(self.hp_names) + 1)        # + the first batch's step count
+        try:
+            self.hp_names = hp_names_of(self.kernels)
+        except ValueError as e:
+            raise EpochsUnavailable(str(e)) from None
+        exprs = [(slot, kern.tracer.input_exprs) for kern, slot in zip(self.kernels, scal_slots)]
+        # per kernel: its group's values, then the first batch's step count
+        self.hp = np.zeros((len(self.kernels), len(self.hp_names) + 1))
         self.dtypes = dtypes
         ty = ELEMENT[slots[loss_slot].dtype.np.name]
         loss_buf = nat._buf_of[loss_slot]
         entry = _entry_ir(len(segments), PERM, self.bs, loss_buf, ty,
-                          _scalars_ir(exprs, self.HP, self.hp_names, ELEMENT[flat.dtype.np.name]))
+                          scalars_ir(exprs, self.HP, self.hp_names,
+                                     ELEMENT[flat.dtype.np.name], _batch_step))
         self.module = LoopModule("epochs", dtypes, segments, cache=DiskCache(), entry=entry)
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                      ctypes.c_void_p)(self.module.address("epochs_run"))
@@ -126,14 +131,12 @@ class NativeEpochs:
                                  f"[0, {bound}))")
             if j != 1:
                 raise ValueError("native epochs: an index argument other than y")
-        for kern in self.kernels:
+        for g, kern in enumerate(self.kernels):
             env = env_of(kern)
             if not kern.tracer.holds(env):
                 raise ValueError("native epochs: the update's hyperparameter structure changed")
-            for k, name in enumerate(self.hp_names):
-                key, _, i = name.rpartition("_") if name not in env else (name, "", "")
-                self.hp[k] = env[name] if name in env else env[key][int(i)]
-            self.hp[-1] = env.get("step", 0.0)
+            self.hp[g, :-1] = hp_values(self.hp_names, env)
+            self.hp[g, -1] = env.get("step", 0.0)
         nat.bind_leaves()
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
             if nat._bound[j] is not a:
@@ -156,50 +159,6 @@ class NativeEpochs:
         losses = np.empty(n_b, np.float64)
         self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
         return losses
-
-
-def _scalars_ir(exprs: list, hp_slot: int, hp_names: list[str], ty: str) -> tuple[str, str]:
-    """``(body lines, declarations)``: each update scalar computed from ``hp`` (float64; its
-    last entry the first batch's step count, plus the batch index ``%b``) in double precision,
-    rounded to the update's type and stored into the kernel's scalar buffer."""
-    from codegen.lowering import Lowerer
-    lines = [f"  %hq = getelementptr inbounds ptr, ptr %bufs, i64 {hp_slot}",
-             "  %hpp = load ptr, ptr %hq"]
-    decls: dict = {}
-
-    def load(k: int):
-        def get():
-            p, v = lw.fresh(), lw.fresh()
-            lw.lines += [f"  {p} = getelementptr inbounds double, ptr %hpp, i64 {k}",
-                         f"  {v} = load double, ptr {p}"]
-            return v
-        return get
-
-    def step():
-        base, bf, v = load(len(hp_names))(), lw.fresh(), lw.fresh()
-        lw.lines += [f"  {bf} = uitofp i64 %b to double", f"  {v} = fadd double {base}, {bf}"]
-        return v
-    lw = Lowerer("double", {})
-    lw.declarations = decls
-    for slot, es in exprs:
-        syms = {s for e in es for s in e.free_symbols}
-        lw.symbols = {s: step if s.name == "step" else load(hp_names.index(s.name))
-                      for s in syms}
-        q, sp = lw.fresh(), lw.fresh()
-        lw.lines += [f"  {q} = getelementptr inbounds ptr, ptr %bufs, i64 {slot}",
-                     f"  {sp} = load ptr, ptr {q}"]
-        for k, e in enumerate(es):
-            v = lw.value(e)
-            if ty == "float":
-                r = lw.fresh()
-                lw.lines.append(f"  {r} = fptrunc double {v} to float")
-                v = r
-            pk = lw.fresh()
-            lw.lines += [f"  {pk} = getelementptr inbounds {ty}, ptr {sp}, i64 {k}",
-                         f"  store {ty} {v}, ptr {pk}"]
-        lw.memo.clear()             # %b-dependent values are per batch; nothing crosses kernels
-    body = "\n".join(ln.replace("%t", "%hs") for ln in lines + lw.lines)
-    return body, "\n".join(decls.values())
 
 
 def _entry_ir(n_segments: int, perm_slot: int, bs: int, loss_buf: int, ty: str,

@@ -125,3 +125,78 @@ class NativeUpdate:
             adam_update(el["P"], el["G"], el["m"], el["v"], el.get("mx"), tr.scalar("step"),
                         tr.group(_ADAM_KEYS), decoupled, xp=tr)
         return _Kernel(tr, names, first.dtype, first.size)
+
+
+def scalars_ir(exprs: list, hp_slot: int, hp_names: list[str], ty: str,
+               step) -> tuple[str, str]:
+    """``(IR lines, declarations)`` computing update kernels' runtime scalars in native code:
+    ``exprs`` is ``[(buffer slot of a kernel's scalar buffer, tracer.input_exprs)]``; each
+    expression is evaluated in double precision (Python's float arithmetic: the same IEEE
+    operations and libm calls, in the tracer's order) from the group's values — the float64
+    buffer ``hp_slot`` in ``hp_names`` order, its next entry the step base — and
+    ``step(lowerer, load_base) -> IR value`` (the step count), then rounded to ``ty`` and
+    stored. Each kernel reads its own block of ``hp`` (``len(hp_names) + 1`` values, the k-th
+    kernel's from ``k * (len(hp_names) + 1)``: param groups differ). The lines read ``%bufs``
+    (the segments' buffer array)."""
+    from codegen.lowering import Lowerer
+    lines = [f"  %hq = getelementptr inbounds ptr, ptr %bufs, i64 {hp_slot}",
+             "  %hpp = load ptr, ptr %hq"]
+    decls: dict = {}
+
+    def load(k: int):
+        def get():
+            p, v = lw.fresh(), lw.fresh()
+            lw.lines += [f"  {p} = getelementptr inbounds double, ptr %hpp, i64 {k}",
+                         f"  {v} = load double, ptr {p}"]
+            return v
+        return get
+    lw = Lowerer("double", {})
+    lw.declarations = decls
+    width = len(hp_names) + 1
+    for g, (slot, es) in enumerate(exprs):
+        syms = {sym for e in es for sym in e.free_symbols}
+        base = g * width
+        lw.symbols = {sym: (lambda base=base: step(lw, load(base + width - 1)))
+                      if sym.name == "step" else load(base + hp_names.index(sym.name))
+                      for sym in syms}
+        q, sp = lw.fresh(), lw.fresh()
+        lw.lines += [f"  {q} = getelementptr inbounds ptr, ptr %bufs, i64 {slot}",
+                     f"  {sp} = load ptr, ptr {q}"]
+        for k, e in enumerate(es):
+            v = lw.value(e)
+            if ty == "float":
+                r = lw.fresh()
+                lw.lines.append(f"  {r} = fptrunc double {v} to float")
+                v = r
+            pk = lw.fresh()
+            lw.lines += [f"  {pk} = getelementptr inbounds {ty}, ptr {sp}, i64 {k}",
+                         f"  store {ty} {v}, ptr {pk}"]
+        lw.memo.clear()
+    body = "\n".join(ln.replace("%t", "%hs") for ln in lines + lw.lines)
+    return body, "\n".join(decls.values())
+
+
+def hp_names_of(kernels) -> list[str]:
+    """The group values (other than ``step``) the kernels' scalar expressions read, in a fixed
+    order: the layout of the float64 ``hp`` buffer of :func:`scalars_ir`."""
+    names: list[str] = []
+    for kern in kernels:
+        for e in kern.tracer.input_exprs:
+            if e is None:
+                raise ValueError("an update scalar without an expression")
+            for sym in sorted(e.free_symbols, key=str):
+                if sym.name != "step" and sym.name not in names:
+                    names.append(sym.name)
+    return names
+
+
+def hp_values(names: list[str], env: dict) -> list[float]:
+    """``env``'s values for :func:`hp_names_of` names (``betas_0`` is ``env["betas"][0]``)."""
+    out = []
+    for name in names:
+        if name in env:
+            out.append(float(env[name]))
+        else:
+            key, _, i = name.rpartition("_")
+            out.append(float(env[key][int(i)]))
+    return out

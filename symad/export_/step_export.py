@@ -20,8 +20,10 @@ param-group order); ``state``: the optimizer state buffers, flat, one after the 
 pointer, 3 a target class index out of range (checked before anything is written).
 
 Only libm / libmvec (and memset) are needed to link it. Hyperparameters are the values at export
-time (baked in, as the JIT's scalar buffer holds them); SGD only: Adam's bias corrections are
-per-step Python arithmetic (:func:`symad.optim.adam.adam_scalars`) that has no IR form yet.
+time (baked in); the update's scalars are computed per call from them in double precision, from
+the expressions the update tracer reads off ``sgd_update`` / ``adam_update`` / ``adam_scalars``
+(Adam's step size and bias correction from the step counter, kept in ``state`` after the
+buffers: one per param group, incremented by each call).
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
 
     from .. import __version__
     from ..compiler.native_program import NativeProgram
+    from ..compiler.native_update import (_ADAM_KEYS, _SGD_KEYS, hp_names_of, hp_values,
+                                          scalars_ir)
     from ..tensor import Tensor
     from .elf import undefined_symbols
     from .export import _IDENT
@@ -79,11 +83,6 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
                           "continues training from that state (structured models only: "
                           "compile_step(..., structured=True) for small ones)")
     flat = runner.flat
-    if flat.kind != "sgd":
-        raise ExportError(f"exporting a training step supports SGD (momentum, dampening, "
-                          f"Nesterov, weight decay), not {type(flat.optimizer).__name__}: "
-                          "Adam's per-step bias corrections are Python arithmetic with no IR "
-                          "form yet")
     if any(g.kernel is None for g in flat.groups):
         raise ExportError("the step's update did not run natively on its last call (the "
                           "momentum buffer's first fill runs with numpy): take one more step, "
@@ -137,10 +136,13 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
         else:
             shape = nat._scratch_shapes.get(j) if s < 0 else nat.lowered.slots[s].shape
             where.append(workspace(int(np.prod(shape, dtype=np.int64)) * np.dtype(d).itemsize))
-    # the update of each group: its flat slices, its scalars (baked in)
+    # the update of each group: its flat slices; its scalars computed per call from the
+    # group's values (baked in) and, for Adam, the step counter kept after the state buffers
     keys = list(flat.S)
+    adam = flat.kind == "adam"
+    n_state = len(keys) * flat.size + (len(flat.groups) if adam else 0)
     segments = [list(seg) for seg in nat.statements]
-    upd = []
+    upd, scal_slots = [], []
     for kern, places in flat.update_groups():
         table = {}
         for a, (buf, start) in enumerate(places):
@@ -151,20 +153,32 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
             else:
                 where.append(("arg", "S", (keys.index(buf) * flat.size + start) * isz))
         table[len(kern.names)] = len(dtypes)
+        scal_slots.append(len(dtypes))
         dtypes.append(dt.name)
-        g = f"@{name}_h{len(upd)}"
-        globals_.append(f"{g} = internal constant [{kern.scal.size} x {ty}] "
-                        f"{_const(ty, kern.scal)}, align 64")
-        where.append(("const", g))
+        where.append(workspace(kern.scal.size * isz))
         upd.append(renumber(kern.stmt, table))
     segments.append(upd)
+    kernels = [k for k, _ in flat.update_groups()]
+    hp_names = hp_names_of(kernels)
+    width = len(hp_names) + 1
+    hp_slot = len(dtypes)
+    dtypes.append("float64")
+    where.append(workspace(8 * width * len(kernels)))
+    keys_env = _ADAM_KEYS if adam else _SGD_KEYS
+    hp_rows = [hp_values(hp_names, {k: g.group[k] for k in keys_env}) for g in flat.groups]
+    prologue = _hyper_ir(hp_rows, width, ty, adam, len(keys) * flat.size)
+    scal_ir, scal_decls = scalars_ir(list(zip(scal_slots, [k.tracer.input_exprs
+                                                            for k in kernels])),
+                                     hp_slot, hp_names, ty, lambda lw, load: load())
 
     tinfo = cg_target.resolve_target(target, cpu, None)
     host = cg_target.host_target()
     variants = cg_target.libmvec_variants(tinfo) if tinfo.triple == host.triple else {}
     body = build_loops_ir(name, dtypes, segments, vector_variants=variants, internal=True)
-    ir = body + "\n".join(globals_) + "\n\n" + _entry_ir(name, where, len(segments),
-                                                        nat._index_checks, nat, bool(keys))
+    entry = _entry_ir(name, where, len(segments), nat._index_checks, nat, bool(n_state),
+                      prologue + "\n" + scal_ir)
+    decls = "\n".join(ln for ln in scal_decls.splitlines() if ln not in body)
+    ir = body + "\n".join(globals_) + "\n\n" + entry + "\n" + decls + "\n"
     module, tm = cg_target.compile_ir(ir, tinfo, reloc="pic")
     obj = bytes(tm.emit_object(module))
 
@@ -195,7 +209,8 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
         "X": {"shape": list(X.shape), "dtype": X.dtype.name},
         "y": {"shape": list(y.shape), "dtype": y.dtype.name},
         "params": {"size": flat.size, "layout": layout},
-        "state": {"buffers": keys, "size": len(keys) * flat.size},
+        "state": {"buffers": keys, "step_counters": len(flat.groups) if adam else 0,
+                  "size": n_state},
         "workspace_bytes": work,
         "optimizer": {"type": type(flat.optimizer).__name__,
                       "groups": [{k: v for k, v in g.group.items() if k != "params"}
@@ -215,7 +230,35 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
     return ExportResult(out, files, manifest)
 
 
-def _entry_ir(name: str, where: list, n_segments: int, index_checks, nat, state: bool) -> str:
+def _hyper_ir(rows: list, width: int, ty: str, adam: bool, counters_at: int) -> str:
+    """Entry lines filling the ``hp`` workspace (after ``%bufs`` is set): each group's values,
+    then (Adam) its step counter — ``state[counters_at + g]`` incremented in the state's type,
+    as the optimizer's float32 counter is — as the step the scalars are computed for."""
+    from codegen.lowering import ir_float
+    lines = ["  %hw0 = getelementptr inbounds ptr, ptr %bufs, i64 HPSLOT",
+             "  %hw = load ptr, ptr %hw0"]
+    for g, row in enumerate(rows):
+        for k, v in enumerate(row):
+            lines += [f"  %hv{g}_{k} = getelementptr inbounds double, ptr %hw, i64 "
+                      f"{g * width + k}",
+                      f"  store double {ir_float(v)}, ptr %hv{g}_{k}"]
+        if adam:
+            c = f"%sc{g}"
+            lines += [f"  {c}p = getelementptr inbounds {ty}, ptr %S, i64 {counters_at + g}",
+                      f"  {c} = load {ty}, ptr {c}p",
+                      f"  {c}n = fadd {ty} {c}, 1.0",
+                      f"  store {ty} {c}n, ptr {c}p"]
+            d = f"{c}n" if ty == "double" else f"{c}d"
+            if ty == "float":
+                lines.append(f"  {d} = fpext float {c}n to double")
+            lines += [f"  %hs{g}p = getelementptr inbounds double, ptr %hw, i64 "
+                      f"{g * width + width - 1}",
+                      f"  store double {d}, ptr %hs{g}p"]
+    return "\n".join(lines)
+
+
+def _entry_ir(name: str, where: list, n_segments: int, index_checks, nat, state: bool,
+              scalars: str) -> str:
     args = {"X": "%X", "y": "%y", "P": "%P", "S": "%S", "G": "%G", "L": "%L"}
     lines = [f"define i32 @{name}_step(ptr %X, ptr %y, ptr %P, ptr %S, ptr %G, ptr %L, "
              f"ptr %W) #1 {{", "entry:"]
@@ -252,6 +295,8 @@ def _entry_ir(name: str, where: list, n_segments: int, index_checks, nat, state:
             p = w[1]
         lines += [f"  %q{j} = getelementptr inbounds ptr, ptr %bufs, i64 {j}",
                   f"  store ptr {p}, ptr %q{j}"]
+    hp_slot = next(j for j, w in enumerate(where) if w[0] == "work" and j == len(where) - 1)
+    lines.append(scalars.replace("HPSLOT", str(hp_slot)))
     for k in range(n_segments):
         lines.append(f"  call void @{name}_s{k}(ptr %bufs)")
     lines += ["  ret i32 0", "}", ""]
@@ -270,7 +315,7 @@ def _header(name: str, m: dict, X, y, ctype: str) -> str:
  *   X: {ctype}{list(X.shape)} row-major   y: {y.dtype.name}{list(y.shape)} row-major
  *   params: {m['params']['size']} values, laid out as
 {layout}
- *   state: {m['state']['size']} values ({', '.join(m['state']['buffers']) or 'none: may be NULL'})
+ *   state: {m['state']['size']} values ({', '.join(m['state']['buffers']) or 'none: may be NULL'}{', then one step counter per param group' if m['state']['step_counters'] else ''})
  *   grad: {m['params']['size']} values (written), loss: 1 value (written, before the update)
  *   workspace: {up}_WORKSPACE_BYTES bytes, 64-byte aligned (e.g. aligned_alloc)
  * Returns 0; 1 if a pointer is NULL; 3 if a class index is out of range (nothing written).
