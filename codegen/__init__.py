@@ -20,8 +20,9 @@ It knows SymPy and LLVM only (never imports ``symad``). The pieces:
 * :func:`emit_object` / :func:`emit_assembly` - object code / assembly for IR text on any LLVM
   target (``reloc="pic"`` for shared libraries); used by export.
 * :func:`compile_fit_loop` / :class:`FitLoop` - a native training loop: many minibatch optimizer
-  steps (per-sample loss + exact gradients over index-selected rows, then an SGD or Adam/AdamW
-  update described by :class:`UpdateRule`) in one generated function (``codegen/fit_loop.py``).
+  steps (per-sample loss + exact gradients over index-selected rows, then the optimizer update
+  the caller traced, as :class:`GroupUpdate` expressions) in one generated function
+  (``codegen/fit_loop.py``).
 * :class:`DiskCache` - the object-code cache (``$SYMAD_CACHE_DIR`` or ``~/.cache/symad``).
 
 See docs/codegen.md for what is supported, the numerics (ulp bounds, reductions), threads,
@@ -31,14 +32,14 @@ the cache and how to look at the IR and assembly.
 from __future__ import annotations
 
 from .cache import DiskCache, default_cache_dir
-from .fit_loop import FitLoop, UpdateRule, compile_fit_loop
+from .fit_loop import FitLoop, GroupUpdate, UpdateVariant, compile_fit_loop
 from .kernel import Kernel, compile_kernel
 from .kernel_ir import KernelSpec, build_kernel_ir
 from .lowering import Lowerer, LoweringError
 from .target import emit_assembly, emit_object, host_target
 
 __all__ = [
-    "DiskCache", "FitLoop", "Kernel", "KernelSpec", "Lowerer", "LoweringError", "UpdateRule",
-    "build_kernel_ir", "compile_fit_loop", "compile_kernel", "default_cache_dir", "emit_assembly",
+    "DiskCache", "FitLoop", "GroupUpdate", "Kernel", "KernelSpec", "Lowerer", "LoweringError",
+    "UpdateVariant", "build_kernel_ir", "compile_fit_loop", "compile_kernel", "default_cache_dir", "emit_assembly",
     "emit_object", "host_target",
 ]

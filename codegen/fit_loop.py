@@ -11,16 +11,13 @@ same expressions a fused batch kernel takes) into a function that runs, for each
     losses[s] = loss; totals[s // steps_per_epoch] += loss
     update(P, G, state)                         # per group: SGD or Adam/AdamW equations
 
-The update equations are PyTorch's SGD (momentum, dampening, Nesterov, weight decay, maximize)
-and Adam/AdamW (L2 or decoupled weight decay, amsgrad, maximize), written elementwise in the same
-operation order as numpy evaluates them on arrays (``symad.optim.sgd_update`` /
-``adam_update``), with the hyperparameters rounded to the kernel type where numpy rounds them:
-the parameters match an eager loop up to the summation order of the batch gradient.
-
-Which update runs is structure (:class:`UpdateRule`, part of the compiled code); the
-hyperparameter values are a runtime float64 array (``HP_WIDTH`` slots per group, filled by
-:func:`sgd_hyperparameters` / :func:`adam_hyperparameters`), so a learning-rate change does not
-recompile. codegen knows nothing about symad: callers pass symbols, expressions and plain data.
+The update is the caller's: per group a :class:`GroupUpdate` — the element expressions and the
+scalar expressions that symad's update tracer reads off the optimizer's own declaration
+(``sgd_update`` / ``adam_update``; see ``symad/compiler/native_update.py``), lowered here as
+they are: scalars from the group's values in double precision and rounded to the loop's type,
+elements from the values loaded before any store. The group's values (and the step count) are a
+runtime float64 array, so a learning-rate change does not recompile. codegen knows nothing about
+symad: callers pass symbols, expressions and plain data.
 """
 
 from __future__ import annotations
@@ -41,46 +38,37 @@ from .kernel import NP_DTYPES, fingerprint, make_cache, ndarray_data_offset, sou
 from .kernel_ir import ELEMENT_TYPE
 from .lowering import Lowerer
 
-#: float64 hyperparameter slots per group in the ``hp`` array.
-HP_WIDTH = 8
+@dataclass(frozen=True)
+class UpdateVariant:
+    """One traced form of a group's update: ``written`` — each array the update writes, as an
+    expression of the arrays' element symbols and the runtime scalars (all computed from the
+    values loaded before any store, as numpy's statement sequence); ``scalars`` — each runtime
+    scalar as an expression (evaluated in double precision, then rounded to the loop's type) of
+    the group's values (``hp`` symbols) and ``step``."""
+    written: tuple[tuple[str, sympy.Expr], ...]
+    scalars: tuple[tuple[sympy.Symbol, sympy.Expr], ...]
 
 
 @dataclass(frozen=True)
-class UpdateRule:
-    """The optimizer update of the flat parameter range ``[start, end)`` (one param group).
+class GroupUpdate:
+    """The optimizer update of the flat parameter range ``[start, end)`` (one param group), as
+    the caller traced it from the optimizer's own declaration (codegen restates no optimizer).
 
-    ``kind``: ``"sgd"`` or ``"adam"``. The flags say which terms exist (a zero weight decay or
-    momentum is no term at all, as in the optimizers' ``!= 0`` tests); ``lerp_small`` is
-    ``abs(1 - beta1) < 0.5`` (which of PyTorch's two lerp formulas updates ``exp_avg``).
-    """
-
-    kind: str
+    ``arrays``: element symbol -> loop array (``"P"``, ``"G"``, ``"S0"``, ``"S1"``, ``"S2"``);
+    ``hp``: the symbols of the group's values, the layout of the group's row of the runtime
+    float64 ``hp`` array, which holds ``len(hp) + 2`` values: those, then the step count before
+    the run (``step`` of step ``s`` is that plus ``s + 1``), then a flag (nonzero: the run's first
+    step takes ``first``, e.g. SGD filling a new momentum buffer)."""
     start: int
     end: int
-    maximize: bool = False
-    weight_decay: bool = False
-    momentum: bool = False
-    nesterov: bool = False
-    decoupled: bool = False
-    amsgrad: bool = False
-    lerp_small: bool = True
+    arrays: tuple[tuple[sympy.Symbol, str], ...]
+    hp: tuple[sympy.Symbol, ...]
+    update: UpdateVariant
+    first: UpdateVariant | None = None
 
-
-def sgd_hyperparameters(lr: float, momentum: float, dampening: float, weight_decay: float,
-                        first: bool) -> list[float]:
-    """The ``hp`` row of an SGD group. ``first``: the momentum buffer does not exist yet (the
-    loop's first step fills it with the gradient, as PyTorch's first step does)."""
-    row = [1.0 if first else 0.0, float(weight_decay), float(momentum), 1 - dampening, -lr]
-    return row + [0.0] * (HP_WIDTH - len(row))
-
-
-def adam_hyperparameters(lr: float, beta1: float, beta2: float, eps: float,
-                         weight_decay: float, decoupled: bool, step: float) -> list[float]:
-    """The ``hp`` row of an Adam/AdamW group; ``step``: the step count before the loop."""
-    w = 1 - beta1
-    lerp = w if abs(w) < 0.5 else 1 - w
-    wd = 1 - lr * weight_decay if decoupled else float(weight_decay)
-    return [float(step), float(beta1), float(beta2), float(lr), wd, lerp, 1 - beta2, float(eps)]
+    @property
+    def width(self) -> int:
+        return len(self.hp) + 2
 
 
 @dataclass(frozen=True)
@@ -99,7 +87,7 @@ class FitLoopSpec:
     loss: sympy.Expr
     grads: tuple[sympy.Expr, ...]
     reduction: str
-    groups: tuple[UpdateRule, ...]
+    groups: tuple[GroupUpdate, ...]
     dtype: str = "float64"
     cse: bool = True
 
@@ -125,8 +113,12 @@ def _check_spec(spec: FitLoopSpec) -> None:
             raise ValueError(f"expression uses {sorted(map(str, extra))}, which are not inputs")
     pos = 0
     for g in spec.groups:
-        if g.kind not in ("sgd", "adam"):
-            raise ValueError(f"update kind must be 'sgd' or 'adam', got {g.kind!r}")
+        arrays = {name for _, name in g.arrays}
+        if not arrays <= {"P", "G", "S0", "S1", "S2"}:
+            raise ValueError(f"update arrays must be among P, G, S0-S2, got {sorted(arrays)}")
+        for v in (g.update,) + ((g.first,) if g.first else ()):
+            if not {name for name, _ in v.written} <= arrays:
+                raise ValueError("an update writes an array it does not name")
         if g.start != pos or g.end < g.start:
             raise ValueError("groups must cover the parameters in order, without gaps")
         pos = g.end
@@ -221,9 +213,11 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
 
     upd_blocks: list[str] = []
     declarations = dict(lowerer.declarations)
-    for gi, rule in enumerate(spec.groups):
+    hp_off = 0
+    for gi, g in enumerate(spec.groups):
         nxt = f"upd{gi + 1}" if gi + 1 < len(spec.groups) else "step.end"
-        upd_blocks += _update_ir(rule, gi, ty, nxt, declarations)
+        upd_blocks += _update_ir(g, gi, hp_off, ty, nxt, declarations)
+        hp_off += g.width
 
     lines = [
         f"define void @{spec.name}({', '.join(_ARGS)}) #1 {{",
@@ -284,122 +278,87 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
     return "\n".join(lines)
 
 
-def _update_ir(rule: UpdateRule, gi: int, ty: str, nxt: str, decl: dict) -> list[str]:
-    """The blocks ``upd{gi}`` (group constants) and ``upd{gi}.loop`` (one element per turn)."""
-    is_f32 = ty == "float"
-    sfx = "f32" if is_f32 else "f64"
+def _update_ir(g: GroupUpdate, gi: int, hp_off: int, ty: str, nxt: str,
+               decl: dict) -> list[str]:
+    """The blocks of group ``gi``'s update: its scalars from its ``hp`` row, then one element per
+    turn of a loop over ``[start, end)``; with a ``first`` variant, a branch on the row's flag
+    at the run's first step."""
     b = f"u{gi}"
     out = [f"upd{gi}:"]
+    hl = Lowerer("double", {})
+    hl.declarations = decl
 
-    def hp(slot: int, name: str) -> str:
-        out.append(f"  %{b}.{name}.p = getelementptr inbounds double, ptr %hp, i64 "
-                   f"{gi * HP_WIDTH + slot}")
-        out.append(f"  %{b}.{name}.d = load double, ptr %{b}.{name}.p")
-        return f"%{b}.{name}.d"
-
-    def to_ty(v: str, name: str) -> str:
-        if not is_f32:
+    def hp_load(k: int):
+        def get():
+            p, v = hl.fresh(), hl.fresh()
+            hl.lines += [f"  {p} = getelementptr inbounds double, ptr %hp, i64 {hp_off + k}",
+                         f"  {v} = load double, ptr {p}"]
             return v
-        out.append(f"  %{b}.{name} = fptrunc double {v} to float")
-        return f"%{b}.{name}"
+        return get
 
-    c: dict[str, str] = {}
-    if rule.kind == "sgd":
-        first = hp(0, "first")
-        out.append(f"  %{b}.firstflag = fcmp une double {first}, 0.0")
-        out.append(f"  %{b}.s0 = icmp eq i64 %s, 0")
-        out.append(f"  %{b}.isfirst = and i1 %{b}.firstflag, %{b}.s0")
-        c["wd"] = to_ty(hp(1, "wd"), "wd")
-        c["mom"] = to_ty(hp(2, "mom"), "mom")
-        c["omd"] = to_ty(hp(3, "omd"), "omd")
-        c["nlr"] = to_ty(hp(4, "nlr"), "nlr")
+    def step():
+        base, sf, v = hp_load(len(g.hp))(), hl.fresh(), hl.fresh()
+        hl.lines += [f"  {sf} = sitofp i64 %s1 to double", f"  {v} = fadd double {base}, {sf}"]
+        return v
+    hl.symbols = {sym: hp_load(k) for k, sym in enumerate(g.hp)}
+    hl.symbols[sympy.Symbol("step", real=True)] = step
+    variants = [("reg", g.update)] + ([("first", g.first)] if g.first else [])
+    if g.first:
+        flag = hp_load(len(g.hp) + 1)()
+        out += [ln.replace("%t", f"%{b}.h") for ln in hl.lines]
+        hl.lines = []
+        out += [f"  %{b}.flag = fcmp une double {flag.replace('%t', f'%{b}.h')}, 0.0",
+                f"  %{b}.s0 = icmp eq i64 %s, 0",
+                f"  %{b}.isfirst = and i1 %{b}.flag, %{b}.s0",
+                f"  br i1 %{b}.isfirst, label %upd{gi}.first, label %upd{gi}.reg"]
     else:
-        t0 = hp(0, "t0")
-        beta1, beta2, lr = hp(1, "b1"), hp(2, "b2"), hp(3, "lr")
-        c["wd"] = to_ty(hp(4, "wd"), "wd")
-        c["lerp"] = to_ty(hp(5, "lerp"), "lerp")
-        c["b2"] = to_ty(beta2, "b2t")
-        c["omb2"] = to_ty(hp(6, "omb2"), "omb2")
-        c["eps"] = to_ty(hp(7, "eps"), "eps")
-        decl["llvm.pow.f64"] = "declare double @llvm.pow.f64(double, double)"
-        decl["llvm.sqrt.f64"] = "declare double @llvm.sqrt.f64(double)"
-        out += [f"  %{b}.s1f = sitofp i64 %s1 to double",
-                f"  %{b}.t = fadd double {t0}, %{b}.s1f",
-                f"  %{b}.pw1 = call double @llvm.pow.f64(double {beta1}, double %{b}.t)",
-                f"  %{b}.bc1 = fsub double 1.0, %{b}.pw1",
-                f"  %{b}.pw2 = call double @llvm.pow.f64(double {beta2}, double %{b}.t)",
-                f"  %{b}.bc2 = fsub double 1.0, %{b}.pw2",
-                f"  %{b}.ss = fdiv double {lr}, %{b}.bc1",
-                f"  %{b}.nss.d = fneg double %{b}.ss",
-                f"  %{b}.bc2s.d = call double @llvm.sqrt.f64(double %{b}.bc2)"]
-        c["nss"] = to_ty(f"%{b}.nss.d", "nss")
-        c["bc2s"] = to_ty(f"%{b}.bc2s.d", "bc2s")
-    if rule.end == rule.start:
-        out.append(f"  br label %{nxt}")
-        return out
-    loop = f"upd{gi}.loop"
-    out += [f"  br label %{loop}", f"{loop}:",
-            f"  %{b}.k = phi i64 [ {rule.start}, %upd{gi} ], [ %{b}.k.next, %{loop} ]"]
-    n = [0]
+        out.append(f"  br label %upd{gi}.reg")
+    for tag, v in variants:
+        p = f"{b}{tag}"
+        hl.lines, hl.memo = [], {}
+        scal = {}
+        for sym, e in v.scalars:
+            val = hl.value(sympy.sympify(e))
+            if ty == "float":
+                r = hl.fresh()
+                hl.lines.append(f"  {r} = fptrunc double {val} to float")
+                val = r
+            scal[sym] = val
+        out += [f"upd{gi}.{tag}:"] + [ln.replace("%t", f"%{p}.h") for ln in hl.lines]
+        scal = {sym: val.replace("%t", f"%{p}.h") for sym, val in scal.items()}
+        if g.end == g.start:
+            out.append(f"  br label %{nxt}")
+            continue
+        loop = f"upd{gi}.{tag}.loop"
+        out += [f"  br label %{loop}", f"{loop}:",
+                f"  %{p}.k = phi i64 [ {g.start}, %upd{gi}.{tag} ], [ %{p}.k.next, %{loop} ]"]
+        ptrs: dict[str, str] = {}
 
-    def op(rhs: str) -> str:
-        n[0] += 1
-        name = f"%{b}.v{n[0]}"
-        out.append(f"  {name} = {rhs}")
-        return name
-
-    def arr(ptr: str) -> tuple[str, str]:
-        p = op(f"getelementptr inbounds {ty}, ptr %{ptr}, i64 %{b}.k")
-        return p, op(f"load {ty}, ptr {p}")
-
-    def bop(name: str, a: str, b_: str) -> str:
-        return op(f"{name} {ty} {a}, {b_}")
-
-    _, g = arr("G")
-    pp, p = arr("P")
-    if rule.maximize:
-        g = op(f"fneg {ty} {g}")
-    if rule.kind == "sgd":
-        if rule.weight_decay:
-            g = bop("fadd", g, bop("fmul", c["wd"], p))
-        if rule.momentum:
-            bp, bold = arr("S0")
-            upd = bop("fadd", bop("fmul", bold, c["mom"]), bop("fmul", c["omd"], g))
-            buf = op(f"select i1 %{b}.isfirst, {ty} {g}, {ty} {upd}")
-            out.append(f"  store {ty} {buf}, ptr {bp}")
-            g = bop("fadd", g, bop("fmul", c["mom"], buf)) if rule.nesterov else buf
-        p = bop("fadd", p, bop("fmul", c["nlr"], g))
-    else:
-        if rule.weight_decay:
-            if rule.decoupled:
-                p = bop("fmul", p, c["wd"])
-            else:
-                g = bop("fadd", g, bop("fmul", c["wd"], p))
-        mp, m = arr("S0")
-        vp, v = arr("S1")
-        diff = bop("fsub", g, m)
-        if rule.lerp_small:
-            m = bop("fadd", m, bop("fmul", c["lerp"], diff))
-        else:
-            m = bop("fsub", g, bop("fmul", diff, c["lerp"]))
-        out.append(f"  store {ty} {m}, ptr {mp}")
-        v = bop("fmul", v, c["b2"])
-        v = bop("fadd", v, bop("fmul", bop("fmul", c["omb2"], g), g))
-        out.append(f"  store {ty} {v}, ptr {vp}")
-        den_in = v
-        if rule.amsgrad:
-            xp, mx = arr("S2")
-            decl[f"llvm.maximum.{sfx}"] = f"declare {ty} @llvm.maximum.{sfx}({ty}, {ty})"
-            den_in = op(f"call {ty} @llvm.maximum.{sfx}({ty} {mx}, {ty} {v})")
-            out.append(f"  store {ty} {den_in}, ptr {xp}")
-        decl[f"llvm.sqrt.{sfx}"] = f"declare {ty} @llvm.sqrt.{sfx}({ty})"
-        sq = op(f"call {ty} @llvm.sqrt.{sfx}({ty} {den_in})")
-        denom = bop("fadd", bop("fdiv", sq, c["bc2s"]), c["eps"])
-        p = bop("fadd", p, bop("fmul", c["nss"], bop("fdiv", m, denom)))
-    out.append(f"  store {ty} {p}, ptr {pp}")
-    out += [f"  %{b}.k.next = add nsw i64 %{b}.k, 1",
-            f"  %{b}.more = icmp slt i64 %{b}.k.next, {rule.end}",
-            f"  br i1 %{b}.more, label %{loop}, label %{nxt}"]
+        def ptr(name: str) -> str:
+            if name not in ptrs:
+                q = f"%{p}.{name}.p"
+                out.append(f"  {q} = getelementptr inbounds {ty}, ptr %{name}, i64 %{p}.k")
+                ptrs[name] = q
+            return ptrs[name]
+        el = Lowerer(ty, {})
+        el.declarations = decl
+        syms = {}
+        for sym, name in g.arrays:
+            def get(name=name):
+                q, w = ptr(name), el.fresh()
+                el.lines.append(f"  {w} = load {ty}, ptr {q}")
+                return w
+            syms[sym] = get
+        for sym, val in scal.items():
+            syms[sym] = (lambda val=val: val)
+        el.symbols = syms
+        values = [(name, el.value(sympy.sympify(e))) for name, e in v.written]
+        out += [ln.replace("%t", f"%{p}.e") for ln in el.lines]
+        for name, val in values:
+            out.append(f"  store {ty} {val.replace('%t', f'%{p}.e')}, ptr {ptr(name)}")
+        out += [f"  %{p}.k.next = add nsw i64 %{p}.k, 1",
+                f"  %{p}.more = icmp slt i64 %{p}.k.next, {g.end}",
+                f"  br i1 %{p}.more, label %{loop}, label %{nxt}"]
     return out
 
 
@@ -417,6 +376,12 @@ def _spec_fingerprint(spec: FitLoopSpec) -> str:
                 parts.append(";")
         elif field.name == "loss":
             fingerprint(sympy.sympify(value), parts)
+        elif field.name == "groups":        # expressions by structure, not by their printing
+            for g in value:
+                parts.append(repr((g.start, g.end, g.arrays, g.hp)))
+                for v in (g.update, g.first):
+                    parts.append(sympy.srepr(v) if v is None else
+                                 sympy.srepr((v.written, v.scalars)))
         else:
             parts.append(repr(value))
     return " ".join(parts)
@@ -455,12 +420,8 @@ class FitLoop:
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
         self._empty = np.zeros(1, self.dtype)
         self._checked: dict = {}
-        kinds = {g.kind for g in spec.groups}
-        n = len(spec.params)
-        self._state_needed = [
-            any(g.kind == "adam" or g.momentum for g in spec.groups if g.end > g.start),
-            "adam" in kinds and n > 0,
-            any(g.amsgrad for g in spec.groups if g.kind == "adam" and g.end > g.start)]
+        used = {name for g in spec.groups if g.end > g.start for _, name in g.arrays}
+        self._state_needed = [f"S{j}" in used for j in range(3)]
 
     @property
     def llvm_ir(self) -> str:
@@ -471,7 +432,7 @@ class FitLoop:
     def __repr__(self) -> str:
         s = self.spec
         return (f"<codegen.FitLoop {s.name} {s.dtype} params={len(s.params)} "
-                f"columns={len(s.columns)} groups={[g.kind for g in s.groups]}>")
+                f"columns={len(s.columns)} groups={[(g.start, g.end) for g in s.groups]}>")
 
     def _array(self, name: str, a: object, dtype, length: int | None, writeable: bool,
                ndim: int = 1) -> np.ndarray:
@@ -526,7 +487,8 @@ class FitLoop:
         P = self._array("P", P, dt, n_p, True)
         G = self._array("G", G, dt, n_p, True)
         C = self._array("C", C, dt, len(spec.consts), False)
-        hp = self._array("hp", hp, np.dtype(np.float64), HP_WIDTH * len(spec.groups), False)
+        hp = self._array("hp", hp, np.dtype(np.float64), sum(g.width for g in spec.groups),
+                         False)
         spe = int(steps_per_epoch)
         if spe < 1:
             raise ValueError(f"{spec.name}: steps_per_epoch must be >= 1, got {steps_per_epoch}")
@@ -563,7 +525,7 @@ class FitLoop:
 def compile_fit_loop(params: Sequence[sympy.Symbol], consts: Sequence[sympy.Symbol],
                      columns: Sequence[sympy.Symbol], loss: sympy.Expr,
                      grads: Sequence[sympy.Expr], *, reduction: str,
-                     groups: Sequence[UpdateRule], dtype: str = "float64",
+                     groups: Sequence[GroupUpdate], dtype: str = "float64",
                      cse: bool = True, name: str = "fit_loop",
                      cache: bool | str | DiskCache = True) -> FitLoop:
     """Compile a native training loop; see the module docstring and :class:`FitLoopSpec`."""
@@ -573,5 +535,5 @@ def compile_fit_loop(params: Sequence[sympy.Symbol], consts: Sequence[sympy.Symb
     return FitLoop(spec, cache=cache)
 
 
-__all__ = ["HP_WIDTH", "FitLoop", "FitLoopSpec", "UpdateRule", "adam_hyperparameters",
-           "build_fit_loop_ir", "compile_fit_loop", "sgd_hyperparameters"]
+__all__ = ["FitLoop", "FitLoopSpec", "GroupUpdate", "UpdateVariant", "build_fit_loop_ir",
+           "compile_fit_loop"]

@@ -7,13 +7,8 @@ import pytest
 import sympy as sp
 
 import symad
-from codegen.fit_loop import (
-    FitLoop,
-    UpdateRule,
-    adam_hyperparameters,
-    compile_fit_loop,
-    sgd_hyperparameters,
-)
+from codegen import fit_loop
+from codegen.fit_loop import FitLoop, GroupUpdate, UpdateVariant, compile_fit_loop
 from symad import nn, optim
 from symad.compiler import NotCompilable
 from symad.optim.adam import adam_update
@@ -265,20 +260,51 @@ def test_native_selection_and_fallback():
 
 
 # -- codegen: the loop alone, against a numpy oracle of the optimizer equations ---------------
-def _linreg_loop(kind, dt, **flags):
+def _traced_group(kind, group, n, decoupled=False):
+    """A GroupUpdate as symad builds it: the optimizer's declaration read by the update tracer
+    (its expressions are what the loop lowers; numpy running the same declaration is the
+    oracle below)."""
+    from symad.compiler.native_fit import _ARRAY_OF, _variant
+    from symad.compiler.native_update import hp_names_of, trace_update
+    keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize") \
+        if kind == "sgd" else ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    env = {k: group[k] for k in keys}
+    if kind == "adam":
+        env["step"] = 1.0
+        names = ["P", "G", "m", "v"] + (["mx"] if group["amsgrad"] else [])
+    else:
+        names = ["P", "G"] + (["buf"] if group["momentum"] != 0 else [])
+    t = trace_update(kind, env, names, decoupled)
+    tf = trace_update(kind, env, names, decoupled, first=True) if "buf" in names else None
+    hp = hp_names_of([type("K", (), {"tracer": x}) for x in (t, tf) if x is not None])
+    g = GroupUpdate(0, n, tuple((sp.Symbol(nm, real=True), _ARRAY_OF[nm]) for nm in names),
+                    tuple(sp.Symbol(h, real=True) for h in hp), _variant(fit_loop, t),
+                    _variant(fit_loop, tf) if tf is not None else None)
+    return g, hp, env
+
+
+def _linreg_loop(kind, dt, group, decoupled=False):
     w0, w1, b, x0, x1, y = sp.symbols("w0 w1 b x0 x1 y", real=True)
     q = (w0 * x0 + w1 * x1 + b - y) ** 2
-    rule = UpdateRule(kind, 0, 3, **flags)
-    return compile_fit_loop([w0, w1, b], [], [x0, x1, y], q, [sp.diff(q, s) for s in (w0, w1, b)],
-                            reduction="mean", groups=[rule], dtype=dt, cache=False)
+    g, hp, env = _traced_group(kind, group, 3, decoupled)
+    fl = compile_fit_loop([w0, w1, b], [], [x0, x1, y], q, [sp.diff(q, s) for s in (w0, w1, b)],
+                          reduction="mean", groups=[g], dtype=dt, cache=False)
+    return fl, hp, env
 
 
 @pytest.mark.parametrize("dt", ["float64", "float32"])
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_codegen_fit_loop_against_numpy_oracle(dt, kind):
-    flags = {"momentum": True, "weight_decay": True} if kind == "sgd" else \
-        {"weight_decay": True, "amsgrad": True, "decoupled": True}
-    fl = _linreg_loop(kind, dt, **flags)
+    if kind == "sgd":
+        group = {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01,
+                 "nesterov": False, "maximize": False}
+    else:
+        group = {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01,
+                 "amsgrad": True, "maximize": False}
+    from symad.compiler.native_update import hp_values
+    fl, names, env = _linreg_loop(kind, dt, group, decoupled=True)
+    # the group's values, the step count before the run, the first-step flag (SGD's new buffer)
+    hp = hp_values(names, env) + [0.0, 1.0 if kind == "sgd" else 0.0]
     rng = np.random.default_rng(0)
     N, bs = 23, 5
     D = rng.normal(size=(N, 3)).astype(dt)
@@ -286,14 +312,6 @@ def test_codegen_fit_loop_against_numpy_oracle(dt, kind):
     off = np.array(list(range(0, N, bs)) + [N], np.int64)
     P0 = np.array([0.1, -0.2, 0.3], dt)
     P, G, S = P0.copy(), np.zeros(3, dt), [np.zeros(3, dt) for _ in range(3)]
-    if kind == "sgd":
-        group = {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01, "nesterov": False,
-                     "maximize": False}
-        hp = sgd_hyperparameters(0.05, 0.9, 0.2, 0.01, True)
-    else:
-        group = {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01, "amsgrad": True,
-                     "maximize": False}
-        hp = adam_hyperparameters(0.01, 0.8, 0.99, 1e-8, 0.01, True, 0.0)
     n_steps = len(off) - 1
     losses, totals = np.zeros(n_steps), np.zeros(2)
     fl.run(perm, off, D, P, np.zeros(0, dt), G, S, np.array(hp), losses, totals, 3)
@@ -319,12 +337,15 @@ def test_codegen_fit_loop_against_numpy_oracle(dt, kind):
 
 
 def test_codegen_fit_loop_bad_inputs_are_python_errors():
-    fl = _linreg_loop("sgd", "float64", momentum=True)
+    fl, names, _ = _linreg_loop("sgd", "float64", {"lr": 0.1, "momentum": 0.9,
+                                                    "dampening": 0.0, "weight_decay": 0.0,
+                                                    "nesterov": False, "maximize": False})
     assert isinstance(fl, FitLoop) and "params=3" in repr(fl)
     N = 10
     ok = {"perm": np.arange(N, dtype=np.int64), "offsets": np.array([0, 5, 10], np.int64),
               "D": np.zeros((N, 3)), "P": np.zeros(3), "C": np.zeros(0), "G": np.zeros(3),
-              "state": [np.zeros(3), None, None], "hp": np.zeros(8), "losses": np.zeros(2),
+              "state": [np.zeros(3), None, None], "hp": np.zeros(len(names) + 2),
+          "losses": np.zeros(2),
               "totals": np.zeros(1), "steps_per_epoch": 2}
     fl.run(**ok)
 
@@ -348,12 +369,18 @@ def test_codegen_fit_loop_bad_inputs_are_python_errors():
     bad(ValueError, "writeable", P=ro)
     bad(ValueError, "state\\[0\\] is needed", state=[None, None, None])
     bad(ValueError, "losses has length 1", losses=np.zeros(1))
-    bad(ValueError, "hp has length 4", hp=np.zeros(4))
+    bad(ValueError, "hp has length 1", hp=np.zeros(1))
     bad(ValueError, "steps_per_epoch", steps_per_epoch=0)
+    one = GroupUpdate(0, 1, ((sp.Symbol("P", real=True), "P"),), (),
+                      UpdateVariant((), ()))
     with pytest.raises(ValueError, match="groups cover"):
         compile_fit_loop(
             list(sp.symbols("a b")), [], [], sp.Symbol("a"), [1, 1], reduction="mean",
-            groups=[UpdateRule("sgd", 0, 1)], cache=False)
+            groups=[one], cache=False)
     with pytest.raises(ValueError, match="not inputs"):
         compile_fit_loop([sp.Symbol("a")], [], [], sp.Symbol("z"), [1], reduction="mean",
-                         groups=[UpdateRule("sgd", 0, 1)], cache=False)
+                         groups=[one], cache=False)
+    with pytest.raises(ValueError, match="among P, G"):
+        compile_fit_loop([sp.Symbol("a")], [], [], sp.Symbol("a"), [1], reduction="mean",
+                         groups=[GroupUpdate(0, 1, ((sp.Symbol("Q", real=True), "Q"),), (),
+                                             UpdateVariant((), ()))], cache=False)

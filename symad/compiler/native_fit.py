@@ -1,8 +1,9 @@
 """``step.fit`` on the scalarized path as ONE native call per run of epochs.
 
 The per-sample loss and gradient expressions of the fused kernel (``entry.k.fused.spec``) and
-the optimizer's update (as :class:`codegen.fit_loop.UpdateRule` data plus a runtime
-hyperparameter array) go to :func:`codegen.fit_loop.compile_fit_loop`; the generated function
+the optimizer's update (its own declaration read by the update tracer, as
+:class:`codegen.fit_loop.GroupUpdate` expressions, plus the group values as a runtime array) go
+to :func:`codegen.fit_loop.compile_fit_loop`; the generated function
 loops over the minibatches (row indices from the generator's permutations, exactly as
 ``CompiledStep.fit``'s Python loop orders them), computes each batch gradient, applies the
 update to the flat buffers of :class:`~symad.compiler.flat_update.FlatState` and records the
@@ -11,10 +12,23 @@ tensor versions are what the Python loop leaves, so eager training continues as 
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
+import sympy
 
 from .. import _dtype as D
 from ..tensor import Tensor
+from .native_update import _ADAM_KEYS, _SGD_KEYS, hp_names_of, hp_values, trace_update
+
+#: the loop array of each array the update declarations name
+_ARRAY_OF = {"P": "P", "G": "G", "buf": "S0", "m": "S0", "v": "S1", "mx": "S2"}
+
+
+def _variant(fl_mod, tracer):
+    return fl_mod.UpdateVariant(
+        tuple((_ARRAY_OF[name], e) for name, e in tracer.written.items()),
+        tuple((sym, e) for (sym, _), e in zip(tracer.inputs, tracer.input_exprs)))
 
 _SUPPORTED_DTYPES = {D.float64: "float64", D.float32: "float32"}
 
@@ -63,41 +77,70 @@ class NativeFit:
             raise NativeFitUnavailable("the trained parameters do not all enter the kernel")
         self.theta, self.consts, self.grads = tuple(theta), tuple(consts), tuple(grads)
         self.loss = spec.outputs[0]
-        self._loops: dict = {}
+        self._loops: list = []          # (array names, traces, FitLoop)
+        self._last = None               # (group values, the loop they selected)
         self._offsets: dict = {}
         self._out = None
         self._hp = None
         self._no_consts = np.zeros(0, self.np_dtype)
 
     # -- the compiled loop for the current optimizer structure ---------------------------------
-    def _rules(self) -> tuple:
-        UpdateRule = self._fl.UpdateRule
-        flat = self.flat
-        rules = []
-        for grp in flat.groups:
-            g = grp.group
-            if flat.kind == "sgd":
-                rules.append(UpdateRule("sgd", grp.start, grp.end, maximize=bool(g["maximize"]),
-                                        weight_decay=g["weight_decay"] != 0,
-                                        momentum=g["momentum"] != 0,
-                                        nesterov=bool(g["nesterov"])))
-            else:
-                rules.append(UpdateRule("adam", grp.start, grp.end,
-                                        maximize=bool(g["maximize"]),
-                                        weight_decay=g["weight_decay"] != 0,
-                                        decoupled=bool(flat.optimizer._decoupled),
-                                        amsgrad=bool(g["amsgrad"]),
-                                        lerp_small=abs(1 - g["betas"][0]) < 0.5))
-        return tuple(rules)
+    def _env(self, grp) -> dict:
+        keys = _SGD_KEYS if self.flat.kind == "sgd" else _ADAM_KEYS
+        env = {k: grp.group[k] for k in keys}
+        if self.flat.kind == "adam":
+            env["step"] = 1.0           # a placeholder: no branch of the update reads the step
+        return env
+
+    def _names(self, grp) -> tuple:
+        g = grp.group
+        if self.flat.kind == "sgd":
+            return ("P", "G") + (("buf",) if g["momentum"] != 0 else ())
+        return ("P", "G", "m", "v") + (("mx",) if g["amsgrad"] else ())
+
+    def _values(self) -> tuple:
+        keys = _SGD_KEYS if self.flat.kind == "sgd" else _ADAM_KEYS
+        return tuple(tuple(grp.group[k] for k in keys) for grp in self.flat.groups)
 
     def loop(self):
-        rules = self._rules()
-        fl = self._loops.get(rules)
-        if fl is None:
-            fl = self._fl.compile_fit_loop(self.theta, self.consts, self.columns, self.loss, self.grads,
-                                  reduction=self.reduction, groups=rules, dtype=self.dtype,
-                                  name="symad_fit")
-            self._loops[rules] = fl
+        """The compiled loop whose traced updates hold for the groups' current values (their
+        guards: which terms exist), built from the optimizer's declaration when none does."""
+        values = self._values()
+        if self._last is not None and self._last[0] == values:
+            return self._last[1]
+        fl = self._loop()
+        self._last = (values, fl)
+        return fl
+
+    def _loop(self):
+        flat = self.flat
+        envs = [self._env(grp) for grp in flat.groups]
+        names = tuple(self._names(grp) for grp in flat.groups)
+        for key, traces, fl in self._loops:
+            if key == names and all(all(t.holds(env) for t in ts if t is not None)
+                                    for ts, env in zip(traces, envs)):
+                self._traces = traces
+                return fl
+        fl_mod = self._fl
+        decoupled = bool(getattr(flat.optimizer, "_decoupled", False))
+        groups, traces = [], []
+        for grp, env, nms in zip(flat.groups, envs, names):
+            t = trace_update(flat.kind, env, list(nms), decoupled)
+            tf = trace_update(flat.kind, env, list(nms), decoupled, first=True) \
+                if flat.kind == "sgd" and "buf" in nms else None
+            traces.append((t, tf))
+            hp = hp_names_of([SimpleNamespace(tracer=x) for x in (t, tf) if x is not None])
+            groups.append(fl_mod.GroupUpdate(
+                grp.start, grp.end,
+                tuple((sympy.Symbol(nm, real=True), _ARRAY_OF[nm]) for nm in nms),
+                tuple(sympy.Symbol(h, real=True) for h in hp), _variant(fl_mod, t),
+                _variant(fl_mod, tf) if tf is not None else None))
+        fl = fl_mod.compile_fit_loop(self.theta, self.consts, self.columns, self.loss,
+                                     self.grads, reduction=self.reduction, groups=groups,
+                                     dtype=self.dtype, name="symad_fit")
+        fl.hp_names = [[str(h) for h in g.hp] for g in groups]
+        self._loops.append((names, traces, fl))
+        self._traces = traces
         return fl
 
     # -- running ------------------------------------------------------------------------------
@@ -127,29 +170,22 @@ class NativeFit:
     def run(self, data: np.ndarray, perm: np.ndarray, offsets: np.ndarray,
             steps_per_epoch: int) -> np.ndarray:
         """Run the steps; returns the per-epoch loss totals."""
-        sgd_hyperparameters = self._fl.sgd_hyperparameters
-        adam_hyperparameters = self._fl.adam_hyperparameters
         flat = self.flat
         flat.sync()
         fl = self.loop()
         n_steps = offsets.shape[0] - 1
         state = flat.optimizer.state
-        hp = []
+        hp: list = []
         bind_after = []
-        if flat.kind == "sgd":
-            for grp in flat.groups:
-                g = grp.group
-                first = g["momentum"] != 0 and "momentum_buffer" not in grp.state_keys
-                if first:
+        for grp, names in zip(flat.groups, fl.hp_names):
+            g = grp.group
+            first, step = 0.0, 0.0
+            if flat.kind == "sgd":
+                if g["momentum"] != 0 and "momentum_buffer" not in grp.state_keys:
                     flat._state_tensor("momentum_buffer", None)
                     bind_after.append(grp)
-                hp += sgd_hyperparameters(g["lr"], g["momentum"], g["dampening"],
-                                          g["weight_decay"], first)
-            S = flat.S
-            arrays = [S.get("momentum_buffer"), None, None]
-        else:
-            for grp in flat.groups:
-                g = grp.group
+                    first = 1.0
+            else:
                 if "exp_avg" not in grp.state_keys:
                     keys = ("exp_avg", "exp_avg_sq") + (
                         ("max_exp_avg_sq",) if g["amsgrad"] else ())
@@ -161,11 +197,16 @@ class NativeFit:
                                                         D.float32)
                     grp.state_keys = keys
                 step = float(state[grp.params[0]]["step"]._data)
-                b1, b2 = g["betas"]
-                hp += adam_hyperparameters(g["lr"], b1, b2, g["eps"], g["weight_decay"],
-                                           bool(flat.optimizer._decoupled), step)
-            S = flat.S
-            arrays = [S.get("exp_avg"), S.get("exp_avg_sq"), S.get("max_exp_avg_sq")]
+            hp.append((names, grp, step, first))
+        key = (self._values(), tuple((st, fi) for _, _, st, fi in hp))
+        if self._hp is None or self._hp[0] != key:
+            row = []
+            for names, grp, step, first in hp:
+                row += hp_values(names, self._env(grp)) + [step, first]
+            self._hp = (key, np.array(row, np.float64))
+        S = flat.S
+        arrays = [S.get("momentum_buffer"), None, None] if flat.kind == "sgd" else \
+            [S.get("exp_avg"), S.get("exp_avg_sq"), S.get("max_exp_avg_sq")]
         consts = [t._data.reshape(-1) for t in self.const_tensors]
         C = np.concatenate(consts).astype(self.np_dtype) if consts else self._no_consts
         # the step's own result arrays, reused while the run has the same shape (the loop
@@ -176,8 +217,6 @@ class NativeFit:
             self._out = (np.empty(n_steps, np.float64), np.zeros(n_epochs, np.float64))
         losses, totals = self._out
         totals[...] = 0.0
-        if self._hp is None or self._hp[0] != hp:
-            self._hp = (hp, np.array(hp, np.float64))
         fl.run(perm, offsets, data, flat.P, C, flat.G, arrays, self._hp[1], losses, totals,
                steps_per_epoch)
         totals = totals.copy()

@@ -117,14 +117,23 @@ class NativeUpdate:
 
     @staticmethod
     def _build(kind, env, names, first, decoupled) -> _Kernel:
-        tr = Tracer(env)
-        el = {nm: tr.array(nm) for nm in names}
-        if kind == "sgd":
-            sgd_update(el["P"], el["G"], el.get("buf"), tr.group(_SGD_KEYS), False, xp=tr)
-        else:
-            adam_update(el["P"], el["G"], el["m"], el["v"], el.get("mx"), tr.scalar("step"),
-                        tr.group(_ADAM_KEYS), decoupled, xp=tr)
-        return _Kernel(tr, names, first.dtype, first.size)
+        return _Kernel(trace_update(kind, env, names, decoupled), names, first.dtype, first.size)
+
+
+def trace_update(kind: str, env: dict, names: list[str], decoupled: bool = False,
+                 first: bool = False) -> Tracer:
+    """The optimizer's own update declaration (``sgd_update`` / ``adam_update``) read by the
+    tracer for a group with values ``env`` (Adam: and ``env["step"]``) over the arrays
+    ``names`` (SGD: P, G[, buf]; Adam: P, G, m, v[, mx]); ``first``: SGD's first step, which
+    fills the momentum buffer."""
+    tr = Tracer(env)
+    el = {nm: tr.array(nm) for nm in names}
+    if kind == "sgd":
+        sgd_update(el["P"], el["G"], el.get("buf"), tr.group(_SGD_KEYS), first, xp=tr)
+    else:
+        adam_update(el["P"], el["G"], el["m"], el["v"], el.get("mx"), tr.scalar("step"),
+                    tr.group(_ADAM_KEYS), decoupled, xp=tr)
+    return tr
 
 
 def scalars_ir(exprs: list, hp_slot: int, hp_names: list[str], ty: str,
