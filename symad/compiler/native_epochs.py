@@ -24,7 +24,7 @@ import sympy
 from codegen import DiskCache
 from codegen.loops import ELEMENT, Access, Index, LoopModule, Map, renumber
 
-from .native_program import NativeProgram
+from .native_program import NativeProgram, check_index
 from .native_update import hp_names_of, hp_values, scalars_ir
 
 
@@ -124,13 +124,9 @@ class NativeEpochs:
         if perm.size and int(perm.view(np.uint64).max()) >= self.n_rows:
             raise ValueError(f"native epochs: perm holds rows outside [0, {self.n_rows})")
         for j, bound in nat._index_checks:
-            if j == 1 and y.size and (y.min() < 0 or y.max() >= bound):
-                bad = y[(y < 0) | (y >= bound)].flat[0]
-                raise IndexError(f"native program: index {int(bad)} in input {j} is out of "
-                                 f"bounds for size {bound} (a target class index must be in "
-                                 f"[0, {bound}))")
             if j != 1:
                 raise ValueError("native epochs: an index argument other than y")
+            check_index(y, bound, j)
         for g, kern in enumerate(self.kernels):
             env = env_of(kern)
             if not kern.tracer.holds(env):

@@ -611,12 +611,7 @@ class NativeProgram:
     def check_indices(self) -> None:
         """Every index argument within its bound (the eager IndexError), before native code."""
         for j, bound in self._index_checks:
-            a = self._arrays[j]
-            if a.size and (a.min() < 0 or a.max() >= bound):
-                bad = a[(a < 0) | (a >= bound)].flat[0]
-                raise IndexError(f"native program: index {int(bad)} in input {j} is out of "
-                                 f"bounds for size {bound} (a target class index must be in "
-                                 f"[0, {bound}))")
+            check_index(self._arrays[j], bound, j)
 
     def _run_plan(self, vals: dict) -> None:
         arrays_, buf_of = self._arrays, self._buf_of
@@ -656,6 +651,14 @@ class NativeProgram:
         return np.lib.stride_tricks.as_strided(
             base.reshape(-1)[view.offset:], view.shape, [st * isz for st in view.strides],
             writeable=False)
+
+
+def check_index(a: np.ndarray, bound: int, j: int) -> None:
+    """``IndexError`` unless every entry of the index argument ``j`` is in ``[0, bound)``."""
+    if a.size and (a.min() < 0 or a.max() >= bound):
+        bad = a[(a < 0) | (a >= bound)].flat[0]
+        raise IndexError(f"native program: index {int(bad)} in input {j} is out of bounds for "
+                         f"size {bound} (a target class index must be in [0, {bound}))")
 
 
 #: ``False`` turns the native lowering off (programs replay as numpy); for A/B measurements.
