@@ -49,6 +49,8 @@ class NativeEpochs:
         loss_slot = nat.lowered.outputs[0]
         if loss_slot not in nat._buf_of:
             raise EpochsUnavailable("the loss is not in a buffer of its own")
+        if any(j != 1 for j, _ in nat._index_checks):
+            raise EpochsUnavailable("an index argument other than y")
         self.nat, self.flat, self.n_rows = nat, flat, int(n_rows)
         xs, ys = (slots[s] for s in nat.lowered.inputs)
         self.bs = xs.shape[0]
@@ -123,9 +125,7 @@ class NativeEpochs:
             raise ValueError("native epochs: perm must be C-contiguous int64 whole batches")
         if perm.size and int(perm.view(np.uint64).max()) >= self.n_rows:
             raise ValueError(f"native epochs: perm holds rows outside [0, {self.n_rows})")
-        for j, bound in nat._index_checks:
-            if j != 1:
-                raise ValueError("native epochs: an index argument other than y")
+        for j, bound in nat._index_checks:            # y's class indices (see __init__)
             check_index(y, bound, j)
         for g, kern in enumerate(self.kernels):
             env = env_of(kern)
