@@ -66,6 +66,7 @@ class Fill:
     buf: int
     size: int
     value: float = 0.0
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,21 @@ class MatMul:
     c: int                          # buffer of C
     a: Access
     b: Access
+    c_offset: int = 0               # element offset of C in its buffer (a block of rows)
+    mr: int = 0                     # rows of a register block (0: by the product's size)
+
+    @property
+    def block_rows(self) -> int:
+        return self.mr or (MR_LARGE if self.M * self.N * self.K >= LARGE else MR)
+
+    def rows(self, m0: int, m1: int) -> "MatMul":
+        """Rows ``[m0, m1)`` of this product, computed exactly as in the whole product when
+        ``m0`` is a multiple of ``block_rows`` (the same register blocks, the same edges)."""
+        if m0 % self.block_rows:
+            raise ValueError(f"a block of rows starts at a multiple of {self.block_rows}")
+        return MatMul(m1 - m0, self.N, self.K, self.c,
+                      Access(self.a.buf, self.a.offset + m0 * self.a.strides[0], self.a.strides),
+                      self.b, self.c_offset + m0 * self.N, self.block_rows)
 
 
 def renumber(st, table: dict):
@@ -106,7 +122,7 @@ def renumber(st, table: dict):
         ix = None if a.index is None else Index(acc(a.index.at), a.index.stride, a.index.bound)
         return Access(table[a.buf], a.offset, a.strides, ix)
     if isinstance(st, Fill):
-        return Fill(table[st.buf], st.size, st.value)
+        return Fill(table[st.buf], st.size, st.value, st.offset)
     return Map(st.shape, acc(st.out), tuple(acc(a) for a in st.ins), st.syms, st.expr,
                st.accumulate, tuple((acc(a), e) for a, e in st.extra), st.combine)
 
@@ -272,7 +288,8 @@ class _Function:
     def fill(self, st: Fill) -> None:
         if st.size <= 0:
             return
-        self.map(Map((st.size,), Access(st.buf, 0, (1,)), (), (), sympy.Float(st.value)))
+        self.map(Map((st.size,), Access(st.buf, st.offset, (1,)), (), (),
+                     sympy.Float(st.value)))
 
     def map(self, st: Map) -> None:
         if any(n == 0 for n in st.shape):
@@ -370,8 +387,8 @@ class _Function:
             raise ValueError("MatMul needs B with contiguous rows and one float type")
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
         if M * N:
-            self.fill(Fill(st.c, M * N))
-        mr = MR_LARGE if M * N * K >= LARGE else MR
+            self.fill(Fill(st.c, M * N, 0.0, st.c_offset))
+        mr = st.block_rows
         M4 = (M // mr) * mr
         # columns in register blocks of NV full vectors, then of one vector, then of a half
         # vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
@@ -388,7 +405,8 @@ class _Function:
 
         def edge(m0, m1, e0, e1):
             if m1 > m0 and e1 > e0:
-                self.map(Map((m1 - m0, K, e1 - e0), Access(st.c, m0 * N + e0, (N, 0, 1)),
+                self.map(Map((m1 - m0, K, e1 - e0),
+                             Access(st.c, st.c_offset + m0 * N + e0, (N, 0, 1)),
                              (Access(st.a.buf, st.a.offset + m0 * sam, (sam, sak, 0)),
                               Access(st.b.buf, st.b.offset + e0, (0, sbk, 1))),
                              (x, y), x * y, True))
@@ -447,7 +465,8 @@ class _Function:
         for r in range(MR):
             ln += [f"  %{k}cr{r} = add nsw i64 %{k}m, {r}",
                    f"  %{k}cm{r} = mul nsw i64 %{k}cr{r}, {N}",
-                   f"  %{k}co{r} = add nsw i64 %{k}cm{r}, %{k}n"]
+                   f"  %{k}cq{r} = add nsw i64 %{k}cm{r}, %{k}n",
+                   f"  %{k}co{r} = add nsw i64 %{k}cq{r}, {st.c_offset}"]
             for v in range(nv):
                 ln += [f"  %{k}ci{r}_{v} = add nsw i64 %{k}co{r}, {v * vw}",
                        f"  %{k}cp{r}_{v} = getelementptr inbounds {ty}, ptr %b{st.c}, "

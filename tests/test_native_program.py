@@ -505,3 +505,26 @@ def test_steady_state_runs_adam_with_its_per_step_scalars():
         np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
                                    atol=1e-14)
         assert float(oa.state[pa]["step"]) == float(ob.state[pb]["step"]) == 6
+
+
+def test_large_matmuls_run_in_row_blocks_on_threads_with_the_same_bits():
+    """threads=2 splits each large matmul into row blocks run in parallel; every output equals
+    the one-thread program bit for bit (blocks start at multiples of the register block)."""
+    symad.manual_seed(0)
+    net = nn.Sequential(nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 10))
+    rng = np.random.default_rng(0)
+    X = symad.tensor(rng.normal(size=(100, 300)).astype(np.float32))
+    y = symad.tensor(rng.integers(0, 10, 100))
+    prog, out, grads, _ = capture(lambda X, y: nn.functional.cross_entropy(net(X), y), (X, y),
+                                  wrt=list(net.parameters()))
+    one = NativeProgram(prog, threads=1)
+    two = NativeProgram(prog, threads=2)
+    three = NativeProgram(prog, threads=3)
+    assert not one._parallel and two._parallel and three.segments > two.segments
+    want = [a.copy() for a in one(X._data, y._data)]
+    for nat in (two, three):
+        for _ in range(3):
+            for g, w in zip(nat(X._data, y._data), want):
+                np.testing.assert_array_equal(g, w)
+    for g, w in zip(want, [out._data] + [g._data for g in grads]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)

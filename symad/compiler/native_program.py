@@ -20,11 +20,13 @@ arguments' shape, dtype and contiguity before any native code reads them.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import sympy
 
 from codegen import DiskCache
+from codegen.threads import default_threads
 from codegen.loops import ELEMENT, Access, Fill, Index, LoopModule, Map, MatMul
 from codegen.lowering import Lowerer, LoweringError
 
@@ -423,10 +425,12 @@ class NativeProgram:
 
     def __init__(self, prog: Program, *, cache: DiskCache | None = None,
                  copy_outputs: tuple[int, ...] = (), max_matmul: int | None = None,
-                 jit: bool = True) -> None:
+                 jit: bool = True, threads: int | None = None) -> None:
         """``max_matmul``: the largest native matmul (multiply-adds; default
         ``MAX_NATIVE_MATMUL``); ``jit=False``: plan the statements without compiling them
-        (export builds its own module from ``statements``)."""
+        (export builds its own module from ``statements``); ``threads``: the threads a call
+        splits large matmuls over (default ``symad.get_num_threads()``; results do not depend
+        on it)."""
         self.prog = prog                   # as recorded (Runner's contract)
         max_matmul = MAX_NATIVE_MATMUL if max_matmul is None else max_matmul
         prog = self.lowered = transpose_products(expand(prog), max_matmul)
@@ -510,6 +514,9 @@ class NativeProgram:
             else:
                 segments[plan[target][1]] = segments[plan[target][1]] + copies
         self._index_checks = b.index_checks
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads > 1:
+            segments, plan = _parallel_matmuls(segments, plan, self.threads)
         self.segments = len(segments)
         self.statements = segments          # codegen.loops statements of each segment
         self.dtypes = b.dtypes
@@ -538,7 +545,11 @@ class NativeProgram:
         self._leaves = list(prog.leaves)
         self._bound = [None] * len(b.dtypes)
         self._plan = plan
-        self._seg_order = [item[1] for item in plan if item[0] == "seg"]
+        self._seg_order = [k for item in plan if item[0] != "np"
+                           for k in (item[1] if item[0] == "par" else [item[1]])]
+        # what a call runs when there are no numpy steps: a segment, or segments in parallel
+        self._runs = [(item[0] == "par", item[1]) for item in plan if item[0] != "np"]
+        self._parallel = any(par for par, _ in self._runs)
         self._copied = dict(zip(self._copy_outputs, self._out_bufs))
         # the numpy value of a view slot that a numpy step or an output reads: a numpy view of
         # its buffer, made once for the buffers this object owns, per call for the arguments
@@ -591,6 +602,8 @@ class NativeProgram:
         if self.numpy_steps:
             with np.errstate(all="ignore"):        # as the replay: once, not per step
                 self._run_plan(vals)
+        elif self._parallel:
+            self.run_segments()
         else:
             for k in self._seg_order:
                 self._calls[k](self._ptrs_addr)
@@ -613,11 +626,24 @@ class NativeProgram:
         for j, bound in self._index_checks:
             check_index(self._arrays[j], bound, j)
 
+    def run_segments(self) -> None:
+        """Every segment in order (a program without numpy steps), row blocks of large
+        matmuls on the thread pool."""
+        calls, addr = self._calls, self._ptrs_addr
+        for par, k in self._runs:
+            if par:
+                _run_parallel([calls[j] for j in k], addr)
+            else:
+                calls[k](addr)
+
     def _run_plan(self, vals: dict) -> None:
         arrays_, buf_of = self._arrays, self._buf_of
         for item in self._plan:
             if item[0] == "seg":
                 self._calls[item[1]](self._ptrs_addr)
+                continue
+            if item[0] == "par":
+                _run_parallel([self._calls[j] for j in item[1]], self._ptrs_addr)
                 continue
             _, f, ins, out = item
             r = f(*[self._value(i, vals) for i in ins])
@@ -651,6 +677,61 @@ class NativeProgram:
         return np.lib.stride_tricks.as_strided(
             base.reshape(-1)[view.offset:], view.shape, [st * isz for st in view.strides],
             writeable=False)
+
+
+#: a matmul of at least this many multiply-adds is split into row blocks run on threads
+PARALLEL_MIN = 1 << 21
+
+
+def _parallel_matmuls(segments: list, plan: list, threads: int) -> tuple[list, list]:
+    """Segments with each large MatMul cut out into ``threads`` blocks of rows that run in
+    parallel (plan item ``("par", [segment, ...])``). A row's value does not depend on the
+    blocks (they start at multiples of the register block's rows: the same tiles and edges as
+    the whole product), so results are bitwise those of one thread."""
+    new_segments: list = []
+    new_plan: list = []
+    for item in plan:
+        if item[0] != "seg":
+            new_plan.append(item)
+            continue
+        run: list = []
+        for st in segments[item[1]]:
+            if isinstance(st, MatMul) and st.M * st.N * st.K >= PARALLEL_MIN:
+                br = st.block_rows
+                step = -(-(-(-st.M // threads)) // br) * br
+                bounds = [(m0, min(m0 + step, st.M)) for m0 in range(0, st.M, step)]
+                if len(bounds) > 1:
+                    if run:
+                        new_plan.append(("seg", len(new_segments)))
+                        new_segments.append(run)
+                        run = []
+                    ks = []
+                    for m0, m1 in bounds:
+                        ks.append(len(new_segments))
+                        new_segments.append([st.rows(m0, m1)])
+                    new_plan.append(("par", ks))
+                    continue
+            run.append(st)
+        if run:
+            new_plan.append(("seg", len(new_segments)))
+            new_segments.append(run)
+    return new_segments, new_plan
+
+
+_POOL = None
+
+
+def _run_parallel(calls: list, addr: int) -> None:
+    """``calls[0]`` on this thread, the others on the pool (ctypes releases the GIL)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1),
+                                   thread_name_prefix="symad-native")
+    futures = [_POOL.submit(c, addr) for c in calls[1:]]
+    calls[0](addr)
+    for f in futures:
+        f.result()
 
 
 def check_index(a: np.ndarray, bound: int, j: int) -> None:

@@ -199,7 +199,8 @@ class FastStep:
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
             if nat._bound[j] is not a:
                 nat._bind(j, a, f"out array for output {k}")
-        self.calls = [nat._calls[k] for k in nat._seg_order]
+        self.calls = [nat.run_segments] if nat._parallel else \
+            [nat._calls[k] for k in nat._seg_order]
         self.addr = nat._ptrs_addr
         slots = nat.lowered.slots
         self.specs = [(slots[s].shape, slots[s].dtype.np) for s in nat.lowered.inputs]
@@ -263,8 +264,11 @@ class FastStep:
 
         if nat._index_checks:
             nat.check_indices()
-        for call in self.calls:
-            call(self.addr)
+        if nat._parallel:
+            nat.run_segments()
+        else:
+            for call in self.calls:
+                call(self.addr)
         loss = self.loss_buf.copy()
         for p, g in zip(self.params, self.grads):
             p._grad = g

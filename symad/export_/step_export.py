@@ -90,7 +90,8 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
     prog = runner.runners[key].prog
     grads = tuple(1 + i for i in runner._grad_idx)
     try:
-        nat = NativeProgram(prog, copy_outputs=(0,) + grads, max_matmul=_ALL_NATIVE, jit=False)
+        nat = NativeProgram(prog, copy_outputs=(0,) + grads, max_matmul=_ALL_NATIVE, jit=False,
+                            threads=1)
     except Exception as e:  # noqa: BLE001
         raise ExportError(f"the step's program has no complete loop lowering: {e}") from e
     if nat.numpy_steps:
