@@ -56,12 +56,12 @@ def workloads():
            nn.CrossEntropyLoss(), lambda ps: optim.Adam(ps, lr=1e-3), *mnist, REPS[2])
 
 
-def torch_rows(quick: bool) -> dict:
+def torch_rows(quick: bool, threads: int = 1) -> dict:
     """PyTorch eager, one thread (as symad's native programs and OpenBLAS here): the same three
     steps written the tutorial way (zero_grad, loss, backward, step)."""
     import torch
     from torch import nn
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     tiny, digits, mnist = data()
     nets = [(nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)), nn.MSELoss(),
@@ -85,12 +85,13 @@ def torch_rows(quick: bool) -> dict:
     return out
 
 
-def jax_rows(quick: bool) -> dict:
+def jax_rows(quick: bool, threads: int = 1) -> dict:
     """JAX ``jit`` of the same three steps (value_and_grad + the optimizer's equations written
     out, as the JAX tutorials do without optax), one thread (``XLA_FLAGS`` set before import)."""
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1")
+    if threads == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1")
     import jax
     import jax.numpy as jnp
     tiny, digits, mnist = data()
@@ -192,14 +193,17 @@ def main() -> None:
     ap.add_argument("--matmul", action="store_true")
     ap.add_argument("--torch-python", default=os.environ.get("SYMAD_TORCH_PYTHON"),
                     help="a Python with PyTorch, run in a subprocess for the PyTorch column")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for every column (symad.set_num_threads, torch.set_num_threads,"
+                         " XLA's default when > 1); default 1")
     ap.add_argument("--only-torch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only-jax", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only_torch:
-        print(json.dumps(torch_rows(args.quick)))
+        print(json.dumps(torch_rows(args.quick, args.threads)))
         return
     if args.only_jax:
-        print(json.dumps(jax_rows(args.quick)))
+        print(json.dumps(jax_rows(args.quick, args.threads)))
         return
     if args.matmul:
         print(json.dumps(matmuls(), indent=2))
@@ -210,7 +214,8 @@ def main() -> None:
         # process, before symad's rows
         rows = {}
         for which in ("torch", "jax"):
-            cmd = [args.torch_python, os.path.abspath(__file__), f"--only-{which}"] + \
+            cmd = [args.torch_python, os.path.abspath(__file__), f"--only-{which}",
+                   f"--threads={args.threads}"] + \
                 (["--quick"] if args.quick else [])
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode == 0:
@@ -219,6 +224,7 @@ def main() -> None:
                 print(f"{which} subprocess failed:\n{res.stderr[-2000:]}", file=sys.stderr)
         torch, jax = rows.get("torch"), rows.get("jax")
     import symad
+    symad.set_num_threads(args.threads)
     from symad.compiler import native_program, native_update
     rows = {}
     for name, model, loss, opt, X, y, n in workloads():
@@ -238,11 +244,12 @@ def main() -> None:
             row[f"{key} runs as"] = step.native_calls
         native_program.ENABLED = native_update.ENABLED = True
         row["replay / native"] = row["numpy replay (us/step)"] / row["native (us/step)"]
+        th = f"{args.threads} thread{'s' if args.threads > 1 else ''}"
         if torch is not None:
-            row[f"PyTorch {torch['version']} eager, 1 thread (us/step)"] = torch[name]
+            row[f"PyTorch {torch['version']} eager, {th} (us/step)"] = torch[name]
             row["native / PyTorch"] = row["native (us/step)"] / torch[name]
         if jax is not None:
-            row[f"JAX {jax['version']} jit, 1 thread (us/step)"] = jax[name]
+            row[f"JAX {jax['version']} jit, {th} (us/step)"] = jax[name]
             row["native / JAX"] = row["native (us/step)"] / jax[name]
         rows[name] = row
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
