@@ -122,6 +122,35 @@ def _wrapper_ir(spec: KernelSpec, offset: int) -> str:
         "  ret void", "}", ""])
 
 
+def _chunks_ir(spec: KernelSpec) -> str:
+    """``NAME_chunks(c0, c1, n, chunk, <the kernel's inputs/outputs>, partials)``: the kernel
+    over chunks ``c0 .. c1 - 1`` of ``chunk`` rows (the last ends at ``n``), chunk ``c``'s
+    partial sums into row ``c`` of ``partials`` — the per-chunk calls one thread makes, in one
+    native call (the same ranges, the same sums)."""
+    acc = spec.acc_ty               # the partial sums' type (the kernel's accumulate dtype)
+    ty = spec.ty
+    scalars = {j for j, b in enumerate(spec.batched) if not b}
+    order = [f"{ty} %s{j}" if j in scalars else f"ptr %a{j}" for j in range(len(spec.inputs))]
+    order += [f"ptr %o{k}" for k, r in enumerate(spec.reduce) if r == "none"]
+    width = max(sum(r != "none" for r in spec.reduce), 1)
+    params = ["i64 %c0", "i64 %c1", "i64 %n", "i64 %chunk"] + order + ["ptr %partials"]
+    return "\n".join([
+        f"define void @{spec.name}_chunks({', '.join(params)}) #1 {{",
+        "entry:", "  br label %head", "head:",
+        "  %c = phi i64 [ %c0, %entry ], [ %c.next, %body ]",
+        "  %more = icmp slt i64 %c, %c1",
+        "  br i1 %more, label %body, label %done", "body:",
+        "  %s = mul nsw i64 %c, %chunk",
+        "  %e0 = add nsw i64 %s, %chunk",
+        "  %short = icmp slt i64 %e0, %n",
+        "  %e = select i1 %short, i64 %e0, i64 %n",
+        f"  %row = mul nsw i64 %c, {width}",
+        f"  %pp = getelementptr inbounds {acc}, ptr %partials, i64 %row",
+        f"  call void @{spec.name}(i64 %s, i64 %e, {', '.join(order)}, ptr %pp)",
+        "  %c.next = add nsw i64 %c, 1",
+        "  br label %head", "done:", "  ret void", "}", ""])
+
+
 class Kernel:
     """A compiled batch kernel; see :func:`codegen.compile_kernel` for the meaning of the options.
 
@@ -179,6 +208,11 @@ class Kernel:
         addr = self._engine.address(fname)
         self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(addr)
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
+        raw = [ctypes.c_int64] * 4 + [ctypes.c_void_p if b else scalar_ct
+                                      for b in spec.batched]
+        raw += [ctypes.c_void_p] * (sum(r == "none" for r in spec.reduce) + 1)
+        self._chunks_fn = ctypes.CFUNCTYPE(None, *raw)(
+            self._engine.address(spec.name + "_chunks"))
 
         self._names = {s.name: j for j, s in enumerate(spec.inputs)}
         self._batched_idx = [j for j, b in enumerate(spec.batched) if b]
@@ -200,7 +234,7 @@ class Kernel:
         """Text LLVM IR of the kernel module as generated (before optimization)."""
         if self._ir is None:
             t0 = time.perf_counter()
-            ir = build_kernel_ir(self.spec, self._variants)
+            ir = build_kernel_ir(self.spec, self._variants) + "\n" + _chunks_ir(self.spec)
             if self._offset is not None:
                 ir += "\n" + _wrapper_ir(self.spec, self._offset)
             self._ir = ir
@@ -325,13 +359,13 @@ class Kernel:
                      partials: np.ndarray) -> None:
         """One native call per chunk (its partial sums in its own row); threads take
         consecutive groups of chunks, so the rows do not depend on the thread count."""
-        f = self._cfunc
-        ptr = self._ptr
+        f = self._chunks_fn
+        raw = [a.ctypes.data if isinstance(a, np.ndarray) else a for a in call_args]
+        n, chunk, base = chunks[-1][1], self._chunk, partials.ctypes.data
 
         def run(lo: int, hi: int) -> None:
-            for c in range(lo, hi):
-                s, e = chunks[c]
-                f(s, e, *call_args, ptr(partials[c]))  # ctypes releases the GIL during the call
+            # chunks lo .. hi - 1 in one native call (ctypes releases the GIL during it)
+            f(lo, hi, n, chunk, *raw, base)
 
         t = min(self.threads, len(chunks))
         if t <= 1:
