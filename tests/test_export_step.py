@@ -139,3 +139,11 @@ def test_export_step_errors_name_the_fix(tmp_path):
     step(X, y)
     with pytest.raises(ExportError, match="C identifier"):
         symad.export(step, (X, y), tmp_path, name="no good")
+
+    def cumsum_loss(out, y):                # a step with no loop lowering (a scan)
+        return ((out.cumsum(1) - 1.0) ** 2).mean()
+    step = symad.compile_step(net, cumsum_loss, optim.SGD(net.parameters(), lr=0.1),
+                              structured=True)
+    step(X, y)
+    with pytest.raises(ExportError, match="no loop lowering"):
+        symad.export(step, (X, y), tmp_path, name="s")
