@@ -130,6 +130,7 @@ def renumber(st, table: dict):
 MR = 4                              # rows of C per register block
 MR_LARGE = 8                        # ... from LARGE multiply-adds (more FMAs per load)
 LARGE = 1 << 20
+PANEL_BYTES = 32 << 10              # B's column panel this small: block columns outermost
 NV = 2                              # vectors of C columns per register block
 
 
@@ -427,16 +428,23 @@ class _Function:
         ln = self.lines
         pre = self._block
         zero = "zeroinitializer"
-        # m0 loop (step MR), n0 loop (step nr), k loop
-        ln += [f"  br label %{k}hm", f"{k}hm:",
-               f"  %{k}m = phi i64 [ 0, %{pre} ], [ %{k}mn, %{k}lm ]",
-               f"  br label %{k}hn", f"{k}hn:",
-               f"  %{k}n = phi i64 [ {n_lo}, %{k}hm ], [ %{k}nn, %{k}ln ]",
+        # the block loops (m step MR, n step nr), then k. When B's column panel (K x nr)
+        # fits in L1, n is the outer loop (the panel stays in L1 while the row blocks of A
+        # stream); else m. The same sums in the same order either way.
+        isz = 4 if ty == "float" else 8
+        loops = {"m": (0, MR, M4), "n": (n_lo, nr, n_hi)}
+        outer, inner = ("n", "m") if K * nr * isz <= PANEL_BYTES else ("m", "n")
+        o0, _, _ = loops[outer]
+        i0, _, _ = loops[inner]
+        ln += [f"  br label %{k}h{outer}", f"{k}h{outer}:",
+               f"  %{k}{outer} = phi i64 [ {o0}, %{pre} ], [ %{k}{outer}n, %{k}l{outer} ]",
+               f"  br label %{k}h{inner}", f"{k}h{inner}:",
+               f"  %{k}{inner} = phi i64 [ {i0}, %{k}h{outer} ], [ %{k}{inner}n, %{k}l{inner} ]",
                f"  br label %{k}hk", f"{k}hk:",
-               f"  %{k}k = phi i64 [ 0, %{k}hn ], [ %{k}kn, %{k}hk ]"]
+               f"  %{k}k = phi i64 [ 0, %{k}h{inner} ], [ %{k}kn, %{k}hk ]"]
         for r in range(MR):
             for v in range(nv):
-                ln.append(f"  %{k}c{r}_{v} = phi {vt} [ {zero}, %{k}hn ], "
+                ln.append(f"  %{k}c{r}_{v} = phi {vt} [ {zero}, %{k}h{inner} ], "
                           f"[ %{k}c{r}_{v}n, %{k}hk ]")
         # B row k, columns n0 + v*vw: contiguous vector loads
         ln.append(f"  %{k}bk = mul nsw i64 %{k}k, {sbk}")
@@ -472,15 +480,13 @@ class _Function:
                        f"  %{k}cp{r}_{v} = getelementptr inbounds {ty}, ptr %b{st.c}, "
                        f"i64 %{k}ci{r}_{v}",
                        f"  store {vt} %{k}c{r}_{v}n, ptr %{k}cp{r}_{v}, align 4"]
-        ln += [f"  br label %{k}ln", f"{k}ln:",
-               f"  %{k}nn = add nuw nsw i64 %{k}n, {nr}",
-               f"  %{k}nc = icmp ult i64 %{k}nn, {n_hi}",
-               f"  br i1 %{k}nc, label %{k}hn, label %{k}xn", f"{k}xn:",
-               f"  br label %{k}lm", f"{k}lm:",
-               f"  %{k}mn = add nuw nsw i64 %{k}m, {MR}",
-               f"  %{k}mc = icmp ult i64 %{k}mn, {M4}",
-               f"  br i1 %{k}mc, label %{k}hm, label %{k}xm", f"{k}xm:"]
-        self._block = f"{k}xm"
+        for var in (inner, outer):
+            _, step, end = loops[var]
+            ln += [f"  br label %{k}l{var}", f"{k}l{var}:",
+                   f"  %{k}{var}n = add nuw nsw i64 %{k}{var}, {step}",
+                   f"  %{k}{var}c = icmp ult i64 %{k}{var}n, {end}",
+                   f"  br i1 %{k}{var}c, label %{k}h{var}, label %{k}x{var}", f"{k}x{var}:"]
+        self._block = f"{k}x{outer}"
 
     def text(self, statements) -> str:
         self._block = "entry"
