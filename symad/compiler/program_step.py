@@ -10,7 +10,7 @@ the step keeps its eager results and the runner stays eager, with one warning.
 from __future__ import annotations
 
 import warnings
-from operator import is_
+from operator import attrgetter, is_
 
 import numpy as np
 
@@ -180,6 +180,9 @@ def _check_scalar(out) -> None:
                          f"{tuple(out.shape)} (use reduction='mean' or 'sum')")
 
 
+_DATA = attrgetter("_data")
+
+
 class FastStep:
     """``compile_step``'s steady state: one native call for loss and gradients and one for the
     update of each parameter group, with the Python around them reduced to checks.
@@ -249,9 +252,9 @@ class FastStep:
                 if type(a) is not np.ndarray or a.shape != shape or a.dtype != dt:
                     return None
                 nat._bind(j, a, f"input {j}")
-        if not (all(map(is_, [t._data for t in self.leaf_tensors], self.leaf_bufs))
+        if not (all(map(is_, map(_DATA, self.leaf_tensors), self.leaf_bufs))
                 and (self.params_are_leaves
-                     or all(map(is_, [p._data for p in self.params], self.views)))
+                     or all(map(is_, map(_DATA, self.params), self.views)))
                 and self._state_bound()):
             return None
         adam = self.adam
@@ -297,4 +300,4 @@ class FastStep:
         dicts = list(map(self.optimizer.state.get, self.state_params))
         return (all(map(is_, dicts, self.state_dicts))
                 and all(map(is_, map(dict.get, dicts, self.state_keys), self.state_tensors))
-                and all(map(is_, [t._data for t in self.state_tensors], self.state_views)))
+                and all(map(is_, map(_DATA, self.state_tensors), self.state_views)))
