@@ -163,6 +163,7 @@ class ProgramRunner:
         run = self.runners.get(self.last_key)
         flat = self.flat
         if (type(run) is not NativeProgram or run.numpy_steps or self.eager_reason is not None
+                or run.lowered.outputs[0] not in run._buf_of
                 or flat is None or not all(g.kernel is not None for g in flat.groups)):
             return None
         return FastStep(run, flat)
@@ -202,8 +203,8 @@ class FastStep:
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
             if nat._bound[j] is not a:
                 nat._bind(j, a, f"out array for output {k}")
-        self.calls = [nat.run_segments] if nat._parallel else \
-            [nat._calls[k] for k in nat._seg_order]
+        self.calls = [nat._calls[k] for k in nat._seg_order]
+        self.parallel, self.index_checks = nat._parallel, bool(nat._index_checks)
         self.addr = nat._ptrs_addr
         slots = nat.lowered.slots
         self.specs = [(slots[s].shape, slots[s].dtype.np) for s in nat.lowered.inputs]
@@ -241,17 +242,14 @@ class FastStep:
 
     def __call__(self, X, y):
         nat = self.nat
-        if self.loss_buf is None:
-            return None
         bound = nat._bound
-        for j, a in enumerate((X, y)):
-            if type(a) is Tensor:
-                a = a._data
-            if a is not bound[j]:
-                shape, dt = self.specs[j]
-                if type(a) is not np.ndarray or a.shape != shape or a.dtype != dt:
-                    return None
-                nat._bind(j, a, f"input {j}")
+        if type(X) is Tensor:
+            X = X._data
+        if type(y) is Tensor:
+            y = y._data
+        if (X is not bound[0] and not self._rebind(0, X)) or \
+                (y is not bound[1] and not self._rebind(1, y)):
+            return None
         if not (all(map(is_, map(_DATA, self.leaf_tensors), self.leaf_bufs))
                 and (self.params_are_leaves
                      or all(map(is_, map(_DATA, self.params), self.views)))
@@ -265,9 +263,9 @@ class FastStep:
             if values != (kern.last[:-1] if adam else kern.last):     # Adam's last: the step
                 return None
 
-        if nat._index_checks:
+        if self.index_checks:
             nat.check_indices()
-        if nat._parallel:
+        if self.parallel:
             nat.run_segments()
         else:
             for call in self.calls:
@@ -286,6 +284,15 @@ class FastStep:
         for v in self.versions:             # parameters, .grad and state tensors changed
             v.value += 1
         return Tensor._wrap(loss, self.dtype)
+
+    def _rebind(self, j: int, a) -> bool:
+        """A new batch array of the recorded shape and dtype is bound (True); else the general
+        path takes the call."""
+        shape, dt = self.specs[j]
+        if type(a) is not np.ndarray or a.shape != shape or a.dtype != dt:
+            return False
+        self.nat._bind(j, a, f"input {j}")
+        return True
 
     def _steps_bound(self) -> bool:
         """Adam's step counters are still the state's (``load_state_dict`` replaces them)."""
