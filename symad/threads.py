@@ -1,8 +1,9 @@
 """``symad.set_num_threads`` / ``symad.get_num_threads`` (PyTorch's names): the threads a
 compiled kernel splits its batch over when ``threads=`` is not given to ``symad.compile`` /
-``compile_step``. The environment variable ``SYMAD_NUM_THREADS`` sets the starting value (else
-the machine's core count). Kernels read it when they are built; results do not depend on it
-(the batch is split at fixed boundaries)."""
+``compile_step``, and the row blocks a native tensor program splits each large matmul into. The
+environment variable ``SYMAD_NUM_THREADS`` sets the starting value (else the machine's core
+count). Kernels and programs read it when they are built; results do not depend on it (batches
+and rows are split at fixed boundaries)."""
 from __future__ import annotations
 
 from codegen.threads import default_threads, set_default_threads
