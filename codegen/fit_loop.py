@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 from collections.abc import Sequence
+from operator import is_
 from dataclasses import dataclass
 from typing import Any
 
@@ -420,6 +421,10 @@ class FitLoop:
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
         self._empty = np.zeros(1, self.dtype)
         self._checked: dict = {}
+        self._monotone = None           # the offsets array last found non-decreasing
+        self._same: tuple = ()          # the arrays the last full check accepted
+        self._same_sarrs: list = []
+        self._same_spe = 0
         used = {name for g in spec.groups if g.end > g.start for _, name in g.arrays}
         self._state_needed = [f"S{j}" in used for j in range(3)]
 
@@ -476,13 +481,22 @@ class FitLoop:
         """
         spec = self.spec
         i64, dt = np.dtype(np.int64), self.dtype
+        same = (offsets, P, C, G, hp, losses, totals, *state)
+        if len(same) == len(self._same) and all(map(is_, same, self._same)) \
+                and steps_per_epoch == self._same_spe:
+            # the arrays the last call checked, unchanged (they cannot change shape, dtype or
+            # layout in place): only perm, D and the offsets' range need a look
+            n_steps = offsets.shape[0] - 1
+            perm = self._array("perm", perm, i64, None, False)
+            D = self._data(D)
+            self._check_rows(perm, offsets, D, n_steps)
+            self._call(perm, offsets, D, P, C, G, self._same_sarrs, hp, losses, totals,
+                       self._same_spe, n_steps)
+            return
         offsets = self._array("offsets", offsets, i64, 1, False)
         n_steps = offsets.shape[0] - 1
         perm = self._array("perm", perm, i64, None, False)
-        D = self._array("D", D, dt, None, False, ndim=2)
-        if D.shape[1] != len(spec.columns):
-            raise ValueError(f"{spec.name}: D has {D.shape[1]} columns, the loop reads "
-                             f"{len(spec.columns)}")
+        D = self._data(D)
         n_p = len(spec.params)
         P = self._array("P", P, dt, n_p, True)
         G = self._array("G", G, dt, n_p, True)
@@ -505,17 +519,39 @@ class FitLoop:
                 sarrs.append(self._array(f"state[{j}]", a, dt, n_p, True))
             else:
                 sarrs.append(self._empty)
-        if n_steps > 0:
-            lo, hi = offsets[:-1], offsets[1:]
-            if offsets[0] < 0 or offsets[-1] > perm.shape[0] or bool(np.any(hi < lo)):
-                raise ValueError(f"{spec.name}: offsets must be non-decreasing within "
-                                 f"[0, len(perm)={perm.shape[0]}]")
-            if perm.shape[0]:
-                used = perm[offsets[0]:offsets[-1]]
-                # as uint64 a negative index is huge: one pass checks both bounds
-                if used.size and int(used.view(np.uint64).max()) >= D.shape[0]:
-                    raise ValueError(f"{spec.name}: perm holds row indices outside "
-                                     f"[0, {D.shape[0]}) (D has {D.shape[0]} rows)")
+        self._check_rows(perm, offsets, D, n_steps)
+        self._same = (offsets, P, C, G, hp, losses, totals, *state)
+        self._same_sarrs, self._same_spe = sarrs, spe
+        self._call(perm, offsets, D, P, C, G, sarrs, hp, losses, totals, spe, n_steps)
+
+    def _data(self, D) -> np.ndarray:
+        D = self._array("D", D, self.dtype, None, False, ndim=2)
+        if D.shape[1] != len(self.spec.columns):
+            raise ValueError(f"{self.spec.name}: D has {D.shape[1]} columns, the loop reads "
+                             f"{len(self.spec.columns)}")
+        return D
+
+    def _check_rows(self, perm, offsets, D, n_steps: int) -> None:
+        """The offsets non-decreasing within perm, perm's used rows within D."""
+        if n_steps <= 0:
+            return
+        lo, hi = offsets[:-1], offsets[1:]
+        # a read-only offsets array checked before cannot have changed
+        known = offsets is self._monotone and not offsets.flags.writeable
+        if offsets[0] < 0 or offsets[-1] > perm.shape[0] or (
+                not known and bool(np.any(hi < lo))):
+            raise ValueError(f"{self.spec.name}: offsets must be non-decreasing within "
+                             f"[0, len(perm)={perm.shape[0]}]")
+        if perm.shape[0]:
+            used = perm[offsets[0]:offsets[-1]]
+            # as uint64 a negative index is huge: one pass checks both bounds
+            if used.size and int(used.view(np.uint64).max()) >= D.shape[0]:
+                raise ValueError(f"{self.spec.name}: perm holds row indices outside "
+                                 f"[0, {D.shape[0]}) (D has {D.shape[0]} rows)")
+        self._monotone = offsets
+
+    def _call(self, perm, offsets, D, P, C, G, sarrs, hp, losses, totals, spe: int,
+              n_steps: int) -> None:
         ptr = self._ptr
         self._cfunc(n_steps, spe, ptr(perm), ptr(offsets), ptr(D), ptr(P),
                     ptr(C if C.size else self._empty), ptr(G), *(ptr(a) for a in sarrs),

@@ -81,6 +81,7 @@ class NativeFit:
         self._last = None               # (group values, the loop they selected)
         self._offsets: dict = {}
         self._out = None
+        self._dbuf = None
         self._hp = None
         self._no_consts = np.zeros(0, self.np_dtype)
 
@@ -102,10 +103,10 @@ class NativeFit:
         keys = _SGD_KEYS if self.flat.kind == "sgd" else _ADAM_KEYS
         return tuple(tuple(grp.group[k] for k in keys) for grp in self.flat.groups)
 
-    def loop(self):
+    def loop(self, values: tuple | None = None):
         """The compiled loop whose traced updates hold for the groups' current values (their
         guards: which terms exist), built from the optimizer's declaration when none does."""
-        values = self._values()
+        values = self._values() if values is None else values
         if self._last is not None and self._last[0] == values:
             return self._last[1]
         fl = self._loop()
@@ -147,11 +148,15 @@ class NativeFit:
     def data(self, Xa: np.ndarray, ya: np.ndarray) -> np.ndarray:
         """Row-major ``(N, columns)`` copy of X and y in the kernel dtype."""
         n = Xa.shape[0]
-        out = np.concatenate((Xa.reshape(n, -1), ya.reshape(n, -1)), axis=1,
-                             dtype=self.np_dtype, casting="unsafe")
-        if out.shape[1] != len(self.columns):
-            raise ValueError(f"compile_step: the data has {out.shape[1]} features per sample, "
+        parts = (Xa.reshape(n, -1), ya.reshape(n, -1))
+        cols = parts[0].shape[1] + parts[1].shape[1]
+        if cols != len(self.columns):
+            raise ValueError(f"compile_step: the data has {cols} features per sample, "
                              f"the compiled step reads {len(self.columns)}")
+        out = self._dbuf
+        if out is None or out.shape != (n, cols):    # one buffer, rewritten by every fit
+            out = self._dbuf = np.empty((n, cols), self.np_dtype)
+        np.concatenate(parts, axis=1, out=out, casting="unsafe")
         return out
 
     def offsets(self, bounds: list, per_epoch: int, epochs: int) -> np.ndarray:
@@ -162,6 +167,7 @@ class NativeFit:
             one = np.array([s for s, _ in bounds], np.int64)
             off = np.concatenate([one + e * per_epoch for e in range(epochs)]
                                  + [np.array([epochs * per_epoch], np.int64)])
+            off.flags.writeable = False     # the loop then checks it once
             if len(self._offsets) > 16:
                 self._offsets.clear()
             self._offsets[key] = off
@@ -172,7 +178,8 @@ class NativeFit:
         """Run the steps; returns the per-epoch loss totals."""
         flat = self.flat
         flat.sync()
-        fl = self.loop()
+        values = self._values()
+        fl = self.loop(values)
         n_steps = offsets.shape[0] - 1
         state = flat.optimizer.state
         hp: list = []
@@ -198,7 +205,7 @@ class NativeFit:
                     grp.state_keys = keys
                 step = float(state[grp.params[0]]["step"]._data)
             hp.append((names, grp, step, first))
-        key = (self._values(), tuple((st, fi) for _, _, st, fi in hp))
+        key = (values, tuple((st, fi) for _, _, st, fi in hp))
         if self._hp is None or self._hp[0] != key:
             row = []
             for names, grp, step, first in hp:
