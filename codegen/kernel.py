@@ -225,6 +225,7 @@ class Kernel:
         # ones are split into chunks of this size (see _chunks).
         self._chunk = -(-self.min_chunk // 64) * 64
         self._tls = threading.local()
+        self._chunk_cache: tuple | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -405,8 +406,13 @@ class Kernel:
         the last bit) however the chunks are shared out. Aligned boundaries also avoid false
         sharing.
         """
+        hit = self._chunk_cache
+        if hit is not None and hit[0] == n:
+            return hit[1]
         step = self._chunk
-        return [(s, min(s + step, n)) for s in range(0, n, step)]
+        chunks = [(s, min(s + step, n)) for s in range(0, n, step)]
+        self._chunk_cache = (n, chunks)     # the same batch length, call after call
+        return chunks
 
     # -- validation errors (slow path only) -------------------------------------------------
     def _scalar(self, j: int, v: object) -> float:
