@@ -37,7 +37,7 @@ from .cache import DiskCache, cache_key
 from .jit import Engine, object_code
 from .kernel import NP_DTYPES, fingerprint, make_cache, ndarray_data_offset, source_hash
 from .kernel_ir import ELEMENT_TYPE
-from .lowering import Lowerer
+from .lowering import Lowerer, hp_scalars_ir
 
 @dataclass(frozen=True)
 class UpdateVariant:
@@ -286,29 +286,18 @@ def _update_ir(g: GroupUpdate, gi: int, hp_off: int, ty: str, nxt: str,
     at the run's first step."""
     b = f"u{gi}"
     out = [f"upd{gi}:"]
-    hl = Lowerer("double", {})
-    hl.declarations = decl
+    names = [sym.name for sym in g.hp]
 
-    def hp_load(k: int):
-        def get():
-            p, v = hl.fresh(), hl.fresh()
-            hl.lines += [f"  {p} = getelementptr inbounds double, ptr %hp, i64 {hp_off + k}",
-                         f"  {v} = load double, ptr {p}"]
-            return v
-        return get
-
-    def step():
-        base, sf, v = hp_load(len(g.hp))(), hl.fresh(), hl.fresh()
-        hl.lines += [f"  {sf} = sitofp i64 %s1 to double", f"  {v} = fadd double {base}, {sf}"]
+    def step(lw, load_base):            # this step's count: the base plus s + 1
+        base, sf, v = load_base(), lw.fresh(), lw.fresh()
+        lw.lines += [f"  {sf} = sitofp i64 %s1 to double", f"  {v} = fadd double {base}, {sf}"]
         return v
-    hl.symbols = {sym: hp_load(k) for k, sym in enumerate(g.hp)}
-    hl.symbols[sympy.Symbol("step", real=True)] = step
     variants = [("reg", g.update)] + ([("first", g.first)] if g.first else [])
     if g.first:
-        flag = hp_load(len(g.hp) + 1)()
-        out += [ln.replace("%t", f"%{b}.h") for ln in hl.lines]
-        hl.lines = []
-        out += [f"  %{b}.flag = fcmp une double {flag.replace('%t', f'%{b}.h')}, 0.0",
+        f = hp_off + len(g.hp) + 1      # the row's first-step flag
+        out += [f"  %{b}.fp = getelementptr inbounds double, ptr %hp, i64 {f}",
+                f"  %{b}.fv = load double, ptr %{b}.fp",
+                f"  %{b}.flag = fcmp une double %{b}.fv, 0.0",
                 f"  %{b}.s0 = icmp eq i64 %s, 0",
                 f"  %{b}.isfirst = and i1 %{b}.flag, %{b}.s0",
                 f"  br i1 %{b}.isfirst, label %upd{gi}.first, label %upd{gi}.reg"]
@@ -316,17 +305,10 @@ def _update_ir(g: GroupUpdate, gi: int, hp_off: int, ty: str, nxt: str,
         out.append(f"  br label %upd{gi}.reg")
     for tag, v in variants:
         p = f"{b}{tag}"
-        hl.lines, hl.memo = [], {}
-        scal = {}
-        for sym, e in v.scalars:
-            val = hl.value(sympy.sympify(e))
-            if ty == "float":
-                r = hl.fresh()
-                hl.lines.append(f"  {r} = fptrunc double {val} to float")
-                val = r
-            scal[sym] = val
-        out += [f"upd{gi}.{tag}:"] + [ln.replace("%t", f"%{p}.h") for ln in hl.lines]
-        scal = {sym: val.replace("%t", f"%{p}.h") for sym, val in scal.items()}
+        lines, vals = hp_scalars_ir([e for _, e in v.scalars], "%hp", hp_off, names, step, ty,
+                                    f"{p}.h", decl)
+        scal = {sym: val for (sym, _), val in zip(v.scalars, vals)}
+        out += [f"upd{gi}.{tag}:"] + lines
         if g.end == g.start:
             out.append(f"  br label %{nxt}")
             continue

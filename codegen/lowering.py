@@ -405,3 +405,39 @@ class Lowerer:
 
     def _bool_BooleanFalse(self, expr: sympy.Basic) -> str:
         return "false"
+
+
+def hp_scalars_ir(exprs, hp_ptr: str, offset: int, names: list[str], step, ty: str,
+                  prefix: str, declarations: dict) -> tuple[list[str], list[str]]:
+    """``(IR lines, values)``: ``exprs`` — SymPy expressions of the symbols ``names`` and
+    ``step`` (an optimizer's hyperparameter arithmetic) — evaluated in double precision, as
+    Python evaluates floats (the same IEEE operations and libm calls in the expressions' order),
+    each rounded to ``ty``. ``names[k]`` is read from the float64 array ``hp_ptr`` at
+    ``offset + k``; ``step(lowerer, load_base)`` returns the IR value of ``step`` given a loader
+    of ``hp_ptr[offset + len(names)]`` (the step base). IR names start with ``%<prefix>``;
+    declarations go into ``declarations``."""
+    lw = Lowerer("double", {})
+    lw.declarations = declarations
+
+    def load(k: int):
+        def get():
+            p, v = lw.fresh(), lw.fresh()
+            lw.lines += [f"  {p} = getelementptr inbounds double, ptr {hp_ptr}, i64 {offset + k}",
+                         f"  {v} = load double, ptr {p}"]
+            return v
+        return get
+    syms = {sym for e in exprs for sym in sympy.sympify(e).free_symbols}
+    lw.symbols = {sym: (lambda: step(lw, load(len(names)))) if sym.name == "step"
+                  else load(names.index(sym.name)) for sym in syms}
+    values = []
+    for e in exprs:
+        v = lw.value(sympy.sympify(e))
+        if ty == "float":
+            r = lw.fresh()
+            lw.lines.append(f"  {r} = fptrunc double {v} to float")
+            v = r
+        values.append(v)
+
+    def rename(text: str) -> str:
+        return text.replace("%t", f"%{prefix}")
+    return [rename(ln) for ln in lw.lines], [rename(v) for v in values]

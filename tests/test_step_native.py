@@ -276,7 +276,7 @@ def _traced_group(kind, group, n, decoupled=False):
         names = ["P", "G"] + (["buf"] if group["momentum"] != 0 else [])
     t = trace_update(kind, env, names, decoupled)
     tf = trace_update(kind, env, names, decoupled, first=True) if "buf" in names else None
-    hp = hp_names_of([type("K", (), {"tracer": x}) for x in (t, tf) if x is not None])
+    hp = hp_names_of([x for x in (t, tf) if x is not None])
     g = GroupUpdate(0, n, tuple((sp.Symbol(nm, real=True), _ARRAY_OF[nm]) for nm in names),
                     tuple(sp.Symbol(h, real=True) for h in hp), _variant(fit_loop, t),
                     _variant(fit_loop, tf) if tf is not None else None)

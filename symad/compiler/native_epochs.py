@@ -93,7 +93,7 @@ class NativeEpochs:
         self.HP = len(dtypes)
         dtypes.append("float64")
         try:
-            self.hp_names = hp_names_of(self.kernels)
+            self.hp_names = hp_names_of([k.tracer for k in self.kernels])
         except ValueError as e:
             raise EpochsUnavailable(str(e)) from None
         exprs = [(slot, kern.tracer.input_exprs) for kern, slot in zip(self.kernels, scal_slots)]

@@ -12,8 +12,6 @@ tensor versions are what the Python loop leaves, so eager training continues as 
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import sympy
 
@@ -130,7 +128,7 @@ class NativeFit:
             tf = trace_update(flat.kind, env, list(nms), decoupled, first=True) \
                 if flat.kind == "sgd" and "buf" in nms else None
             traces.append((t, tf))
-            hp = hp_names_of([SimpleNamespace(tracer=x) for x in (t, tf) if x is not None])
+            hp = hp_names_of([x for x in (t, tf) if x is not None])
             groups.append(fl_mod.GroupUpdate(
                 grp.start, grp.end,
                 tuple((sympy.Symbol(nm, real=True), _ARRAY_OF[nm]) for nm in nms),

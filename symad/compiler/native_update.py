@@ -147,50 +147,28 @@ def scalars_ir(exprs: list, hp_slot: int, hp_names: list[str], ty: str,
     stored. Each kernel reads its own block of ``hp`` (``len(hp_names) + 1`` values, the k-th
     kernel's from ``k * (len(hp_names) + 1)``: param groups differ). The lines read ``%bufs``
     (the segments' buffer array)."""
-    from codegen.lowering import Lowerer
+    from codegen.lowering import hp_scalars_ir
     lines = [f"  %hq = getelementptr inbounds ptr, ptr %bufs, i64 {hp_slot}",
              "  %hpp = load ptr, ptr %hq"]
     decls: dict = {}
-
-    def load(k: int):
-        def get():
-            p, v = lw.fresh(), lw.fresh()
-            lw.lines += [f"  {p} = getelementptr inbounds double, ptr %hpp, i64 {k}",
-                         f"  {v} = load double, ptr {p}"]
-            return v
-        return get
-    lw = Lowerer("double", {})
-    lw.declarations = decls
     width = len(hp_names) + 1
     for g, (slot, es) in enumerate(exprs):
-        syms = {sym for e in es for sym in e.free_symbols}
-        base = g * width
-        lw.symbols = {sym: (lambda base=base: step(lw, load(base + width - 1)))
-                      if sym.name == "step" else load(base + hp_names.index(sym.name))
-                      for sym in syms}
-        q, sp = lw.fresh(), lw.fresh()
-        lw.lines += [f"  {q} = getelementptr inbounds ptr, ptr %bufs, i64 {slot}",
-                     f"  {sp} = load ptr, ptr {q}"]
-        for k, e in enumerate(es):
-            v = lw.value(e)
-            if ty == "float":
-                r = lw.fresh()
-                lw.lines.append(f"  {r} = fptrunc double {v} to float")
-                v = r
-            pk = lw.fresh()
-            lw.lines += [f"  {pk} = getelementptr inbounds {ty}, ptr {sp}, i64 {k}",
-                         f"  store {ty} {v}, ptr {pk}"]
-        lw.memo.clear()
-    body = "\n".join(ln.replace("%t", "%hs") for ln in lines + lw.lines)
-    return body, "\n".join(decls.values())
+        body, values = hp_scalars_ir(es, "%hpp", g * width, hp_names, step, ty, f"hs{g}_",
+                                     decls)
+        lines += [f"  %hs{g}q = getelementptr inbounds ptr, ptr %bufs, i64 {slot}",
+                  f"  %hs{g}p = load ptr, ptr %hs{g}q"] + body
+        for k, v in enumerate(values):
+            lines += [f"  %hs{g}s{k} = getelementptr inbounds {ty}, ptr %hs{g}p, i64 {k}",
+                      f"  store {ty} {v}, ptr %hs{g}s{k}"]
+    return "\n".join(lines), "\n".join(decls.values())
 
 
-def hp_names_of(kernels) -> list[str]:
-    """The group values (other than ``step``) the kernels' scalar expressions read, in a fixed
-    order: the layout of the float64 ``hp`` buffer of :func:`scalars_ir`."""
+def hp_names_of(tracers) -> list[str]:
+    """The group values (other than ``step``) the traced updates' scalar expressions read, in a
+    fixed order: the layout of the float64 ``hp`` rows of :func:`scalars_ir` and the fit loop."""
     names: list[str] = []
-    for kern in kernels:
-        for e in kern.tracer.input_exprs:
+    for tr in tracers:
+        for e in tr.input_exprs:
             if e is None:
                 raise ValueError("an update scalar without an expression")
             for sym in sorted(e.free_symbols, key=str):

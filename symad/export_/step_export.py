@@ -160,7 +160,7 @@ def export_step(step, example_inputs, out_dir, *, name: str, formats=None,
         upd.append(renumber(kern.stmt, table))
     segments.append(upd)
     kernels = [k for k, _ in flat.update_groups()]
-    hp_names = hp_names_of(kernels)
+    hp_names = hp_names_of([k.tracer for k in kernels])
     width = len(hp_names) + 1
     hp_slot = len(dtypes)
     dtypes.append("float64")
@@ -252,9 +252,9 @@ def _hyper_ir(rows: list, width: int, ty: str, adam: bool, counters_at: int) -> 
             d = f"{c}n" if ty == "double" else f"{c}d"
             if ty == "float":
                 lines.append(f"  {d} = fpext float {c}n to double")
-            lines += [f"  %hs{g}p = getelementptr inbounds double, ptr %hw, i64 "
+            lines += [f"  %hw{g}step = getelementptr inbounds double, ptr %hw, i64 "
                       f"{g * width + width - 1}",
-                      f"  store double {d}, ptr %hs{g}p"]
+                      f"  store double {d}, ptr %hw{g}step"]
     return "\n".join(lines)
 
 
