@@ -172,3 +172,30 @@ def test_param_groups_with_their_own_learning_rates(spy):
         np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
                                    atol=1e-14)
     assert sum(spy) == 3 * 4 - 1
+
+
+def test_a_changed_update_structure_between_fits_runs_like_eager(spy):
+    """weight decay switched on after the steps that built the epoch loop: the loop's traced
+    update no longer holds, so fit runs the step path until a matching update exists (never an
+    error where eager trains); parameters equal the eager loop."""
+    rng = np.random.default_rng(6)
+    X = symad.tensor(rng.normal(size=(64, 8)))
+    y = symad.tensor(rng.integers(0, 3, 64))
+
+    def make():
+        symad.manual_seed(2)
+        net = nn.Sequential(nn.Linear(8, 40), nn.Tanh(), nn.Linear(40, 3)).double()
+        return net, optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    a, oa = make()
+    b, ob = make()
+    ga, gb = symad.Generator().manual_seed(3), symad.Generator().manual_seed(3)
+    step = symad.compile_step(a, nn.CrossEntropyLoss(), oa)
+    step.fit(X, y, epochs=2, batch_size=16, generator=ga)
+    _eager(b, ob, X, y, 16, 2, gb)
+    for o in (oa, ob):
+        o.param_groups[0]["weight_decay"] = 1e-2
+    hist = step.fit(X, y, epochs=2, batch_size=16, generator=ga)
+    np.testing.assert_allclose(hist, _eager(b, ob, X, y, 16, 2, gb), rtol=1e-12)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)

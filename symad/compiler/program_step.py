@@ -134,26 +134,30 @@ class ProgramRunner:
                 self.epochs_error = f"{type(e).__name__}: {e}"
                 ne = None
             self._epochs[ck] = ne
-        elif ne is None:
-            pass
+        if ne is not None and not all(g.kernel.tracer.holds(self._update_env(g))
+                                      for g in flat.groups):
+            # the hyperparameters' structure changed since the update was traced (a weight
+            # decay switched on): the step path runs, and traces the update that holds now
+            self.epochs_error = "the update was traced for other hyperparameters"
+            return None
         return ne
+
+    def _update_env(self, grp) -> dict:
+        """The values a group's traced update is checked and evaluated with (Adam: the step
+        the next update counts)."""
+        from .native_update import _ADAM_KEYS, _SGD_KEYS
+        flat = self.flat
+        env = {k: grp.group[k] for k in (_SGD_KEYS if flat.kind == "sgd" else _ADAM_KEYS)}
+        if flat.kind == "adam":
+            env["step"] = float(flat.optimizer.state[grp.params[0]]["step"]._data) + 1
+        return env
 
     def run_epochs(self, ne, X: np.ndarray, y: np.ndarray, perm: np.ndarray) -> np.ndarray:
         """Run ``ne`` over ``perm`` and leave what as many steps leave (``.grad``, versions)."""
         flat = self.flat
         flat.sync()
-        from .native_update import _ADAM_KEYS, _SGD_KEYS
-        keys = _SGD_KEYS if flat.kind == "sgd" else _ADAM_KEYS
         groups = {id(g.kernel): g for g in flat.groups}
-        state = flat.optimizer.state
-
-        def env_of(kern):
-            grp = groups[id(kern)]
-            env = {k: grp.group[k] for k in keys}
-            if flat.kind == "adam":     # the first batch's step (the state holds the last one)
-                env["step"] = float(state[grp.params[0]]["step"]._data) + 1
-            return env
-        losses = ne.run(X, y, perm, env_of)
+        losses = ne.run(X, y, perm, lambda kern: self._update_env(groups[id(kern)]))
         flat.note_steps(len(losses))
         return losses
 
