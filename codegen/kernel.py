@@ -358,8 +358,9 @@ class Kernel:
 
     def _run_threads(self, chunks: list[tuple[int, int]], call_args: list[object],
                      partials: np.ndarray) -> None:
-        """One native call per chunk (its partial sums in its own row); threads take
-        consecutive groups of chunks, so the rows do not depend on the thread count."""
+        """Each chunk's partial sums into its own row; threads take consecutive groups of
+        chunks, one native call per group (``NAME_chunks``), so the rows do not depend on the
+        thread count."""
         f = self._chunks_fn
         raw = [a.ctypes.data if isinstance(a, np.ndarray) else a for a in call_args]
         n, chunk, base = chunks[-1][1], self._chunk, partials.ctypes.data

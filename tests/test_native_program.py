@@ -264,15 +264,24 @@ def test_compile_step_native_float32_close_to_replay():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_large_matmuls_stay_numpy_between_segments(monkeypatch):
-    monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 1 << 16)
+def _ce_program(make_net, n, draw):
+    """A float32 cross-entropy program of ``make_net()`` (built after seeding) on ``n`` random
+    rows (``draw``: the numpy distribution) of its input width: ``(program, X, y, eager loss,
+    eager gradients)``."""
     symad.manual_seed(0)
-    net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+    net = make_net()
     rng = np.random.default_rng(0)
-    X = symad.tensor(rng.uniform(size=(300, 64)).astype(np.float32))
-    y = symad.tensor(rng.integers(0, 10, 300))
+    X = symad.tensor(getattr(rng, draw)(size=(n, net[0].in_features)).astype(np.float32))
+    y = symad.tensor(rng.integers(0, net[-1].out_features, n))
     prog, out, grads, _ = capture(lambda X, y: nn.functional.cross_entropy(net(X), y), (X, y),
                                   wrt=list(net.parameters()))
+    return prog, X, y, out, grads
+
+
+def test_large_matmuls_stay_numpy_between_segments(monkeypatch):
+    monkeypatch.setattr(native_program, "MAX_NATIVE_MATMUL", 1 << 16)
+    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+        nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)), 300, "uniform")
     nat = NativeProgram(prog)
     kinds = [item[0] for item in nat._plan]
     assert kinds.count("seg") == nat.segments >= 2 and nat.numpy_steps >= 3
@@ -510,13 +519,8 @@ def test_steady_state_runs_adam_with_its_per_step_scalars():
 def test_large_matmuls_run_in_row_blocks_on_threads_with_the_same_bits():
     """threads=2 splits each large matmul into row blocks run in parallel; every output equals
     the one-thread program bit for bit (blocks start at multiples of the register block)."""
-    symad.manual_seed(0)
-    net = nn.Sequential(nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 10))
-    rng = np.random.default_rng(0)
-    X = symad.tensor(rng.normal(size=(100, 300)).astype(np.float32))
-    y = symad.tensor(rng.integers(0, 10, 100))
-    prog, out, grads, _ = capture(lambda X, y: nn.functional.cross_entropy(net(X), y), (X, y),
-                                  wrt=list(net.parameters()))
+    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+        nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 10)), 100, "normal")
     one = NativeProgram(prog, threads=1)
     two = NativeProgram(prog, threads=2)
     three = NativeProgram(prog, threads=3)
