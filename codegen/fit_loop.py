@@ -79,6 +79,9 @@ class FitLoopSpec:
     ``params[k]`` is read from ``P[k]`` (the trained parameters, updated in place), ``consts[k]``
     from ``C[k]`` (inputs that are not trained), ``columns[c]`` from ``D[i, c]`` for sample
     ``i``. ``grads[k]`` is d(loss)/d(params[k]). ``groups`` cover ``[0, len(params))``.
+    ``split``: columns ``[0, split)`` come from ``D[i, :]`` and the others from a second array
+    ``D2[i, :]`` (the samples' inputs and targets as the caller holds them, no interleaved copy);
+    ``None``: all from ``D``.
     """
 
     name: str
@@ -91,6 +94,7 @@ class FitLoopSpec:
     groups: tuple[GroupUpdate, ...]
     dtype: str = "float64"
     cse: bool = True
+    split: int | None = None
 
     @property
     def ty(self) -> str:
@@ -107,6 +111,8 @@ def _check_spec(spec: FitLoopSpec) -> None:
     syms = spec.params + spec.consts + spec.columns
     if len(set(syms)) != len(syms):
         raise ValueError("params, consts and columns must be distinct symbols")
+    if spec.split is not None and not 0 <= spec.split <= len(spec.columns):
+        raise ValueError(f"split must be in [0, {len(spec.columns)}], got {spec.split}")
     known = set(syms)
     for e in (spec.loss,) + spec.grads:
         extra = sympy.sympify(e).free_symbols - known
@@ -130,11 +136,11 @@ def _check_spec(spec: FitLoopSpec) -> None:
 # ---------------------------------------------------------------------------------------------
 # IR
 
-_ARGS = ["i64 %n_steps", "i64 %spe", "ptr noalias %perm", "ptr noalias %off", "ptr noalias %D",
-         "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
+_ARGS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows", "ptr noalias %perm", "ptr noalias %off", "ptr noalias %D",
+         "ptr noalias %D2", "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
          "ptr noalias %S1", "ptr noalias %S2", "ptr noalias %hp", "ptr noalias %losses",
          "ptr noalias %totals"]
-_PTRS = ["perm", "off", "D", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
+_PTRS = ["perm", "off", "D", "D2", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
 
 
 def build_fit_loop_ir(spec: FitLoopSpec) -> str:
@@ -155,10 +161,13 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         symbols[sym] = (lambda k=k: f"%c{k}")
     lowerer: Lowerer
 
+    split = n_col if spec.split is None else spec.split
+
     def column(c: int):
         def get() -> str:
-            lowerer.lines.append(f"  %x{c}.i = add nsw i64 %rb, {c}")
-            lowerer.lines.append(f"  %x{c}.p = getelementptr inbounds {ty}, ptr %D, i64 %x{c}.i")
+            rb, arr, k = ("%rb", "%D", c) if c < split else ("%rb2", "%D2", c - split)
+            lowerer.lines.append(f"  %x{c}.i = add nsw i64 {rb}, {k}")
+            lowerer.lines.append(f"  %x{c}.p = getelementptr inbounds {ty}, ptr {arr}, i64 %x{c}.i")
             lowerer.lines.append(f"  %x{c} = load {ty}, ptr %x{c}.p")
             return f"%x{c}"
         return get
@@ -221,13 +230,35 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         hp_off += g.width
 
     lines = [
-        f"define void @{spec.name}({', '.join(_ARGS)}) #1 {{",
+        f"define i64 @{spec.name}({', '.join(_ARGS)}) #1 {{",
         "entry:",
+        # every row index the steps read is within D before anything runs (else 1 + its
+        # position in perm is returned); the offsets were checked by the caller
+        "  %ck.lo = load i64, ptr %off",
+        "  %ck.hi.p = getelementptr inbounds i64, ptr %off, i64 %n_steps",
+        "  %ck.hi = load i64, ptr %ck.hi.p",
+        "  br label %chk",
+        "chk:",
+        "  %ck = phi i64 [ %ck.lo, %entry ], [ %ck.next, %chk.ok ]",
+        "  %ck.more = icmp slt i64 %ck, %ck.hi",
+        "  br i1 %ck.more, label %chk.row, label %run",
+        "chk.row:",
+        "  %ck.p = getelementptr inbounds i64, ptr %perm, i64 %ck",
+        "  %ck.r = load i64, ptr %ck.p",
+        "  %ck.bad = icmp uge i64 %ck.r, %n_rows",
+        "  br i1 %ck.bad, label %chk.fail, label %chk.ok",
+        "chk.ok:",
+        "  %ck.next = add nsw i64 %ck, 1",
+        "  br label %chk",
+        "chk.fail:",
+        "  %ck.ret = add i64 %ck, 1",
+        "  ret i64 %ck.ret",
+        "run:",
         "  %has = icmp sgt i64 %n_steps, 0",
         "  br i1 %has, label %step, label %exit",
         "step:",
-        "  %s = phi i64 [ 0, %entry ], [ %s.next, %step.end ]",
-        "  %tot = phi double [ 0.0, %entry ], [ %tot.next, %step.end ]",
+        "  %s = phi i64 [ 0, %run ], [ %s.next, %step.end ]",
+        "  %tot = phi double [ 0.0, %run ], [ %tot.next, %step.end ]",
         *pre,
         "  %lo.p = getelementptr inbounds i64, ptr %off, i64 %s",
         "  %lo = load i64, ptr %lo.p",
@@ -241,7 +272,8 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         *phis,
         "  %r.p = getelementptr inbounds i64, ptr %perm, i64 %j",
         "  %r = load i64, ptr %r.p",
-        f"  %rb = mul nsw i64 %r, {n_col}",
+        f"  %rb = mul nsw i64 %r, {split}",
+        f"  %rb2 = mul nsw i64 %r, {n_col - split}",
         *lowerer.lines, *accs,
         "  %j.next = add nsw i64 %j, 1",
         "  %more.rows = icmp slt i64 %j.next, %hi",
@@ -258,7 +290,7 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         "  %more = icmp slt i64 %s.next, %n_steps",
         "  br i1 %more, label %step, label %exit",
         "exit:",
-        "  ret void",
+        "  ret i64 0",
         "}",
         "",
     ]
@@ -269,10 +301,11 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
             loads.append(f"  %{p}.f = getelementptr i8, ptr %obj.{p}, i64 {offset}")
             loads.append(f"  %{p} = load ptr, ptr %{p}.f, align 8")
             pargs.append(f"ptr %{p}")
-        params = ["i64 %n_steps", "i64 %spe"] + [f"ptr %obj.{p}" for p in _PTRS]
-        lines += [f"define void @{spec.name}_py({', '.join(params)}) #1 {{", "entry:", *loads,
-                  f"  call void @{spec.name}(i64 %n_steps, i64 %spe, {', '.join(pargs)})",
-                  "  ret void", "}", ""]
+        params = ["i64 %n_steps", "i64 %spe", "i64 %n_rows"] + [f"ptr %obj.{p}" for p in _PTRS]
+        lines += [f"define i64 @{spec.name}_py({', '.join(params)}) #1 {{", "entry:", *loads,
+                  f"  %rc = call i64 @{spec.name}(i64 %n_steps, i64 %spe, i64 %n_rows, "
+                  f"{', '.join(pargs)})",
+                  "  ret i64 %rc", "}", ""]
     lines += sorted(declarations.values())
     lines += ["", "attributes #0 = { nounwind willreturn memory(none) }",
               "attributes #1 = { nounwind }", ""]
@@ -398,8 +431,8 @@ class FitLoop:
         fast = self._offset is not None
         ptr_t = ctypes.py_object if fast else ctypes.c_void_p
         addr = self._engine.address(spec.name + ("_py" if fast else ""))
-        self._cfunc = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
-                                       *([ptr_t] * len(_PTRS)))(addr)
+        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                       ctypes.c_int64, *([ptr_t] * len(_PTRS)))(addr)
         self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
         self._empty = np.zeros(1, self.dtype)
         self._checked: dict = {}
@@ -453,7 +486,8 @@ class FitLoop:
             C: np.ndarray, G: np.ndarray, state: Sequence[np.ndarray | None], hp: np.ndarray,
             losses: np.ndarray, totals: np.ndarray, steps_per_epoch: int) -> None:
         """Run ``len(offsets) - 1`` steps; minibatch ``s`` is rows ``perm[offsets[s]:offsets[s+1]]``
-        of ``D`` (N x len(columns), row-major). ``P`` (trained parameters), ``G`` (gradient of
+        of ``D`` (N x len(columns), row-major; with ``spec.split``, a pair ``(D, D2)`` of
+        N x split and N x (len(columns) - split) arrays). ``P`` (trained parameters), ``G`` (gradient of
         the last step), the ``state`` arrays (SGD: [momentum_buffer]; Adam: [exp_avg,
         exp_avg_sq, max_exp_avg_sq]; None where unused), ``losses[s]`` and ``totals[e]``
         (sum of the losses of the steps ``[e*steps_per_epoch, (e+1)*steps_per_epoch)``) are
@@ -470,15 +504,15 @@ class FitLoop:
             # layout in place): only perm, D and the offsets' range need a look
             n_steps = offsets.shape[0] - 1
             perm = self._array("perm", perm, i64, None, False)
-            D = self._data(D)
+            D, D2 = self._data(D)
             self._check_rows(perm, offsets, D, n_steps)
-            self._call(perm, offsets, D, P, C, G, self._same_sarrs, hp, losses, totals,
+            self._call(perm, offsets, D, D2, P, C, G, self._same_sarrs, hp, losses, totals,
                        self._same_spe, n_steps)
             return
         offsets = self._array("offsets", offsets, i64, 1, False)
         n_steps = offsets.shape[0] - 1
         perm = self._array("perm", perm, i64, None, False)
-        D = self._data(D)
+        D, D2 = self._data(D)
         n_p = len(spec.params)
         P = self._array("P", P, dt, n_p, True)
         G = self._array("G", G, dt, n_p, True)
@@ -504,40 +538,53 @@ class FitLoop:
         self._check_rows(perm, offsets, D, n_steps)
         self._same = (offsets, P, C, G, hp, losses, totals, *state)
         self._same_sarrs, self._same_spe = sarrs, spe
-        self._call(perm, offsets, D, P, C, G, sarrs, hp, losses, totals, spe, n_steps)
+        self._call(perm, offsets, D, D2, P, C, G, sarrs, hp, losses, totals, spe, n_steps)
 
-    def _data(self, D) -> np.ndarray:
-        D = self._array("D", D, self.dtype, None, False, ndim=2)
-        if D.shape[1] != len(self.spec.columns):
-            raise ValueError(f"{self.spec.name}: D has {D.shape[1]} columns, the loop reads "
-                             f"{len(self.spec.columns)}")
-        return D
+    def _data(self, D) -> tuple[np.ndarray, np.ndarray]:
+        """``(D, D2)`` checked (``D2`` is a 1-element dummy without ``spec.split``)."""
+        n_col, split = len(self.spec.columns), self.spec.split
+        if split is None:
+            D = self._array("D", D, self.dtype, None, False, ndim=2)
+            parts, widths = (D,), (n_col,)
+        else:
+            if not (isinstance(D, tuple) and len(D) == 2):
+                raise TypeError(f"{self.spec.name}: D must be a pair (D, D2) of arrays (the "
+                                f"loop reads {split} columns from D, the rest from D2)")
+            parts = (self._array("D", D[0], self.dtype, None, False, ndim=2),
+                     self._array("D2", D[1], self.dtype, None, False, ndim=2))
+            widths = (split, n_col - split)
+        for name, a, w in zip(("D", "D2"), parts, widths):
+            if a.shape[1] != w:
+                raise ValueError(f"{self.spec.name}: {name} has {a.shape[1]} columns, the loop "
+                                 f"reads {w}")
+        if len(parts) == 2 and parts[0].shape[0] != parts[1].shape[0]:
+            raise ValueError(f"{self.spec.name}: D has {parts[0].shape[0]} rows, D2 "
+                             f"{parts[1].shape[0]}")
+        return parts[0], (parts[1] if len(parts) == 2 else self._empty)
 
     def _check_rows(self, perm, offsets, D, n_steps: int) -> None:
-        """The offsets non-decreasing within perm, perm's used rows within D."""
+        """The offsets non-decreasing within perm (perm's rows within D: the native code checks
+        them before its first step)."""
         if n_steps <= 0:
             return
-        lo, hi = offsets[:-1], offsets[1:]
         # a read-only offsets array checked before cannot have changed
         known = offsets is self._monotone and not offsets.flags.writeable
         if offsets[0] < 0 or offsets[-1] > perm.shape[0] or (
-                not known and bool(np.any(hi < lo))):
+                not known and bool(np.any(offsets[1:] < offsets[:-1]))):
             raise ValueError(f"{self.spec.name}: offsets must be non-decreasing within "
                              f"[0, len(perm)={perm.shape[0]}]")
-        if perm.shape[0]:
-            used = perm[offsets[0]:offsets[-1]]
-            # as uint64 a negative index is huge: one pass checks both bounds
-            if used.size and int(used.view(np.uint64).max()) >= D.shape[0]:
-                raise ValueError(f"{self.spec.name}: perm holds row indices outside "
-                                 f"[0, {D.shape[0]}) (D has {D.shape[0]} rows)")
-        self._monotone = offsets
+        self._monotone = offsets        # perm's rows are checked by the native code itself
 
-    def _call(self, perm, offsets, D, P, C, G, sarrs, hp, losses, totals, spe: int,
+    def _call(self, perm, offsets, D, D2, P, C, G, sarrs, hp, losses, totals, spe: int,
               n_steps: int) -> None:
         ptr = self._ptr
-        self._cfunc(n_steps, spe, ptr(perm), ptr(offsets), ptr(D), ptr(P),
-                    ptr(C if C.size else self._empty), ptr(G), *(ptr(a) for a in sarrs),
-                    ptr(hp), ptr(losses), ptr(totals))
+        bad = self._cfunc(n_steps, spe, D.shape[0], ptr(perm), ptr(offsets), ptr(D), ptr(D2),
+                          ptr(P), ptr(C if C.size else self._empty), ptr(G),
+                          *(ptr(a) for a in sarrs), ptr(hp), ptr(losses), ptr(totals))
+        if bad:             # found before any step ran: nothing was written
+            raise ValueError(f"{self.spec.name}: perm holds row indices outside [0, "
+                             f"{D.shape[0]}) (D has {D.shape[0]} rows): perm[{bad - 1}] = "
+                             f"{int(perm[bad - 1])}")
 
 
 def compile_fit_loop(params: Sequence[sympy.Symbol], consts: Sequence[sympy.Symbol],
@@ -545,11 +592,11 @@ def compile_fit_loop(params: Sequence[sympy.Symbol], consts: Sequence[sympy.Symb
                      grads: Sequence[sympy.Expr], *, reduction: str,
                      groups: Sequence[GroupUpdate], dtype: str = "float64",
                      cse: bool = True, name: str = "fit_loop",
-                     cache: bool | str | DiskCache = True) -> FitLoop:
+                     cache: bool | str | DiskCache = True, split: int | None = None) -> FitLoop:
     """Compile a native training loop; see the module docstring and :class:`FitLoopSpec`."""
     spec = FitLoopSpec(name, tuple(params), tuple(consts), tuple(columns), sympy.sympify(loss),
                        tuple(sympy.sympify(g) for g in grads), reduction, tuple(groups), dtype,
-                       bool(cse))
+                       bool(cse), split)
     return FitLoop(spec, cache=cache)
 
 

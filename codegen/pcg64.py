@@ -19,7 +19,6 @@ Knows LLVM only (never imports ``symad``).
 from __future__ import annotations
 
 import ctypes
-import struct
 
 import numpy as np
 
@@ -29,28 +28,96 @@ from .jit import Engine, object_code
 
 MULT = 0x2360ED051FC65DA44385DF649FCCF645      # PCG_DEFAULT_MULTIPLIER_128
 _NAME = "symad_pcg64_permutations"
+_M128 = (1 << 128) - 1
+MULT4 = pow(MULT, 4, 1 << 128)                          # four steps at once: s * MULT4 + c4
+SUM4 = (1 + MULT + MULT * MULT + pow(MULT, 3, 1 << 128)) & _M128    # c4 = inc * SUM4
+
+
+#: 64-bit outputs generated per block (their 32-bit halves are consumed one per draw)
+BLOCK = 128
 
 
 def permutations_ir() -> str:
-    """IR of ``void symad_pcg64_permutations(ptr st, ptr out, i64 n, i64 k)``; ``st`` holds
-    six i64: state low/high, increment low/high, has_uint32, uinteger (read and written)."""
+    """IR of ``void symad_pcg64_permutations(ptr st, ptr out, ptr js, i64 n, i64 k)``; ``st``
+    holds six i64: state low/high, increment low/high, has_uint32, uinteger (read and
+    written); ``js`` is a workspace of ``n`` i64; ``n - 1 < 2^32`` (numpy's 32-bit draws).
+
+    Each permutation runs in two branch-light passes instead of numpy's rejection loop:
+    the draws (``js[i]``: the accepted index for position ``i``; a rejected draw writes ``js[i]``
+    and leaves ``i`` where it is, so the next draw overwrites it), with the mask fixed over each
+    power-of-two range of ``i``; then the swaps. The 32-bit halves come from blocks of
+    ``BLOCK`` outputs (low half first, as ``pcg64_next32``), slot 0 holding the buffered half
+    of the incoming state; the state after each output is kept, so the state handed back is the
+    one after the last half consumed."""
+    half_n = 2 * BLOCK + 1
     return f"""
-define internal i64 @pcg_next64(ptr %sp, i128 %inc) alwaysinline {{
-  %s = load i128, ptr %sp
-  %m = mul i128 %s, {MULT}
-  %t = add i128 %m, %inc
-  store i128 %t, ptr %sp
-  %h = lshr i128 %t, 64
-  %hi = trunc i128 %h to i64
-  %lo = trunc i128 %t to i64
-  %x = xor i64 %hi, %lo
-  %r128 = lshr i128 %t, 122
+define internal void @out(i128 %s, i64 %t, ptr %states, ptr %halves) alwaysinline {{
+  %sq = getelementptr inbounds i128, ptr %states, i64 %t
+  store i128 %s, ptr %sq
+  %sh = lshr i128 %s, 64
+  %hi = trunc i128 %sh to i64
+  %lo = trunc i128 %s to i64
+  %xx = xor i64 %hi, %lo
+  %r128 = lshr i128 %s, 122
   %r = trunc i128 %r128 to i64
-  %o = call i64 @llvm.fshr.i64(i64 %x, i64 %x, i64 %r)
-  ret i64 %o
+  %o = call i64 @llvm.fshr.i64(i64 %xx, i64 %xx, i64 %r)
+  %o32 = lshr i64 %o, 32
+  %ol = trunc i64 %o to i32
+  %oh = trunc i64 %o32 to i32
+  %k1 = shl nuw i64 %t, 1
+  %k0 = sub i64 %k1, 1
+  %q1 = getelementptr inbounds i32, ptr %halves, i64 %k0
+  store i32 %ol, ptr %q1
+  %q2 = getelementptr inbounds i32, ptr %q1, i64 1
+  store i32 %oh, ptr %q2
+  ret void
+}}
+
+; the block's outputs 1..BLOCK from the state in states[0]: four interleaved chains, each
+; advancing four steps at a time (s + 4 = s * MULT^4 + c4, c4 = inc * (MULT^3 + ... + 1)),
+; so the 128-bit multiplies of neighbouring outputs overlap
+define internal void @fill(ptr %states, ptr %halves, i128 %inc, i128 %c4) alwaysinline {{
+entry:
+  %s0 = load i128, ptr %states
+  %m1 = mul i128 %s0, {MULT}
+  %a0 = add i128 %m1, %inc
+  %m2 = mul i128 %a0, {MULT}
+  %b0 = add i128 %m2, %inc
+  %m3 = mul i128 %b0, {MULT}
+  %c0 = add i128 %m3, %inc
+  %m4 = mul i128 %c0, {MULT}
+  %d0 = add i128 %m4, %inc
+  br label %h
+h:
+  %t = phi i64 [ 1, %entry ], [ %tn, %h ]
+  %a = phi i128 [ %a0, %entry ], [ %an, %h ]
+  %b = phi i128 [ %b0, %entry ], [ %bn, %h ]
+  %c = phi i128 [ %c0, %entry ], [ %cn, %h ]
+  %d = phi i128 [ %d0, %entry ], [ %dn, %h ]
+  call void @out(i128 %a, i64 %t, ptr %states, ptr %halves)
+  %t1 = add nuw i64 %t, 1
+  call void @out(i128 %b, i64 %t1, ptr %states, ptr %halves)
+  %t2 = add nuw i64 %t, 2
+  call void @out(i128 %c, i64 %t2, ptr %states, ptr %halves)
+  %t3 = add nuw i64 %t, 3
+  call void @out(i128 %d, i64 %t3, ptr %states, ptr %halves)
+  %ma = mul i128 %a, {MULT4}
+  %an = add i128 %ma, %c4
+  %mb = mul i128 %b, {MULT4}
+  %bn = add i128 %mb, %c4
+  %mc = mul i128 %c, {MULT4}
+  %cn = add i128 %mc, %c4
+  %md = mul i128 %d, {MULT4}
+  %dn = add i128 %md, %c4
+  %tn = add nuw i64 %t, 4
+  %more = icmp ult i64 %tn, {BLOCK + 1}
+  br i1 %more, label %h, label %x
+x:
+  ret void
 }}
 
 declare i64 @llvm.fshr.i64(i64, i64, i64)
+declare i64 @llvm.ctlz.i64(i64, i1)
 
 define internal i128 @pair(ptr %p) alwaysinline {{
   %lo = load i64, ptr %p
@@ -63,21 +130,27 @@ define internal i128 @pair(ptr %p) alwaysinline {{
   ret i128 %v
 }}
 
-define void @{_NAME}(ptr %st, ptr %out, i64 %n, i64 %k) nounwind {{
+define void @{_NAME}(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
 entry:
-  %sp = alloca i128, align 16
-  %hp = alloca i64
-  %up = alloca i64
+  %states = alloca [{BLOCK + 1} x i128], align 16
+  %halves = alloca [{half_n} x i32], align 16
+  %pp = alloca i64
+  %ip = alloca i64
   %s0 = call i128 @pair(ptr %st)
-  store i128 %s0, ptr %sp
-  %ip = getelementptr inbounds i64, ptr %st, i64 2
-  %inc = call i128 @pair(ptr %ip)
+  store i128 %s0, ptr %states
+  %iq = getelementptr inbounds i64, ptr %st, i64 2
+  %inc = call i128 @pair(ptr %iq)
+  %c4 = mul i128 %inc, {SUM4}
   %hq = getelementptr inbounds i64, ptr %st, i64 4
   %h0 = load i64, ptr %hq
-  store i64 %h0, ptr %hp
   %uq = getelementptr inbounds i64, ptr %st, i64 5
   %u0 = load i64, ptr %uq
-  store i64 %u0, ptr %up
+  %u32 = trunc i64 %u0 to i32
+  store i32 %u32, ptr %halves
+  call void @fill(ptr %states, ptr %halves, i128 %inc, i128 %c4)
+  %hz = icmp ne i64 %h0, 0
+  %pos0 = select i1 %hz, i64 0, i64 1
+  store i64 %pos0, ptr %pp
   br label %eh
 eh:
   %e = phi i64 [ 0, %entry ], [ %en, %el ]
@@ -86,90 +159,106 @@ eh:
 eb:
   %base = mul i64 %e, %n
   %bp = getelementptr inbounds i64, ptr %out, i64 %base
+  %i0 = sub i64 %n, 1
+  store i64 %i0, ptr %ip
+  br label %ph
+ph:
+  %ir = load i64, ptr %ip
+  %pc = icmp sgt i64 %ir, 0
+  br i1 %pc, label %range, label %f0
+range:
+  %lz = call i64 @llvm.ctlz.i64(i64 %ir, i1 true)
+  %tb = sub i64 63, %lz
+  %lo = shl i64 1, %tb
+  %lo2 = shl i64 %lo, 1
+  %mask = sub i64 %lo2, 1
+  br label %inner
+inner:
+  %pos = load i64, ptr %pp
+  %atend = icmp eq i64 %pos, {half_n}
+  br i1 %atend, label %refill, label %take, !prof !0
+refill:
+  %lastp = getelementptr inbounds i128, ptr %states, i64 {BLOCK}
+  %last = load i128, ptr %lastp
+  store i128 %last, ptr %states
+  %lhp = getelementptr inbounds i32, ptr %halves, i64 {2 * BLOCK}
+  %lh = load i32, ptr %lhp
+  store i32 %lh, ptr %halves
+  call void @fill(ptr %states, ptr %halves, i128 %inc, i128 %c4)
+  store i64 1, ptr %pp
+  br label %take
+take:
+  %p2 = load i64, ptr %pp
+  %hv = getelementptr inbounds i32, ptr %halves, i64 %p2
+  %h32 = load i32, ptr %hv
+  %h64 = zext i32 %h32 to i64
+  %j = and i64 %h64, %mask
+  %i = load i64, ptr %ip
+  %jq = getelementptr inbounds i64, ptr %js, i64 %i
+  store i64 %j, ptr %jq
+  %ok = icmp ule i64 %j, %i
+  %okz = zext i1 %ok to i64
+  %inx = sub i64 %i, %okz
+  store i64 %inx, ptr %ip
+  %pn = add nuw i64 %p2, 1
+  store i64 %pn, ptr %pp
+  %more = icmp uge i64 %inx, %lo
+  br i1 %more, label %inner, label %ph
+f0:
   br label %fh
 fh:
-  %f = phi i64 [ 0, %eb ], [ %fn, %fb ]
+  %f = phi i64 [ 0, %f0 ], [ %fn, %fb ]
   %fc = icmp ult i64 %f, %n
-  br i1 %fc, label %fb, label %sh0
+  br i1 %fc, label %fb, label %sw0
 fb:
   %fp = getelementptr inbounds i64, ptr %bp, i64 %f
   store i64 %f, ptr %fp
   %fn = add nuw i64 %f, 1
   br label %fh
-sh0:
-  %i0 = sub i64 %n, 1
-  br label %sh
-sh:
-  %i = phi i64 [ %i0, %sh0 ], [ %inext, %swap ]
-  %ic = icmp sgt i64 %i, 0
-  br i1 %ic, label %draw, label %el
-draw:
-  %a1 = lshr i64 %i, 1
-  %b1 = or i64 %i, %a1
-  %a2 = lshr i64 %b1, 2
-  %b2 = or i64 %b1, %a2
-  %a4 = lshr i64 %b2, 4
-  %b4 = or i64 %b2, %a4
-  %a8 = lshr i64 %b4, 8
-  %b8 = or i64 %b4, %a8
-  %a16 = lshr i64 %b8, 16
-  %b16 = or i64 %b8, %a16
-  %a32 = lshr i64 %b16, 32
-  %mask = or i64 %b16, %a32
-  %small = icmp ule i64 %i, 4294967295
-  br i1 %small, label %d32, label %d64
-d32:
-  %hv = load i64, ptr %hp
-  %hc = icmp ne i64 %hv, 0
-  br i1 %hc, label %buf, label %gen
-buf:
-  store i64 0, ptr %hp
-  %ub = load i64, ptr %up
-  br label %got
-gen:
-  %r = call i64 @pcg_next64(ptr %sp, i128 %inc)
-  store i64 1, ptr %hp
-  %rh = lshr i64 %r, 32
-  store i64 %rh, ptr %up
-  %rl = and i64 %r, 4294967295
-  br label %got
-got:
-  %v = phi i64 [ %ub, %buf ], [ %rl, %gen ]
-  %vm = and i64 %v, %mask
-  %ok = icmp ule i64 %vm, %i
-  br i1 %ok, label %swap, label %d32
-d64:
-  %r64 = call i64 @pcg_next64(ptr %sp, i128 %inc)
-  %vm64 = and i64 %r64, %mask
-  %ok64 = icmp ule i64 %vm64, %i
-  br i1 %ok64, label %swap, label %d64
-swap:
-  %j = phi i64 [ %vm, %got ], [ %vm64, %d64 ]
-  %pi = getelementptr inbounds i64, ptr %bp, i64 %i
-  %pj = getelementptr inbounds i64, ptr %bp, i64 %j
+sw0:
+  br label %sw
+sw:
+  %si = phi i64 [ %i0, %sw0 ], [ %sin, %swb ]
+  %sc = icmp sgt i64 %si, 0
+  br i1 %sc, label %swb, label %el
+swb:
+  %sjq = getelementptr inbounds i64, ptr %js, i64 %si
+  %sj = load i64, ptr %sjq
+  %pi = getelementptr inbounds i64, ptr %bp, i64 %si
+  %pj = getelementptr inbounds i64, ptr %bp, i64 %sj
   %xi = load i64, ptr %pi
   %xj = load i64, ptr %pj
   store i64 %xi, ptr %pj
   store i64 %xj, ptr %pi
-  %inext = sub i64 %i, 1
-  br label %sh
+  %sin = sub i64 %si, 1
+  br label %sw
 el:
   %en = add nuw i64 %e, 1
   br label %eh
 done:
-  %sf = load i128, ptr %sp
+  %pf = load i64, ptr %pp
+  %ti = lshr i64 %pf, 1
+  %sfp = getelementptr inbounds i128, ptr %states, i64 %ti
+  %sf = load i128, ptr %sfp
   %slo = trunc i128 %sf to i64
   %sh64 = lshr i128 %sf, 64
   %shi = trunc i128 %sh64 to i64
   store i64 %slo, ptr %st
   %sq = getelementptr inbounds i64, ptr %st, i64 1
   store i64 %shi, ptr %sq
-  %hf = load i64, ptr %hp
+  %odd = and i64 %pf, 1
+  %even = icmp eq i64 %odd, 0
+  %hf = zext i1 %even to i64
   store i64 %hf, ptr %hq
-  %uf = load i64, ptr %up
-  store i64 %uf, ptr %uq
+  %ui = sub i64 %pf, %odd
+  %ufp = getelementptr inbounds i32, ptr %halves, i64 %ui
+  %uf = load i32, ptr %ufp
+  %ufz = zext i32 %uf to i64
+  store i64 %ufz, ptr %uq
   ret void
 }}
+
+!0 = !{{!"branch_weights", i32 1, i32 256}}
 """
 
 
@@ -186,10 +275,8 @@ class Permutations:
         key = cache_key("pcg64", ir, tgt.triple, tgt.cpu, tgt.features, _target.version_tag())
         obj, *_ = object_code(lambda: ir, tgt, cache, key)
         self._engine = Engine(obj, tgt)
-        self._fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                    ctypes.c_int64)(self._engine.address(_NAME))
-        self._st = ctypes.create_string_buffer(48)      # six uint64, packed by struct
-        self._st_addr = ctypes.addressof(self._st)
+        self._fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_int64, ctypes.c_int64)(self._engine.address(_NAME))
 
     @classmethod
     def shared(cls) -> "Permutations":
@@ -204,14 +291,19 @@ class Permutations:
         n, k = int(n), int(k)
         if n < 0 or k < 0:
             raise ValueError(f"permutations: n and k must be >= 0, got n={n}, k={k}")
+        if n - 1 > 0xFFFFFFFF:          # numpy's 64-bit draws: its own loop (>= 32 GiB arrays)
+            g = np.random.Generator(bit_generator)
+            return np.stack([g.permutation(n) for _ in range(k)]) if k else \
+                np.zeros((0, n), np.int64)
         out = np.empty((k, n), np.int64)
+        js = np.empty(max(n, 1), np.int64)          # per call: a generator may run on threads
         state = bit_generator.state
         s, inc = state["state"]["state"], state["state"]["inc"]
         m64 = (1 << 64) - 1
-        struct.pack_into("<6Q", self._st, 0, s & m64, s >> 64, inc & m64, inc >> 64,
-                         state["has_uint32"], state["uinteger"])
-        self._fn(self._st_addr, out.ctypes.data, n, k)
-        lo, hi, _, _, has, u = struct.unpack_from("<6Q", self._st, 0)
+        st = np.array([s & m64, s >> 64, inc & m64, inc >> 64, state["has_uint32"],
+                       state["uinteger"]], np.uint64)
+        self._fn(st.ctypes.data, out.ctypes.data, js.ctypes.data, n, k)
+        lo, hi, _, _, has, u = st.tolist()
         state["state"]["state"] = lo | (hi << 64)
         state["has_uint32"] = has
         state["uinteger"] = u

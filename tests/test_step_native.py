@@ -283,13 +283,46 @@ def _traced_group(kind, group, n, decoupled=False):
     return g, hp, env
 
 
-def _linreg_loop(kind, dt, group, decoupled=False):
+def _linreg_loop(kind, dt, group, decoupled=False, split=None):
     w0, w1, b, x0, x1, y = sp.symbols("w0 w1 b x0 x1 y", real=True)
     q = (w0 * x0 + w1 * x1 + b - y) ** 2
     g, hp, env = _traced_group(kind, group, 3, decoupled)
     fl = compile_fit_loop([w0, w1, b], [], [x0, x1, y], q, [sp.diff(q, s) for s in (w0, w1, b)],
-                          reduction="mean", groups=[g], dtype=dt, cache=False)
+                          reduction="mean", groups=[g], dtype=dt, cache=False, split=split)
     return fl, hp, env
+
+
+def test_codegen_fit_loop_reads_inputs_and_targets_from_two_arrays():
+    """``split=2``: x0, x1 from D and y from D2 — the same run, bit for bit, as one
+    interleaved D; mismatched pairs are Python errors."""
+    group = {"lr": 0.05, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0,
+             "nesterov": False, "maximize": False}
+    rng = np.random.default_rng(3)
+    N = 17
+    D = rng.normal(size=(N, 3))
+    perm = rng.permutation(N).astype(np.int64)
+    off = np.array([0, 4, 8, 12, 16, 17], np.int64)
+    outs = []
+    for split in (None, 2):
+        fl, names, env = _linreg_loop("sgd", "float64", group, split=split)
+        from symad.compiler.native_update import hp_values
+        hp = np.array(hp_values(names, env) + [0.0, 1.0])
+        P, G, S = np.array([0.1, -0.2, 0.3]), np.zeros(3), [np.zeros(3), None, None]
+        losses, totals = np.zeros(5), np.zeros(1)
+        data = D if split is None else (D[:, :2].copy(), D[:, 2:].copy())
+        fl.run(perm, off, data, P, np.zeros(0), G, S, hp, losses, totals, 5)
+        outs.append((P, G, S[0], losses, totals))
+        if split is not None:
+            args = (perm, off, data, P, np.zeros(0), G, S, hp, losses, totals, 5)
+            with pytest.raises(TypeError, match="pair"):
+                fl.run(perm, off, D, *args[3:])
+            with pytest.raises(ValueError, match="D has 17 rows, D2 16"):
+                fl.run(perm, off, (data[0], data[1][:16]), *args[3:])
+            with pytest.raises(ValueError, match="D2 has 2 columns"):
+                fl.run(perm, off, (data[0], D[:, 1:].copy()), *args[3:])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    assert outs[0][3][0] != 0.0          # the run did compute losses
 
 
 @pytest.mark.parametrize("dt", ["float64", "float32"])
@@ -352,8 +385,11 @@ def test_codegen_fit_loop_bad_inputs_are_python_errors():
     def bad(exc, match, **kw):
         with pytest.raises(exc, match=match):
             fl.run(**{**ok, **kw})
+    ok["P"][:] = before = np.array([1.0, 2.0, 3.0])
     bad(ValueError, "outside", perm=np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 10], np.int64))
-    bad(ValueError, "outside", perm=np.array([-1] + list(range(1, 10)), np.int64))
+    bad(ValueError, r"outside.*perm\[0\] = -1", perm=np.array([-1] + list(range(1, 10)),
+                                                              np.int64))
+    np.testing.assert_array_equal(ok["P"], before)     # checked before any step ran
     bad(TypeError, "dtype int32", perm=np.arange(N, dtype=np.int32))
     bad(TypeError, "numpy array", perm=list(range(N)))
     bad(ValueError, "non-decreasing", offsets=np.array([0, 6, 5], np.int64))

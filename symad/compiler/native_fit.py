@@ -67,6 +67,9 @@ class NativeFit:
             else:
                 theta[o:o + n] = syms
         self.columns = tuple(spec.inputs[pos:])
+        self.split = runner.x_cols         # columns from X; the rest from y
+        if not 0 <= self.split <= len(self.columns):
+            raise NativeFitUnavailable(f"{len(self.columns)} data columns, {self.split} from X")
         gidx = np.arange(flat.size) if runner.gidx is None else runner.gidx
         grads: list = [None] * flat.size
         for j, k in enumerate(gidx.tolist()):
@@ -79,7 +82,8 @@ class NativeFit:
         self._last = None               # (group values, the loop they selected)
         self._offsets: dict = {}
         self._out = None
-        self._dbuf = None
+        self._dsrc: tuple = (None, None)    # the (X, y) arrays whose views ``data`` returned
+        self._dviews = None
         self._hp = None
         self._no_consts = np.zeros(0, self.np_dtype)
 
@@ -136,26 +140,35 @@ class NativeFit:
                 _variant(fl_mod, tf) if tf is not None else None))
         fl = fl_mod.compile_fit_loop(self.theta, self.consts, self.columns, self.loss,
                                      self.grads, reduction=self.reduction, groups=groups,
-                                     dtype=self.dtype, name="symad_fit")
+                                     dtype=self.dtype, name="symad_fit", split=self.split)
         fl.hp_names = [[str(h) for h in g.hp] for g in groups]
         self._loops.append((names, traces, fl))
         self._traces = traces
         return fl
 
     # -- running ------------------------------------------------------------------------------
-    def data(self, Xa: np.ndarray, ya: np.ndarray) -> np.ndarray:
-        """Row-major ``(N, columns)`` copy of X and y in the kernel dtype."""
+    def data(self, Xa: np.ndarray, ya: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)`` as the loop reads them: row-major ``(N, features)`` arrays of the kernel
+        dtype — views of ``Xa`` and ``ya`` when they are C-contiguous arrays of that dtype (no
+        copy: the loop reads the caller's data), converted copies otherwise."""
+        if Xa is self._dsrc[0] and ya is self._dsrc[1]:
+            return self._dviews                 # the same arrays' views: their live data
         n = Xa.shape[0]
-        parts = (Xa.reshape(n, -1), ya.reshape(n, -1))
-        cols = parts[0].shape[1] + parts[1].shape[1]
-        if cols != len(self.columns):
-            raise ValueError(f"compile_step: the data has {cols} features per sample, "
-                             f"the compiled step reads {len(self.columns)}")
-        out = self._dbuf
-        if out is None or out.shape != (n, cols):    # one buffer, rewritten by every fit
-            out = self._dbuf = np.empty((n, cols), self.np_dtype)
-        np.concatenate(parts, axis=1, out=out, casting="unsafe")
-        return out
+        dt = self.np_dtype
+        parts, copied = [], False
+        for a, w, what in ((Xa, self.split, "X"), (ya, len(self.columns) - self.split, "y")):
+            a2 = a.reshape(n, -1) if a.ndim != 2 else a
+            if a2.shape[1] != w:
+                raise ValueError(f"compile_step: {what} has {a2.shape[1]} features per sample, "
+                                 f"the compiled step reads {w}")
+            if not (a.flags.c_contiguous and a2.dtype == dt and a2.flags.aligned):
+                a2 = np.ascontiguousarray(a2, dtype=dt)
+                copied = True
+            parts.append(a2)
+        views = tuple(parts)
+        # kept only when both are views (a converted copy would miss in-place changes)
+        self._dsrc, self._dviews = ((None, None), None) if copied else ((Xa, ya), views)
+        return views
 
     def offsets(self, bounds: list, per_epoch: int, epochs: int) -> np.ndarray:
         # bounds are (0, b), (b, 2b), ... (DataLoader's batches): these numbers determine them

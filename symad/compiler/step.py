@@ -53,8 +53,9 @@ class _ScalarRunner:
 
     kind = "scalarized"
 
-    def __init__(self, entry, params: list, flat: FlatState, dtype) -> None:
+    def __init__(self, entry, params: list, flat: FlatState, dtype, x_cols: int) -> None:
         self.entry = entry
+        self.x_cols = x_cols        # the kernel's columns from X (the rest are y's)
         self.params = params        # every tensor entering as scalars, in kernel order
         self.flat = flat
         self.np_dtype = dtype.np
@@ -187,7 +188,7 @@ class CompiledStep:
         grad_ps = [params[i] for i in entry.grad_param_idx]
         flat = FlatState(self.optimizer, grad_ps)
         self.timings.update(entry.k.timings)
-        return _ScalarRunner(entry, params, flat, entry.dtype)
+        return _ScalarRunner(entry, params, flat, entry.dtype, int(np.prod(X.shape[1:])))
 
     # -- running ------------------------------------------------------------------------------
     def _one(self, runner, data, s: int, e: int) -> float:
