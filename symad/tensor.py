@@ -389,8 +389,9 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self._data.shape[0]))
 
-    def __hash__(self) -> int:
-        return id(self)
+    # by identity, as torch.Tensor (whose __eq__ is elementwise too); the C slot keeps dict
+    # lookups keyed by tensors (optimizer.state) fast
+    __hash__ = object.__hash__
 
     def __format__(self, spec: str) -> str:
         if self.ndim == 0 and self._data.dtype != object:

@@ -464,7 +464,8 @@ def test_steady_state_step_is_the_general_step_and_yields_to_it_on_any_change():
                                        ob.state[pb]["momentum_buffer"].numpy(), **tol)
     for k in range(6):                      # new batch arrays every step
         both(*batches[k % 3])
-    assert isinstance(step._fast, FastStep)
+    assert isinstance(step._fast, FastStep) and step._fast.fused is not None
+    assert "1 native call per step" in step.native_calls
     w = next(iter(a.parameters()))
     v0, g0 = w._version.value, w.grad._version.value
     both(*batches[0])
@@ -508,7 +509,7 @@ def test_steady_state_runs_adam_with_its_per_step_scalars():
         ob.step()
         np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
         if k == 3:
-            assert isinstance(step._fast, FastStep)
+            assert isinstance(step._fast, FastStep) and step._fast.fused is not None
             oa.load_state_dict(ob.state_dict())
     for pa, pb in zip(a.parameters(), b.parameters()):
         np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
@@ -532,3 +533,33 @@ def test_large_matmuls_run_in_row_blocks_on_threads_with_the_same_bits():
                 np.testing.assert_array_equal(g, w)
     for g, w in zip(want, [out._data] + [g._data for g in grads]):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_steady_state_fused_step_with_two_param_groups_equals_eager_adam():
+    """The fused steady-state step (program and update in one native call) with two parameter
+    groups of their own lr and betas: each group's hyperparameter row and step count reach its
+    update — equal to eager Adam at every step."""
+    def make():
+        symad.manual_seed(5)
+        net = nn.Sequential(nn.Linear(4, 40), nn.Tanh(), nn.Linear(40, 3)).double()
+        return net, optim.Adam([{"params": net[0].parameters()},
+                                {"params": net[2].parameters(), "lr": 0.03,
+                                 "betas": (0.7, 0.95)}], lr=0.01)
+    a, oa = make()
+    b, ob = make()
+    step = symad.compile_step(a, nn.MSELoss(), oa)
+    rng = np.random.default_rng(2)
+    X, y = symad.tensor(rng.normal(size=(9, 4))), symad.tensor(rng.normal(size=(9, 3)))
+    for k in range(7):
+        la = step(X, y).item()
+        ob.zero_grad()
+        lb = nn.MSELoss()(b(X), y)
+        lb.backward()
+        ob.step()
+        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+    assert step._fast is not None and step._fast.fused is not None
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)
+        np.testing.assert_allclose(oa.state[pa]["exp_avg_sq"].numpy(),
+                                   ob.state[pb]["exp_avg_sq"].numpy(), rtol=1e-11, atol=1e-16)

@@ -108,6 +108,9 @@ class NativeEpochs:
         self.module = LoopModule("epochs", dtypes, segments, cache=DiskCache(), entry=entry)
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                      ctypes.c_void_p)(self.module.address("epochs_run"))
+        #: one training step on the batch bound in ``nat`` (buffers 0, 1): the program and the
+        #: update in one native call (``FastStep``); its argument is :meth:`step_pointers`
+        self.step = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self.module.address("epochs_step"))
         self._xb = np.empty(xs.shape, xs.dtype.np)
         self._yb = np.empty(ys.shape, ys.dtype.np)
         self._ptrs = np.zeros(len(dtypes), np.int64)
@@ -133,6 +136,22 @@ class NativeEpochs:
                 raise ValueError("native epochs: the update's hyperparameter structure changed")
             self.hp[g, :-1] = hp_values(self.hp_names, env)
             self.hp[g, -1] = env.get("step", 0.0)
+        p = self.step_pointers()
+        n0 = len(nat._ptrs)
+        p[0], p[1] = self._xb.ctypes.data, self._yb.ctypes.data
+        p[n0], p[n0 + 1] = X.ctypes.data, y.ctypes.data
+        n_b = perm.size // self.bs
+        losses = np.empty(n_b, np.float64)
+        self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
+        return losses
+
+
+    def step_pointers(self) -> np.ndarray:
+        """The buffer-pointer array of a call (its address is the native functions' argument):
+        the program's (the batch ``nat`` has bound, its leaves, ``.grad`` views), the flat
+        update buffers and the kernels' scalar buffers, ``hp``. Call again after ``nat``
+        rebinds anything."""
+        nat, flat = self.nat, self.flat
         nat.bind_leaves()
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
             if nat._bound[j] is not a:
@@ -140,8 +159,7 @@ class NativeEpochs:
         p = self._ptrs
         n0 = len(nat._ptrs)
         p[:n0] = nat._ptrs
-        p[0], p[1] = self._xb.ctypes.data, self._yb.ctypes.data
-        p[n0], p[n0 + 1] = X.ctypes.data, y.ctypes.data
+        p[n0:n0 + 3] = 0                    # the whole data and perm: bound by ``run``
         j = n0 + 3
         for buf, start in self._update_places:
             if start is None:
@@ -151,18 +169,26 @@ class NativeEpochs:
                 p[j] = arr.ctypes.data + start * arr.itemsize
             j += 1
         p[self.HP] = self.hp.ctypes.data
-        n_b = perm.size // self.bs
-        losses = np.empty(n_b, np.float64)
-        self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
-        return losses
+        return p
 
 
 def _entry_ir(n_segments: int, perm_slot: int, bs: int, loss_buf: int, ty: str,
               scalars: tuple[str, str]) -> str:
+    """``epochs_run`` (gather, program, update per batch) and ``epochs_step`` (program and
+    update on the bound batch, the step count ``hp``'s base)."""
     widen, lw = ("  %lw = fpext float %lv to double", "%lw") if ty == "float" else ("", "%lv")
-    calls = "\n".join(f"  call void @epochs_s{k}(ptr %bufs)" for k in range(n_segments - 1))
-    calls += "\n" + scalars[0] + f"\n  call void @epochs_s{n_segments - 1}(ptr %bufs)"
+    prog = "\n".join(f"  call void @epochs_s{k}(ptr %bufs)" for k in range(1, n_segments - 1))
+    upd = scalars[0] + f"\n  call void @epochs_s{n_segments - 1}(ptr %bufs)"
+    calls = "  call void @epochs_s0(ptr %bufs)\n" + prog + "\n" + upd
     return f"""
+define void @epochs_step(ptr %bufs) #1 {{
+entry:
+  %b = add i64 0, 0
+{prog}
+{upd}
+  ret void
+}}
+
 define void @epochs_run(ptr %bufs, ptr %perm, i64 %nb, ptr %losses) #1 {{
 entry:
   %pq = getelementptr inbounds ptr, ptr %bufs, i64 {perm_slot}

@@ -10,7 +10,7 @@ the step keeps its eager results and the runner stays eager, with one warning.
 from __future__ import annotations
 
 import warnings
-from operator import attrgetter, is_
+from operator import attrgetter, is_, itemgetter
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from ..program.run import same
 from ..tensor import Tensor
 from .flat_update import FlatState
 from .native_program import NativeProgram, describe, native
+from .native_update import hp_values
 
 
 class ProgramRunner:
@@ -170,7 +171,26 @@ class ProgramRunner:
                 or run.lowered.outputs[0] not in run._buf_of
                 or flat is None or not all(g.kernel is not None for g in flat.groups)):
             return None
-        return FastStep(run, flat)
+        return FastStep(run, flat, self._fused(run))
+
+    def _fused(self, run: NativeProgram):
+        """The program and the update as one native function (``NativeEpochs.step``) for the
+        steady state, or None: the program splits matmuls over threads (its own calls run
+        them in parallel), or the loop cannot be built (the step then makes two calls)."""
+        if run._parallel:
+            return None
+        flat = self.flat
+        kernels = tuple(g.kernel for g in flat.groups)
+        bs = run.lowered.slots[run.lowered.inputs[0]].shape[0]
+        ck = ("step", self.last_key, tuple(map(id, kernels)))
+        if ck not in self._epochs:
+            from .native_epochs import NativeEpochs
+            try:
+                self._epochs[ck] = NativeEpochs(run, flat, bs)
+            except Exception as e:  # noqa: BLE001 - two native calls per step instead
+                self.epochs_error = f"{type(e).__name__}: {e}"
+                self._epochs[ck] = None
+        return self._epochs[ck]
 
     @property
     def native_calls(self) -> str:
@@ -189,8 +209,9 @@ _DATA = attrgetter("_data")
 
 
 class FastStep:
-    """``compile_step``'s steady state: one native call for loss and gradients and one for the
-    update of each parameter group, with the Python around them reduced to checks.
+    """``compile_step``'s steady state: ONE native call for loss, gradients and the update of
+    every parameter group (``fused``: :class:`NativeEpochs`' step function; else one call for
+    the program and one per group's update), with the Python around it reduced to checks.
 
     Built after a step that ran both natively (SGD; Adam's per-step scalars take the general
     path). Each call checks what the general path would act on, and returns None — the caller
@@ -201,7 +222,7 @@ class FastStep:
     into the flat buffer), expose ``.grad``, bump versions, run the update kernels, bump the
     state tensors' versions; the loss is a fresh 0-d array."""
 
-    def __init__(self, nat: NativeProgram, flat: FlatState) -> None:
+    def __init__(self, nat: NativeProgram, flat: FlatState, fused=None) -> None:
         self.nat = nat
         # the gradients go into the flat buffer (the recording call wrote into scratch arrays)
         for k, j, a in zip(nat._copy_outputs, nat._out_bufs, flat.gviews):
@@ -243,6 +264,15 @@ class FastStep:
                          [state[p]["step"] for p in g.params] if self.adam else [])
                         for g in flat.groups]
         self.dtype = flat.dtype
+        # each group's values as the kernel's scalars were computed for (Adam's: the step aside)
+        self.hp_checks = [(group, itemgetter(*keys), kern.last[:-1] if self.adam else kern.last)
+                          for group, keys, kern, _ in self.updates]
+        self.fused = fused
+        if fused is not None:
+            fused.hp[:, :-1] = [hp_values(fused.hp_names, {k: grp[k] for k in keys})
+                                for grp, keys, _, _ in self.updates]
+            self._fused_ptrs = fused.step_pointers()
+            self._fused_addr = self._fused_ptrs.ctypes.data
 
     def __call__(self, X, y):
         nat = self.nat
@@ -251,6 +281,7 @@ class FastStep:
             X = X._data
         if type(y) is Tensor:
             y = y._data
+        rebound = X is not bound[0] or y is not bound[1]
         if (X is not bound[0] and not self._rebind(0, X)) or \
                 (y is not bound[1] and not self._rebind(1, y)):
             return None
@@ -262,13 +293,28 @@ class FastStep:
         adam = self.adam
         if adam and not self._steps_bound():
             return None
-        for group, keys, kern, steps in self.updates:
-            values = tuple([group[k] for k in keys])
-            if values != (kern.last[:-1] if adam else kern.last):     # Adam's last: the step
+        for group, get, want in self.hp_checks:
+            if get(group) != want:          # a schedule changed a value
                 return None
 
         if self.index_checks:
             nat.check_indices()
+        fused = self.fused
+        if fused is not None:
+            if rebound:
+                self._fused_ptrs[:2] = nat._ptrs[:2]
+            if adam:                        # the step each group's update counts
+                for g, (_, _, _, steps) in enumerate(self.updates):
+                    for t in steps:
+                        t._data[...] += 1
+                    fused.hp[g, -1] = float(steps[0]._data)
+            fused.step(self._fused_addr)
+            loss = self.loss_buf.copy()
+            for p, g in zip(self.params, self.grads):
+                p._grad = g
+            for v in self.versions:
+                v.value += 1
+            return Tensor._wrap(loss, self.dtype)
         if self.parallel:
             nat.run_segments()
         else:

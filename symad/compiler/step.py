@@ -375,7 +375,14 @@ class CompiledStep:
     @property
     def native_calls(self) -> str:
         """What one step runs natively (per built signature)."""
-        return "; ".join(r.native_calls for r in self._runners.values()) or "not built yet"
+        calls = "; ".join(r.native_calls for r in self._runners.values()) or "not built yet"
+        fast = self._fast
+        if fast is not None:
+            calls += ("; steady state: 1 native call per step (program and update)"
+                      if fast.fused is not None else
+                      f"; steady state: {1 + len(fast.updates)} native calls per step (program, "
+                      f"then each group's update)")
+        return calls
 
 
 def compile_step(model, loss_fn, optimizer, *, structured: bool | None = None,
