@@ -116,13 +116,17 @@ class MatMul:
 
 
 def renumber(st, table: dict):
-    """``st`` (a Map or Fill) with its buffers renumbered by ``table`` (old -> new): a
-    statement moved into a module with more buffers (an update after a whole program)."""
+    """``st`` (a Map, Fill or MatMul) with its buffers renumbered by ``table`` (old -> new;
+    buffers not in it keep their number): a statement moved into a module with more buffers (an
+    update after a whole program), or writing straight into another buffer."""
     def acc(a: Access) -> Access:
         ix = None if a.index is None else Index(acc(a.index.at), a.index.stride, a.index.bound)
-        return Access(table[a.buf], a.offset, a.strides, ix)
+        return Access(table.get(a.buf, a.buf), a.offset, a.strides, ix)
     if isinstance(st, Fill):
-        return Fill(table[st.buf], st.size, st.value, st.offset)
+        return Fill(table.get(st.buf, st.buf), st.size, st.value, st.offset)
+    if isinstance(st, MatMul):
+        return MatMul(st.M, st.N, st.K, table.get(st.c, st.c), acc(st.a), acc(st.b), st.c_offset,
+                      st.mr)
     return Map(st.shape, acc(st.out), tuple(acc(a) for a in st.ins), st.syms, st.expr,
                st.accumulate, tuple((acc(a), e) for a, e in st.extra), st.combine)
 

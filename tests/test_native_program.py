@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 import symad
-from codegen.loops import Access, Fill, Index, LoopModule, Map
+from codegen.loops import Access, Fill, Index, LoopModule, Map, MatMul
 from symad import nn, optim
 from symad.compiler import native_program
 from symad.compiler.native_program import NativeProgram
@@ -563,3 +563,28 @@ def test_steady_state_fused_step_with_two_param_groups_equals_eager_adam():
                                    atol=1e-14)
         np.testing.assert_allclose(oa.state[pa]["exp_avg_sq"].numpy(),
                                    ob.state[pb]["exp_avg_sq"].numpy(), rtol=1e-11, atol=1e-16)
+
+
+def test_gradients_are_written_straight_into_the_out_arrays():
+    """Outputs copied into ``out=`` arrays: one made in a buffer nothing else views is computed
+    in the caller's array itself (the weight gradients' matmuls write there, no copy loop); the
+    values equal eager's, in the arrays passed, call after call."""
+    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+        nn.Linear(300, 256), nn.Tanh(), nn.Linear(256, 5)), 8, "normal")
+    k_out = tuple(range(1, 1 + len(grads)))
+    nat = NativeProgram(prog, copy_outputs=k_out, threads=1)
+    stmts = [st for seg in nat.statements for st in seg]
+    w1, b1, w2, b2 = nat._out_bufs
+    # the large weight's gradient is a product of its own (transposed operands): written there
+    assert any(isinstance(st, MatMul) and st.c == w1 for st in stmts)
+    # the biases' sums accumulate in place; the small weight's gradient is a transposed view
+    # of its product, so it alone keeps a copy loop
+    copies = [st.out.buf for st in stmts if isinstance(st, Map) and st.out.buf in nat._out_bufs
+              and st.expr == st.syms[0] and not st.accumulate]
+    assert copies == [w2]
+    outs = [np.full(g._data.shape, np.nan, np.float32) for g in grads]
+    for _ in range(2):
+        got = nat(X._data, y._data, out=outs)
+        for g, o, w in zip(got[1:], outs, grads):
+            assert g is o
+            np.testing.assert_allclose(o, w._data, rtol=1e-5, atol=1e-7)

@@ -27,7 +27,7 @@ import sympy
 
 from codegen import DiskCache
 from codegen.threads import default_threads
-from codegen.loops import ELEMENT, Access, Fill, Index, LoopModule, Map, MatMul
+from codegen.loops import ELEMENT, Access, Fill, Index, LoopModule, Map, MatMul, renumber
 from codegen.lowering import Lowerer, LoweringError
 
 from ..program.ir import Program, Step
@@ -491,6 +491,12 @@ class NativeProgram:
         self._copy_outputs = tuple(copy_outputs)
         self._out_bufs = []
         copies = []
+        # an output made in a buffer of its own that nothing else views is written straight
+        # into the caller's array instead (its statements renumbered; no copy loop)
+        viewers: dict = {}
+        for s_, v in b.views.items():
+            viewers.setdefault(v.buf, []).append(s_)
+        alias: dict = {}
         for k in self._copy_outputs:
             s = prog.outputs[k]
             sl = slots[s]
@@ -500,9 +506,17 @@ class NativeProgram:
             b.dtypes.append(sl.dtype.np.name)
             b.buffer_slot.append(-1 - k)
             self._out_bufs.append(j)
+            v = b.views[s]
+            if (not numpy_steps and v.buf >= b.n_external and v.buf not in alias
+                    and v.buf not in b.scratch_shapes and b.buffer_slot[v.buf] == s
+                    and viewers.get(v.buf) == [s] and v.offset == 0 and v.dense()):
+                alias[v.buf] = j
+                continue
             xs = sympy.Symbol("x0", real=True)
             copies.append(Map(sl.shape, Access(j, 0, _dense(sl.shape)),
                               (b.views[s].access(sl.shape),), (xs,), xs))
+        if alias:
+            segments = [[renumber(st, alias) for st in seg] for seg in segments]
         if copies:
             # appended to the first segment that runs once every copied output is made
             after = max(made_in.get(prog.outputs[k], -1) for k in self._copy_outputs)
@@ -533,7 +547,7 @@ class NativeProgram:
                 self._arrays[j] = arr
                 self._ptrs[j] = arr.ctypes.data
                 continue
-            if b.buffer_slot[j] < 0:
+            if b.buffer_slot[j] < 0 or j in alias:
                 continue                        # an out= array, bound per call
             sl = slots[b.buffer_slot[j]]
             arr = np.zeros(sl.shape, dtype=sl.dtype.np)
