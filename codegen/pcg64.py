@@ -258,6 +258,40 @@ done:
   ret void
 }}
 
+; the same on numpy's own state struct (``PCG64().ctypes.state_address``: a pointer to the
+; 128-bit state and increment, then has_uint32 and uinteger as 32-bit integers)
+define void @{_NAME}_np(ptr %np, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
+entry:
+  %st = alloca [6 x i64], align 16
+  %inner = load ptr, ptr %np
+  %s = load i128, ptr %inner, align 16
+  %incp = getelementptr inbounds i128, ptr %inner, i64 1
+  %inc = load i128, ptr %incp, align 16
+  store i128 %s, ptr %st, align 16
+  %st2 = getelementptr inbounds i64, ptr %st, i64 2
+  store i128 %inc, ptr %st2, align 16
+  %hq = getelementptr inbounds i8, ptr %np, i64 8
+  %h = load i32, ptr %hq
+  %hz = zext i32 %h to i64
+  %st4 = getelementptr inbounds i64, ptr %st, i64 4
+  store i64 %hz, ptr %st4
+  %uq = getelementptr inbounds i8, ptr %np, i64 12
+  %u = load i32, ptr %uq
+  %uz = zext i32 %u to i64
+  %st5 = getelementptr inbounds i64, ptr %st, i64 5
+  store i64 %uz, ptr %st5
+  call void @{_NAME}(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k)
+  %s2 = load i128, ptr %st, align 16
+  store i128 %s2, ptr %inner, align 16
+  %h2 = load i64, ptr %st4
+  %h32 = trunc i64 %h2 to i32
+  store i32 %h32, ptr %hq
+  %u2 = load i64, ptr %st5
+  %u32 = trunc i64 %u2 to i32
+  store i32 %u32, ptr %uq
+  ret void
+}}
+
 !0 = !{{!"branch_weights", i32 1, i32 256}}
 """
 
@@ -275,8 +309,36 @@ class Permutations:
         key = cache_key("pcg64", ir, tgt.triple, tgt.cpu, tgt.features, _target.version_tag())
         obj, *_ = object_code(lambda: ir, tgt, cache, key)
         self._engine = Engine(obj, tgt)
-        self._fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                    ctypes.c_int64, ctypes.c_int64)(self._engine.address(_NAME))
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_int64, ctypes.c_int64)
+        self._fn = proto(self._engine.address(_NAME))
+        self._fn_np = proto(self._engine.address(_NAME + "_np"))
+        self._direct: dict = {}         # id(bit generator) -> (it, its state struct's address)
+
+    def _state_address(self, bg) -> int | None:
+        """The address of ``bg``'s C state when its layout is the one ``_np`` reads (checked
+        once per generator against ``bg.state``), else None (the state dict is used)."""
+        hit = self._direct.get(id(bg))
+        if hit is not None and hit[0] is bg:
+            return hit[1]
+        addr = None
+        try:
+            a = bg.ctypes.state_address
+            inner = ctypes.c_void_p.from_address(a).value
+            if inner and inner % 16 == 0:
+                w = (ctypes.c_uint64 * 4).from_address(inner)
+                st = bg.state
+                if (w[0] | (w[1] << 64) == st["state"]["state"]
+                        and w[2] | (w[3] << 64) == st["state"]["inc"]
+                        and ctypes.c_int32.from_address(a + 8).value == st["has_uint32"]
+                        and ctypes.c_uint32.from_address(a + 12).value == st["uinteger"]):
+                    addr = a
+        except (AttributeError, ValueError, TypeError):
+            addr = None
+        if len(self._direct) > 64:
+            self._direct.clear()
+        self._direct[id(bg)] = (bg, addr)
+        return addr
 
     @classmethod
     def shared(cls) -> "Permutations":
@@ -297,6 +359,11 @@ class Permutations:
                 np.zeros((0, n), np.int64)
         out = np.empty((k, n), np.int64)
         js = np.empty(max(n, 1), np.int64)          # per call: a generator may run on threads
+        addr = self._state_address(bit_generator)
+        if addr is not None:            # numpy's state, read and written in place
+            with bit_generator.lock:
+                self._fn_np(addr, out.ctypes.data, js.ctypes.data, n, k)
+            return out
         state = bit_generator.state
         s, inc = state["state"]["state"], state["state"]["inc"]
         m64 = (1 << 64) - 1
