@@ -391,20 +391,30 @@ class _Function:
         if sbn != 1 or ELEMENT[self.dtypes[st.a.buf]] != ty or ELEMENT[self.dtypes[st.b.buf]] != ty:
             raise ValueError("MatMul needs B with contiguous rows and one float type")
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
-        if M * N:
-            self.fill(Fill(st.c, M * N, 0.0, st.c_offset))
         mr = st.block_rows
         M4 = (M // mr) * mr
         # columns in register blocks of NV full vectors, then of one vector, then of a half
         # vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
         vw = self.vector_bits // (32 if ty == "float" else 64)
         n0 = 0
+        tiles = []
         if M4 and K:
             for width, nv in ((vw, NV), (vw, 1), (vw // 2, 1)):
                 n1 = n0 + ((N - n0) // (width * nv)) * width * nv
                 if width >= 2 and n1 > n0:
-                    self._tile(st, ty, M4, n0, n1, width, nv, mr)
+                    tiles.append((n0, n1, width, nv))
                     n0 = n1
+        # the register blocks store their sums; only the edges (and an empty sum) accumulate
+        # into zeros
+        if not tiles:
+            self.fill(Fill(st.c, M * N, 0.0, st.c_offset))
+        else:
+            self.fill(Fill(st.c, (M - M4) * N, 0.0, st.c_offset + M4 * N))
+            if n0 < N:
+                self.map(Map((M4, N - n0), Access(st.c, st.c_offset + n0, (N, 1)), (), (),
+                             sympy.Float(0.0)))
+        for n_lo, n_hi, width, nv in tiles:
+            self._tile(st, ty, M4, n_lo, n_hi, width, nv, mr)
         if not K:
             return
 
