@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 import numpy as np
 import sympy
 
+from . import fpmode
 from . import target as _target
 from .cache import DiskCache, cache_key
 from .jit import Engine, object_code
@@ -382,7 +383,12 @@ class Kernel:
                     weakref.finalize(self, self._pool.shutdown, wait=False)
                 pool = self._pool
         per = -(-len(chunks) // t)
-        futures = [pool.submit(run, lo, min(lo + per, len(chunks)))
+        mode = fpmode.current()             # the workers compute as this thread does
+
+        def part(lo, hi):
+            fpmode.enter(mode)
+            run(lo, hi)
+        futures = [pool.submit(part, lo, min(lo + per, len(chunks)))
                    for lo in range(per, len(chunks), per)]
         run(0, min(per, len(chunks)))
         for fut in futures:

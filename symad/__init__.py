@@ -64,6 +64,7 @@ _LAZY_ATTRS = {
     "export": ("symad.export_", "export"),
     "set_num_threads": ("symad.threads", "set_num_threads"),
     "get_num_threads": ("symad.threads", "get_num_threads"),
+    "set_flush_denormal": ("symad.fpmode", "set_flush_denormal"),
 }
 
 

@@ -12,8 +12,9 @@ tensors), :meth:`FlatState.sync` notices (identity checks, cheap) and repacks.
 """
 from __future__ import annotations
 
-
 import numpy as np
+
+from codegen.loops import aligned_zeros
 
 from .. import _dtype as D
 from ..optim.adam import Adam, adam_update
@@ -86,8 +87,8 @@ class FlatState:
         self.groups = groups
         self.size = off
         np_dt = self.dtype.np
-        self.P = np.empty(off, np_dt)
-        self.G = np.zeros(off, np_dt)
+        self.P = aligned_zeros(off, np_dt)      # cache-line aligned: native loops read them
+        self.G = aligned_zeros(off, np_dt)
         self.offsets = []
         pos = 0
         for p in ordered:
@@ -119,7 +120,7 @@ class FlatState:
                 continue
             buf = self.S.get(key)
             if buf is None:
-                buf = self.S[key] = np.zeros(self.size, self.dtype.np)
+                buf = self.S[key] = aligned_zeros(self.size, self.dtype.np)
                 self._state_views[key] = [buf[o:o + p._data.size].reshape(p._data.shape)
                                           for o, p in zip(self.offsets, self.params)]
             for p, v, h in zip(self.params, self._state_views[key], have):
@@ -160,7 +161,7 @@ class FlatState:
         """The flat buffer of ``key`` (created, and bound into optimizer.state, on first use)."""
         buf = self.S.get(key)
         if buf is None:
-            buf = self.S[key] = np.zeros(self.size, self.dtype.np)
+            buf = self.S[key] = aligned_zeros(self.size, self.dtype.np)
             self._state_views[key] = [buf[o:o + p._data.size].reshape(p._data.shape)
                                       for o, p in zip(self.offsets, self.params)]
         return buf

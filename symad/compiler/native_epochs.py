@@ -22,7 +22,7 @@ import numpy as np
 import sympy
 
 from codegen import DiskCache
-from codegen.loops import ELEMENT, Access, Index, LoopModule, Map, renumber
+from codegen.loops import ELEMENT, Access, Index, LoopModule, Map, aligned_zeros, renumber
 
 from .native_program import NativeProgram, check_index
 from .native_update import hp_names_of, hp_values, scalars_ir
@@ -111,8 +111,8 @@ class NativeEpochs:
         #: one training step on the batch bound in ``nat`` (buffers 0, 1): the program and the
         #: update in one native call (``FastStep``); its argument is :meth:`step_pointers`
         self.step = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self.module.address("epochs_step"))
-        self._xb = np.empty(xs.shape, xs.dtype.np)
-        self._yb = np.empty(ys.shape, ys.dtype.np)
+        self._xb = aligned_zeros(xs.shape, xs.dtype.np)
+        self._yb = aligned_zeros(ys.shape, ys.dtype.np)
         self._ptrs = np.zeros(len(dtypes), np.int64)
 
     def run(self, X: np.ndarray, y: np.ndarray, perm: np.ndarray, env_of) -> np.ndarray:
