@@ -10,7 +10,13 @@ momentum 0.9; digits-shaped MLP 64->32(tanh)->10 full batch 1,797 CE SGD; 784->2
 batch 128 CE Adam. Each is timed with the native lowering and the native update on and off
 (``symad.compiler.native_program.ENABLED``, ``symad.compiler.native_update.ENABLED``) in the same
 process; the ratio is what to read (the machine is shared). Also prints how each step runs
-(``step.native_calls``). ``--matmul``: the register-tiled native matmul against numpy's BLAS
+(``step.native_calls``).
+
+Subnormal numbers: each step trains one fixed batch, so its gradients shrink towards the
+subnormal range, where IEEE arithmetic is ~100x slower on x86. JAX (XLA) always flushes them to
+zero on the CPU; symad and PyTorch keep them by default. Every symad and PyTorch step is timed
+both ways from a fresh model (``symad.set_flush_denormal`` / ``torch.set_flush_denormal``), and
+the ratios to JAX are given for both. ``--matmul``: the register-tiled native matmul against numpy's BLAS
 (float32) at the shapes these models use, which is what sets ``MAX_NATIVE_MATMUL``.
 """
 from __future__ import annotations
@@ -41,6 +47,7 @@ def data():
 NAMES = ("tiny MLP 10-64(tanh)-1 b64 SGD-m", "digits 64-32(tanh)-10 b1797 CE SGD",
          "784-256-256-10 ReLU b128 CE Adam")
 REPS = (2000, 200, 40)
+FLUSH = " [flush denormals]"
 
 
 def workloads():
@@ -58,30 +65,37 @@ def workloads():
 
 def torch_rows(quick: bool, threads: int = 1) -> dict:
     """PyTorch eager, one thread (as symad's native programs and OpenBLAS here): the same three
-    steps written the tutorial way (zero_grad, loss, backward, step)."""
+    steps written the tutorial way (zero_grad, loss, backward, step); each measured from a fresh
+    model with IEEE subnormals (PyTorch's default) and with ``torch.set_flush_denormal(True)``
+    (key suffix ``FLUSH``)."""
     import torch
     from torch import nn
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
     tiny, digits, mnist = data()
-    nets = [(nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)), nn.MSELoss(),
+    nets = [(lambda: nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 1)), nn.MSELoss(),
              lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9), tiny),
-            (nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
+            (lambda: nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10)),
              nn.CrossEntropyLoss(), lambda ps: torch.optim.SGD(ps, lr=0.1), digits),
-            (nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                           nn.Linear(256, 10)),
+            (lambda: nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
+                                   nn.ReLU(), nn.Linear(256, 10)),
              nn.CrossEntropyLoss(), lambda ps: torch.optim.Adam(ps, lr=1e-3), mnist)]
     out = {"version": torch.__version__}
-    for name, n, (net, lf, mk, (X, y)) in zip(NAMES, REPS, nets):
-        opt = mk(net.parameters())
+    for name, n, (make, lf, mk, (X, y)) in zip(NAMES, REPS, nets):
         X, y = torch.from_numpy(X), torch.from_numpy(y)
+        for flush in (False, True):
+            torch.set_flush_denormal(flush)
+            torch.manual_seed(0)
+            net = make()
+            opt = mk(net.parameters())
 
-        def step():
-            opt.zero_grad()
-            lf(net(X), y).backward()
-            opt.step()
-        step()
-        out[name] = median_time(step, max(5, n // 10) if quick else n, 7) * 1e6
+            def step(net=net, opt=opt):
+                opt.zero_grad()
+                lf(net(X), y).backward()
+                opt.step()
+            step()
+            out[name + (FLUSH if flush else "")] = \
+                median_time(step, max(5, n // 10) if quick else n, 7) * 1e6
+        torch.set_flush_denormal(False)
     return out
 
 
@@ -231,26 +245,34 @@ def main() -> None:
         if args.quick:
             n = max(5, n // 10)
         row = {}
-        for native in (True, False):
+        # each measurement from a fresh model: the same steps from the same start
+        for key, native, flush in (("native", True, False), ("native, flush denormals", True, True),
+                                   ("numpy replay", False, False)):
             native_program.ENABLED = native_update.ENABLED = native
+            symad.set_flush_denormal(flush)
             symad.manual_seed(0)
             net = model()
             step = symad.compile_step(net, loss, opt(net.parameters()))
             Xt, yt = symad.tensor(X), symad.tensor(y)
             step(Xt, yt)
             step(Xt, yt)
-            key = "native" if native else "numpy replay"
             row[f"{key} (us/step)"] = median_time(lambda: step(Xt, yt), n, 7) * 1e6
-            row[f"{key} runs as"] = step.native_calls
+            if not flush:
+                row[f"{key} runs as"] = step.native_calls
         native_program.ENABLED = native_update.ENABLED = True
-        row["replay / native"] = row["numpy replay (us/step)"] / row["native (us/step)"]
+        symad.set_flush_denormal(False)
+        nat, natf = row["native (us/step)"], row["native, flush denormals (us/step)"]
+        row["replay / native"] = row["numpy replay (us/step)"] / nat
         th = f"{args.threads} thread{'s' if args.threads > 1 else ''}"
         if torch is not None:
             row[f"PyTorch {torch['version']} eager, {th} (us/step)"] = torch[name]
-            row["native / PyTorch"] = row["native (us/step)"] / torch[name]
+            row[f"PyTorch eager, flush denormals (us/step)"] = torch[name + FLUSH]
+            row["native / PyTorch"] = nat / torch[name]
+            row["native / PyTorch, both flushing"] = natf / torch[name + FLUSH]
         if jax is not None:
-            row[f"JAX {jax['version']} jit, {th} (us/step)"] = jax[name]
-            row["native / JAX"] = row["native (us/step)"] / jax[name]
+            row[f"JAX {jax['version']} jit, {th}, flushes denormals (us/step)"] = jax[name]
+            row["native / JAX"] = nat / jax[name]
+            row["native / JAX, both flushing"] = natf / jax[name]
         rows[name] = row
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, "
                       f"{os.cpu_count()} cores, Python {platform.python_version()}",

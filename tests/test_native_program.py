@@ -588,3 +588,28 @@ def test_gradients_are_written_straight_into_the_out_arrays():
         for g, o, w in zip(got[1:], outs, grads):
             assert g is o
             np.testing.assert_allclose(o, w._data, rtol=1e-5, atol=1e-7)
+
+
+def test_a_large_misaligned_input_is_read_from_an_aligned_copy_at_every_call():
+    """A float input of >= 64 KiB off a cache line is copied into an aligned buffer at each call
+    (vector loads would split over lines): the same results, bit for bit, as the aligned array,
+    and an in-place change of the caller's array is seen by the next call."""
+    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+        nn.Linear(300, 64), nn.Tanh(), nn.Linear(64, 5)), 64, "normal")
+    assert X._data.nbytes >= native_program.STAGE_MIN
+    nat = NativeProgram(prog, threads=1)
+    raw = np.zeros(X._data.size + 16, np.float32)
+    off = next(k for k in range(1, 16) if (raw.ctypes.data + 4 * k) % 64)
+    Xm = raw[off:off + X._data.size].reshape(X._data.shape)
+    Xm[...] = X._data
+    assert Xm.ctypes.data % 64
+    Xa = np.array(X._data)
+    for scale in (1.0, 2.0):
+        Xm *= np.float32(scale)
+        Xa *= np.float32(scale)
+        want = [a.copy() for a in nat(Xa, y._data)]
+        got = nat(Xm, y._data)
+        assert nat._ptrs[0] % 64 == 0 and nat._ptrs[0] != Xm.ctypes.data
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    np.testing.assert_allclose(nat(X._data, y._data)[0], out._data, rtol=1e-5)
