@@ -591,13 +591,18 @@ def test_gradients_are_written_straight_into_the_out_arrays():
 
 
 def test_a_large_misaligned_input_is_read_from_an_aligned_copy_at_every_call():
-    """A float input of >= 64 KiB off a cache line is copied into an aligned buffer at each call
-    (vector loads would split over lines): the same results, bit for bit, as the aligned array,
-    and an in-place change of the caller's array is seen by the next call."""
-    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+    """A float input of >= 64 KiB off a cache line, read by products as their B operand
+    (vector loads) >= STAGE_REUSE times per element, is copied into an aligned buffer at each
+    call: the same results, bit for bit, as the aligned array, and an in-place change of the
+    caller's array is seen by the next call. Read fewer times, it is read where it is."""
+    few, *_ = _ce_program(lambda: nn.Sequential(
         nn.Linear(300, 64), nn.Tanh(), nn.Linear(64, 5)), 64, "normal")
+    assert not NativeProgram(few, threads=1)._stage_ok      # dW1 reads X 64 times
+    prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
+        nn.Linear(300, 160), nn.Tanh(), nn.Linear(160, 5)), 64, "normal")
     assert X._data.nbytes >= native_program.STAGE_MIN
     nat = NativeProgram(prog, threads=1)
+    assert nat._stage_ok == {0}                             # 160 times
     raw = np.zeros(X._data.size + 16, np.float32)
     off = next(k for k in range(1, 16) if (raw.ctypes.data + 4 * k) % 64)
     Xm = raw[off:off + X._data.size].reshape(X._data.shape)

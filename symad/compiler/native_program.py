@@ -560,6 +560,12 @@ class NativeProgram:
         self._leaves = list(prog.leaves)
         self._bound = [None] * len(b.dtypes)
         self._staged: dict = {}             # buffer -> the aligned copy of a misaligned input
+        reads: dict = {}                    # input buffer -> multiply-adds reading it as B
+        for st in (st for seg in segments for st in seg if isinstance(st, MatMul)):
+            reads[st.b.buf] = reads.get(st.b.buf, 0) + st.M * st.N * st.K
+        self._stage_ok = {
+            j for j, s in enumerate(self._inputs) if b.dtypes[j] in _FLOATS
+            and reads.get(j, 0) >= STAGE_REUSE * max(int(np.prod(slots[s].shape)), 1)}
         self._plan = plan
         self._seg_order = [k for item in plan if item[0] != "np"
                            for k in (item[1] if item[0] == "par" else [item[1]])]
@@ -593,7 +599,9 @@ class NativeProgram:
         # a large float array that does not start on a cache line: into an aligned buffer of
         # ours (vector loads of its rows would each split over two lines: ~10 % of the 784
         # step's time for a batch at 16 bytes past a line)
-        stage = s >= 0 and a.dtype.kind == "f" and a.nbytes >= STAGE_MIN and (
+        # (inputs read as a product's B often enough to repay the copy; a leaf stays bound by
+        # identity, which the steady-state step checks)
+        stage = j in self._stage_ok and a.nbytes >= STAGE_MIN and (
             a.ctypes.data % ALIGN or not a.flags.c_contiguous)
         self._bound[j] = a if a.flags.c_contiguous and not stage else None
         if stage:
@@ -709,6 +717,9 @@ class NativeProgram:
 #: a float input of at least this many bytes that does not start on a cache line (``ALIGN``)
 #: is copied into an aligned buffer at every call (smaller ones are read where they are)
 STAGE_MIN = 1 << 16
+#: ... when products read it as their B operand at least this many times per element (the
+#: 784 step's batch: 256 times, staged; the digits batch: 32 times, read where it is)
+STAGE_REUSE = 128
 
 #: a matmul of at least this many multiply-adds is split into row blocks run on threads
 PARALLEL_MIN = 1 << 21
