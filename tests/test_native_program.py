@@ -517,9 +517,10 @@ def test_steady_state_runs_adam_with_its_per_step_scalars():
         assert float(oa.state[pa]["step"]) == float(ob.state[pb]["step"]) == 6
 
 
-def test_large_matmuls_run_in_row_blocks_on_threads_with_the_same_bits():
+def test_large_matmuls_run_in_row_blocks_on_threads_with_the_same_bits(monkeypatch):
     """threads=2 splits each large matmul into row blocks run in parallel; every output equals
     the one-thread program bit for bit (blocks start at multiples of the register block)."""
+    monkeypatch.setattr(native_program, "PARALLEL_MIN", 1 << 21)
     prog, X, y, out, grads = _ce_program(lambda: nn.Sequential(
         nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 10)), 100, "normal")
     one = NativeProgram(prog, threads=1)

@@ -721,8 +721,12 @@ STAGE_MIN = 1 << 16
 #: 784 step's batch: 256 times, staged; the digits batch: 32 times, read where it is)
 STAGE_REUSE = 128
 
-#: a matmul of at least this many multiply-adds is split into row blocks run on threads
-PARALLEL_MIN = 1 << 21
+#: a matmul of at least this many multiply-adds is split into row blocks run on threads. A
+#: hand-off to the pool costs ~75 us on the benchmark VM (thread wake-up), so only products of
+#: ~0.6 ms and more gain: the 784 step's 25.7M-MAC products ran 1.1 -> 1.5 ms per step with two
+#: threads at 2^21, and the digits step 0.27 -> 0.48 ms (benchmarks/bench_native_program.py
+#: --threads 2)
+PARALLEL_MIN = 1 << 26
 
 
 def _parallel_matmuls(segments: list, plan: list, threads: int) -> tuple[list, list]:
