@@ -1,6 +1,7 @@
 """Native tensor programs: ``compile_step`` with the loop lowering vs the numpy replay, one run.
 
     python benchmarks/bench_native_program.py [--quick] [--matmul] [--torch-python PY]
+    python benchmarks/bench_native_program.py --subnormal-steps 30000
 
 ``--torch-python PY``: a Python with PyTorch (and optionally JAX) for the comparison columns,
 each run in its own subprocess before symad's rows.
@@ -16,8 +17,10 @@ Subnormal numbers: each step trains one fixed batch, so its gradients shrink tow
 subnormal range, where IEEE arithmetic is ~100x slower on x86. JAX (XLA) always flushes them to
 zero on the CPU; symad and PyTorch keep them by default. Every symad and PyTorch step is timed
 both ways from a fresh model (``symad.set_flush_denormal`` / ``torch.set_flush_denormal``), and
-the ratios to JAX are given for both. ``--matmul``: the register-tiled native matmul against numpy's BLAS
-(float32) at the shapes these models use, which is what sets ``MAX_NATIVE_MATMUL``.
+the ratios to JAX are given for both; ``--subnormal-steps N``: the 784 step over N steps of
+training, both ways. ``--matmul``: the register-tiled native matmul against numpy's BLAS
+(float32, cache-line aligned arrays) at the shapes these models use, which is what sets
+``MAX_NATIVE_MATMUL``.
 """
 from __future__ import annotations
 
@@ -182,14 +185,16 @@ def jax_rows(quick: bool, threads: int = 1) -> dict:
 
 
 def matmuls() -> dict:
-    from codegen.loops import Access, LoopModule, MatMul
+    from codegen.loops import Access, LoopModule, MatMul, aligned_zeros
     rng = np.random.default_rng(0)
     out = {}
     for M, K, N in [(64, 10, 64), (10, 64, 64), (64, 64, 1), (128, 10, 256), (1797, 10, 32),
                     (1797, 32, 10), (1797, 64, 32), (128, 256, 256), (128, 784, 256)]:
-        A = rng.normal(size=(M, K)).astype(np.float32)
-        B = rng.normal(size=(K, N)).astype(np.float32)
-        C = np.zeros((M, N), np.float32)
+        # cache-line aligned, as native programs hold their buffers (numpy's own arrays of
+        # this size start 16 bytes past a line, which splits the vector loads of B)
+        A, B, C = (aligned_zeros(s, np.float32) for s in ((M, K), (K, N), (M, N)))
+        A[...] = rng.normal(size=(M, K))
+        B[...] = rng.normal(size=(K, N))
         mod = LoopModule("mm", ["float32"] * 3,
                          [[MatMul(M, N, K, 2, Access(0, 0, (K, 1)), Access(1, 0, (N, 1)))]])
         ptrs = np.array([a.ctypes.data for a in (A, B, C)], dtype=np.int64)
@@ -201,6 +206,35 @@ def matmuls() -> dict:
     return out
 
 
+def subnormal_trajectory(steps: int, every: int = 2500) -> dict:
+    """The 784 Adam step trained ``steps`` times on its one batch, IEEE subnormals vs
+    ``set_flush_denormal(True)``: microseconds per step (mean of the 100 steps up to each
+    ``every``-th step), each mode from the same fresh model."""
+    import time
+
+    import symad
+    name, model, loss, opt, X, y, _ = list(workloads())[2]
+    out = {}
+    for flush in (False, True):
+        symad.set_flush_denormal(flush)
+        symad.manual_seed(0)
+        net = model()
+        step = symad.compile_step(net, loss, opt(net.parameters()))
+        Xt, yt = symad.tensor(X), symad.tensor(y)
+        series = {}
+        done = 0
+        while done < steps:
+            t0 = time.perf_counter()
+            for _ in range(100):
+                step(Xt, yt)
+            done += 100
+            if done % every == 0 or done >= steps:
+                series[done] = (time.perf_counter() - t0) / 100 * 1e6
+        out["flush denormals" if flush else "IEEE subnormals"] = series
+    symad.set_flush_denormal(False)
+    return {name: out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -210,6 +244,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for every column (symad.set_num_threads, torch.set_num_threads,"
                          " XLA's default when > 1); default 1")
+    ap.add_argument("--subnormal-steps", type=int, default=0,
+                    help="instead: the 784 step's time over this many steps on its one batch, "
+                         "IEEE subnormals vs flushed (symad only)")
     ap.add_argument("--only-torch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only-jax", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -221,6 +258,11 @@ def main() -> None:
         return
     if args.matmul:
         print(json.dumps(matmuls(), indent=2))
+        return
+    if args.subnormal_steps:
+        import symad
+        symad.set_num_threads(args.threads)
+        print(json.dumps(subnormal_trajectory(args.subnormal_steps), indent=2))
         return
     torch = jax = None
     if args.torch_python:

@@ -136,8 +136,8 @@ def _check_spec(spec: FitLoopSpec) -> None:
 # ---------------------------------------------------------------------------------------------
 # IR
 
-_ARGS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows", "ptr noalias %perm", "ptr noalias %off", "ptr noalias %D",
-         "ptr noalias %D2", "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
+_ARGS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows", "ptr noalias %perm", "ptr noalias %off",
+         "ptr noalias %D", "ptr noalias %D2", "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
          "ptr noalias %S1", "ptr noalias %S2", "ptr noalias %hp", "ptr noalias %losses",
          "ptr noalias %totals"]
 _PTRS = ["perm", "off", "D", "D2", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
@@ -487,8 +487,8 @@ class FitLoop:
             losses: np.ndarray, totals: np.ndarray, steps_per_epoch: int) -> None:
         """Run ``len(offsets) - 1`` steps; minibatch ``s`` is rows ``perm[offsets[s]:offsets[s+1]]``
         of ``D`` (N x len(columns), row-major; with ``spec.split``, a pair ``(D, D2)`` of
-        N x split and N x (len(columns) - split) arrays). ``P`` (trained parameters), ``G`` (gradient of
-        the last step), the ``state`` arrays (SGD: [momentum_buffer]; Adam: [exp_avg,
+        N x split and N x (len(columns) - split) arrays). ``P`` (trained parameters), ``G``
+        (gradient of the last step), the ``state`` arrays (SGD: [momentum_buffer]; Adam: [exp_avg,
         exp_avg_sq, max_exp_avg_sq]; None where unused), ``losses[s]`` and ``totals[e]``
         (sum of the losses of the steps ``[e*steps_per_epoch, (e+1)*steps_per_epoch)``) are
         written in place; the written arrays must not overlap each other or the inputs. Every
