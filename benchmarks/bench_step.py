@@ -8,8 +8,8 @@ ratios within a run):
 1. tiny MLP 10->64->1, batch 64, MSE + SGD(lr=0.01): time per training step;
 2. d2l linear regression (1000x2, batch 10, 3 epochs = 300 steps, SGD lr=0.03): whole training,
    with step.fit's Python loop and with its native epoch loop (``native=True``);
-   plus an MLP 10->16->1 (scalarized path) per step: one ``step(X, y)`` call vs. the native
-   fit loop (200 full-batch epochs divided by 200);
+   plus an MLP 10->16->1 per step on both gradient paths (scalarized, tensor program): one
+   ``step(X, y)`` call vs. the native fit loop (200 full-batch epochs divided by 200);
 3. digits MLP 64->32->10, full batch 1797 rows, CrossEntropy, float32: loss + gradients;
 
 plus symad's compile times (cold disk cache). PyTorch/JAX run in-process when importable, else
@@ -90,21 +90,24 @@ def bench_symad(q: bool) -> dict:
     res["  (3 numpy generator.permutation calls (us))"] = median_time(
         lambda: [g.permutation(1000) for _ in range(3)], 20, 5 if q else 15) * 1e6
 
-    # the native loop on the scalarized path: a small MLP (<= 256 parameters; the 10->64->1
-    # tiny MLP above takes the tensor-program path), full-batch steps of 64 rows, no shuffle
-    net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 1))
-    step = symad.compile_step(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.01))
-    X, y = symad.tensor(tx), symad.tensor(ty)
-    t0 = time.perf_counter()
-    step(X, y)
-    step.fit(X, y, epochs=1, batch_size=64, shuffle=False, native=True)
-    res["compile MLP 10-16-1 step + fit loop (s)"] = time.perf_counter() - t0
-    n_fit = 200
-    res["MLP 10-16-1 step, one call (us)"] = median_time(
-        lambda: step(X, y), 200 if q else 1000, 7) * 1e6
-    res["MLP 10-16-1 step, native fit (us)"] = median_time(
-        lambda: step.fit(X, y, epochs=n_fit, batch_size=64, shuffle=False, native=True), 1,
-        7 if q else 21) * 1e6 / n_fit
+    # a small MLP (193 parameters) both ways: the scalarized path (its native fit loop) and
+    # the tensor-program path (the default above STRUCTURED_MIN_PARAMS); full-batch steps of
+    # 64 rows, no shuffle
+    for structured, tag in ((False, "scalarized"), (True, "program")):
+        net = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 1))
+        step = symad.compile_step(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.01),
+                                  structured=structured)
+        X, y = symad.tensor(tx), symad.tensor(ty)
+        t0 = time.perf_counter()
+        step(X, y)
+        step.fit(X, y, epochs=1, batch_size=64, shuffle=False, native=True)
+        res[f"compile MLP 10-16-1 step + fit, {tag} (s)"] = time.perf_counter() - t0
+        n_fit = 200
+        res[f"MLP 10-16-1 step, {tag} (us)"] = median_time(
+            lambda: step(X, y), 200 if q else 1000, 7) * 1e6
+        res[f"MLP 10-16-1 per step in native fit, {tag} (us)"] = median_time(
+            lambda: step.fit(X, y, epochs=n_fit, batch_size=64, shuffle=False, native=True), 1,
+            7 if q else 21) * 1e6 / n_fit
 
     X, y = symad.tensor(Xd), symad.tensor(yd)
     net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -248,12 +251,15 @@ def main() -> None:
     print(f"{'linreg native fit 300 steps (us)':36s}{sym['linreg native fit 300 steps (us)']:24.1f}"
           f"{'-':>24s}{'-':>24s}{GOALS['linreg 3 epochs / 300 steps (us)']:24.1f}")
     for key in ("  of which the 3 permutations, native (us)",
-                "  (3 numpy generator.permutation calls (us))", "MLP 10-16-1 step, one call (us)",
-                "MLP 10-16-1 step, native fit (us)"):
+                "  (3 numpy generator.permutation calls (us))", "MLP 10-16-1 step, scalarized (us)",
+                "MLP 10-16-1 per step in native fit, scalarized (us)",
+                "MLP 10-16-1 step, program (us)",
+                "MLP 10-16-1 per step in native fit, program (us)"):
         print(f"{key:36s}{sym[key]:24.1f}")
     for key in ("digits full step f32 (us)", "compile tiny-MLP step (s)",
                 "compile linreg step (s)", "compile linreg fit loop (s)",
-                "compile MLP 10-16-1 step + fit loop (s)", "compile digits dense (s)"):
+                "compile MLP 10-16-1 step + fit, scalarized (s)",
+                "compile MLP 10-16-1 step + fit, program (s)", "compile digits dense (s)"):
         print(f"{key:36s}{sym[key]:24.3f}")
     for key in ("tiny-MLP", "linreg", "digits"):
         print(f"native calls per step, {key}: {sym[key + ' native calls']}")

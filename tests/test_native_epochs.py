@@ -45,9 +45,13 @@ def spy(monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize("native", [None, True])
 @pytest.mark.parametrize("bs,drop_last,shuffle", [(20, False, True), (30, False, True),
                                                   (30, True, True), (25, False, False)])
-def test_fit_equals_the_dataloader_loop_and_runs_native_epochs(spy, bs, drop_last, shuffle):
+def test_fit_equals_the_dataloader_loop_and_runs_native_epochs(spy, bs, drop_last, shuffle,
+                                                               native):
+    """``native=True`` too: the recording batch and the momentum buffer's first fill run as
+    steps (numpy fills the buffer) without the loop being declared unavailable."""
     rng = np.random.default_rng(0)
     X = symad.tensor(rng.normal(size=(200, 8)))
     y = symad.tensor(rng.integers(0, 3, 200))
@@ -56,7 +60,7 @@ def test_fit_equals_the_dataloader_loop_and_runs_native_epochs(spy, bs, drop_las
     ga, gb = symad.Generator().manual_seed(5), symad.Generator().manual_seed(5)
     step = symad.compile_step(a, nn.CrossEntropyLoss(), oa)
     hist = step.fit(X, y, epochs=4, batch_size=bs, generator=ga, drop_last=drop_last,
-                    shuffle=shuffle)
+                    shuffle=shuffle, native=native)
     want = _eager(b, ob, X, y, bs, 4, gb, drop_last, shuffle)
     np.testing.assert_allclose(hist, want, rtol=1e-12)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):

@@ -131,7 +131,7 @@ def test_small_mlp_short_last_batch_then_eager_continues(dt, opt_name):
     assert sum(p.numel() for p in a.parameters()) <= 256
     oa, ob = OPTIMIZERS[opt_name](a.parameters()), OPTIMIZERS[opt_name](b.parameters())
     loss_fn = nn.MSELoss()
-    step = symad.compile_step(a, loss_fn, oa)
+    step = symad.compile_step(a, loss_fn, oa, structured=False)
     h = step.fit(X, y, epochs=2, batch_size=8, generator=symad.Generator().manual_seed(4))
     assert _runner(step).kind == "scalarized" and _runner(step).native_fit is not None
     he = eager_fit(b, loss_fn, ob, X, y, 2, 8, 4)
@@ -153,7 +153,7 @@ def test_sum_reduction_drop_last_default_generator(dt):
     oa = OPTIMIZERS["sgd_momentum_dampening_wd"](a.parameters())
     ob = OPTIMIZERS["sgd_momentum_dampening_wd"](b.parameters())
     loss_fn = nn.MSELoss(reduction="sum")
-    step = symad.compile_step(a, loss_fn, oa)
+    step = symad.compile_step(a, loss_fn, oa, structured=False)
     symad.manual_seed(5)
     step.fit(X, y, epochs=2, batch_size=8, drop_last=True, native=True)
     symad.manual_seed(5)
@@ -176,7 +176,7 @@ def test_maximize_of_a_negated_loss(make_opt):
 
     def neg_mse(out, t):
         return -nn.functional.mse_loss(out, t)
-    step = symad.compile_step(a, neg_mse, oa)
+    step = symad.compile_step(a, neg_mse, oa, structured=False)
     h = step.fit(X, y, epochs=2, batch_size=10, generator=symad.Generator().manual_seed(2),
                  native=True)
     he = eager_fit(b, neg_mse, ob, X, y, 2, 10, 2)
@@ -192,7 +192,7 @@ def test_callback_per_epoch_stop_and_lr_change_without_recompiling():
     oa = optim.SGD(a.parameters(), lr=0.1, momentum=0.9)
     ob = optim.SGD(b.parameters(), lr=0.1, momentum=0.9)
     loss_fn = nn.MSELoss()
-    step = symad.compile_step(a, loss_fn, oa)
+    step = symad.compile_step(a, loss_fn, oa, structured=False)
     seen = []
 
     def cb(epoch, loss):
@@ -227,7 +227,7 @@ def test_two_param_groups_and_a_frozen_parameter():
                           "momentum": 0.7}], lr=0.1)
         return net, opt
     (a, oa), (b, ob) = build(), build()
-    step = symad.compile_step(a, nn.MSELoss(), oa)
+    step = symad.compile_step(a, nn.MSELoss(), oa, structured=False)
     h = step.fit(X, y, epochs=3, batch_size=7, generator=symad.Generator().manual_seed(1),
                  native=True)
     he = eager_fit(b, nn.MSELoss(), ob, X, y, 3, 7, 1)
@@ -251,7 +251,8 @@ def test_native_selection_and_fallback():
         step.fit(X, y, batch_size=5, native=True)
     assert len(step.fit(X, y, batch_size=5)) == 1
     net = small_mlp(symad.float64)
-    step = symad.compile_step(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.01))
+    step = symad.compile_step(net, nn.MSELoss(), optim.SGD(net.parameters(), lr=0.01),
+                              structured=False)
     step.fit(X, y, batch_size=5)
     assert _runner(step).native_fit is not None
     assert np.isnan(step.fit(X[:0], y[:0], batch_size=5)[0])      # no batches: Python loop
