@@ -619,3 +619,32 @@ def test_a_large_misaligned_input_is_read_from_an_aligned_copy_at_every_call():
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
     np.testing.assert_allclose(nat(X._data, y._data)[0], out._data, rtol=1e-5)
+
+
+def test_steady_state_with_threaded_matmuls_equals_eager_adam(monkeypatch):
+    """With matmuls split over two threads the steady state makes two native calls (the program's
+    parallel row blocks, then the update) instead of one: the same values as eager Adam."""
+    monkeypatch.setattr(native_program, "PARALLEL_MIN", 1 << 12)
+
+    def make():
+        symad.manual_seed(7)
+        net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3)).double()
+        return net, optim.Adam(net.parameters(), lr=0.01)
+    a, oa = make()
+    b, ob = make()
+    step = symad.compile_step(a, nn.MSELoss(), oa, threads=2)
+    rng = np.random.default_rng(3)
+    X, y = symad.tensor(rng.normal(size=(32, 20))), symad.tensor(rng.normal(size=(32, 3)))
+    for _ in range(5):
+        la = step(X, y).item()
+        ob.zero_grad()
+        lb = nn.MSELoss()(b(X), y)
+        lb.backward()
+        ob.step()
+        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+    fast = step._fast
+    assert fast is not None and fast.parallel and fast.fused is None
+    assert "2 native calls per step" in step.native_calls
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)
