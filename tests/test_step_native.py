@@ -421,3 +421,32 @@ def test_codegen_fit_loop_bad_inputs_are_python_errors():
         compile_fit_loop([sp.Symbol("a")], [], [], sp.Symbol("a"), [1], reduction="mean",
                          groups=[GroupUpdate(0, 1, ((sp.Symbol("Q", real=True), "Q"),), (),
                                              UpdateVariant((), ()))], cache=False)
+
+
+@pytest.mark.parametrize("dt", [symad.float64, symad.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("opt_name", ["sgd_momentum_dampening_wd", "adamw_amsgrad"])
+def test_scalarized_step_runs_one_step_of_the_native_fit_loop(dt, opt_name, monkeypatch):
+    """``step(X, y)`` on the scalarized path is one step of the native fit loop (one native call
+    for loss, gradient and update): step after step equal to eager — losses, parameters,
+    ``.grad``, optimizer state — with the batch size changing between calls, and eager steps
+    continuing from the state it leaves."""
+    from symad.compiler.native_fit import NativeFit
+    X, y = data_for(dt, n=45)
+    a, b = small_mlp(dt), small_mlp(dt)
+    oa, ob = OPTIMIZERS[opt_name](a.parameters()), OPTIMIZERS[opt_name](b.parameters())
+    loss_fn = nn.MSELoss()
+    step = symad.compile_step(a, loss_fn, oa, structured=False)
+    runs = []
+    real = NativeFit.run
+    monkeypatch.setattr(NativeFit, "run", lambda self, *a_: runs.append(1) or real(self, *a_))
+    for k, (s, e) in enumerate([(0, 10), (10, 20), (20, 27), (27, 45), (0, 45)]):
+        la = step(X[s:e], y[s:e]).item()
+        lb = eager_step(b, loss_fn, ob, X[s:e], y[s:e])
+        np.testing.assert_allclose(la, lb, **_tol(dt))
+        assert_same(a, oa, b, ob, dt)
+    assert _runner(step).kind == "scalarized"
+    assert len(runs) == 5 and "native fit loop" in step.native_calls
+    for _ in range(2):                      # eager continues from what the loop left
+        eager_step(a, loss_fn, oa, X, y)
+        eager_step(b, loss_fn, ob, X, y)
+    assert_same(a, oa, b, ob, dt)

@@ -95,7 +95,12 @@ class _ScalarRunner:
             self.flat.G[self.gidx] = g
         return float(outs[0])
 
-    native_calls = "1 codegen kernel (fused loss + gradients)"
+    @property
+    def native_calls(self) -> str:
+        if getattr(self, "native_fit", None) is not None:
+            return "1 native call per step (one step of the native fit loop: loss, gradients, " \
+                   "update)"
+        return "1 codegen kernel (fused loss + gradients)"
 
 
 def _compiled_entry(cf, args):
@@ -132,6 +137,7 @@ class CompiledStep:
         self.verbose = verbose
         self._runners: dict = {}
         self._fast = None               # the steady-state step (program_step.FastStep)
+        self._rows: dict = {}            # batch size -> (rows in order, offsets) of one step
         self.timings: dict[str, float] = {}
         self.compile_count = 0
 
@@ -217,10 +223,32 @@ class CompiledStep:
                 return out
         Xa, ya = _np(X), _np(y)
         runner = self._runner(Xa, ya)
-        loss = self._one(runner, runner.prepare(Xa, ya), 0, Xa.shape[0])
+        nf = self._native(runner, None, True) \
+            if runner.kind == "scalarized" and Xa.shape[0] and ya.shape[0] == Xa.shape[0] \
+            else None
+        if nf is not None:
+            # one step of the native fit loop: loss, gradient and update in one call, reading
+            # X and y where they are (the kernel path below stacks them into columns first)
+            loss = self._fit_loop_step(nf, Xa, ya)
+        else:
+            loss = self._one(runner, runner.prepare(Xa, ya), 0, Xa.shape[0])
         dt = runner.flat.dtype
         self._fast = runner.fast_step() if runner.kind == "program" else None
         return Tensor._wrap(np.array(loss, dtype=dt.np), dt)
+
+    def _fit_loop_step(self, nf, Xa: np.ndarray, ya: np.ndarray) -> float:
+        """``step(X, y)`` on the scalarized path as one step of its native fit loop (the whole
+        batch, rows in order): what the kernel path computes, and leaves the same ``.grad``,
+        optimizer state and versions."""
+        n = Xa.shape[0]
+        rows = self._rows.get(n)
+        if rows is None:
+            perm, off = np.arange(n, dtype=np.int64), np.array([0, n], np.int64)
+            perm.flags.writeable = off.flags.writeable = False
+            if len(self._rows) > 8:
+                self._rows.clear()
+            rows = self._rows[n] = (perm, off)
+        return float(nf.run(nf.data(Xa, ya), rows[0], rows[1], 1)[0])
 
     def fit(self, X, y, *, epochs: int = 1, batch_size: int | None = None,
             shuffle: bool = True, generator: Generator | None = None, drop_last: bool = False,
