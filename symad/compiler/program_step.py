@@ -213,14 +213,15 @@ class FastStep:
     every parameter group (``fused``: :class:`NativeEpochs`' step function; else one call for
     the program and one per group's update), with the Python around it reduced to checks.
 
-    Built after a step that ran both natively (SGD; Adam's per-step scalars take the general
-    path). Each call checks what the general path would act on, and returns None — the caller
-    then takes the general path, which re-syncs and rebuilds — when anything changed: a
-    parameter or optimizer-state tensor rebound (``p.data = ...``, ``load_state_dict``), a
-    hyperparameter changed (an LR schedule), a batch of another shape or dtype. Otherwise it does
-    what the general path does, in the same order: bind the batch, run the program (gradients
-    into the flat buffer), expose ``.grad``, bump versions, run the update kernels, bump the
-    state tensors' versions; the loss is a fresh 0-d array."""
+    Built after a step that ran both natively (SGD or Adam; Adam's step counters are counted
+    here and its step size and bias corrections computed per call, natively when fused). Each
+    call checks what the general path would act on, and returns None — the caller then takes the
+    general path, which re-syncs and rebuilds — when anything changed: a parameter or
+    optimizer-state tensor rebound (``p.data = ...``, ``load_state_dict``), a hyperparameter
+    changed (an LR schedule), a batch of another shape or dtype. Otherwise it does what the
+    general path does, in the same order: bind the batch, run the program (gradients into the
+    flat buffer) and the update, expose ``.grad``, bump the versions of parameters, ``.grad``
+    and state tensors; the loss is a fresh 0-d array."""
 
     def __init__(self, nat: NativeProgram, flat: FlatState, fused=None) -> None:
         self.nat = nat
