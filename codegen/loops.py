@@ -150,7 +150,10 @@ MR = 4                              # rows of C per register block
 MR_LARGE = 8                        # ... from LARGE multiply-adds (more FMAs per load)
 LARGE = 1 << 20
 PANEL_BYTES = 32 << 10              # B's column panel this small: block columns outermost
-NV = 2                              # vectors of C columns per register block
+NV = 3                              # vectors of C columns per register block (512-bit: 8 rows
+                                    # x 3 = 24 accumulators of 32 registers; 4-9 % faster than
+                                    # 2 on the 784 model's products, the same sums)
+NV_256 = 2                          # ... with 256-bit vectors (16 registers)
 
 
 def _loop_order(st: Map) -> list[int]:
@@ -408,13 +411,15 @@ class _Function:
         x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
         mr = st.block_rows
         M4 = (M // mr) * mr
-        # columns in register blocks of NV full vectors, then of one vector, then of a half
-        # vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
+        # columns in register blocks of NV full vectors, then of two and of one vector, then
+        # of a half vector (a 10-column product is a vector of 8 and an edge of 2, not all edge)
         vw = self.vector_bits // (32 if ty == "float" else 64)
+        nv_max = NV if self.vector_bits >= 512 else NV_256
         n0 = 0
         tiles = []
         if M4 and K:
-            for width, nv in ((vw, NV), (vw, 1), (vw // 2, 1)):
+            widths = sorted({(vw, nv_max), (vw, 2), (vw, 1)}, key=lambda t: -t[1])
+            for width, nv in widths + [(vw // 2, 1)]:
                 n1 = n0 + ((N - n0) // (width * nv)) * width * nv
                 if width >= 2 and n1 > n0:
                     tiles.append((n0, n1, width, nv))
