@@ -40,6 +40,6 @@ from .target import emit_assembly, emit_object, host_target
 
 __all__ = [
     "DiskCache", "FitLoop", "GroupUpdate", "Kernel", "KernelSpec", "Lowerer", "LoweringError",
-    "UpdateVariant", "build_kernel_ir", "compile_fit_loop", "compile_kernel", "default_cache_dir", "emit_assembly",
-    "emit_object", "host_target",
+    "UpdateVariant", "build_kernel_ir", "compile_fit_loop", "compile_kernel", "default_cache_dir",
+    "emit_assembly", "emit_object", "host_target",
 ]

@@ -136,11 +136,9 @@ def _check_spec(spec: FitLoopSpec) -> None:
 # ---------------------------------------------------------------------------------------------
 # IR
 
-_ARGS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows", "ptr noalias %perm", "ptr noalias %off",
-         "ptr noalias %D", "ptr noalias %D2", "ptr noalias %P", "ptr noalias %C", "ptr noalias %G", "ptr noalias %S0",
-         "ptr noalias %S1", "ptr noalias %S2", "ptr noalias %hp", "ptr noalias %losses",
-         "ptr noalias %totals"]
+_INTS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows"]
 _PTRS = ["perm", "off", "D", "D2", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
+_ARGS = _INTS + [f"ptr noalias %{p}" for p in _PTRS]
 
 
 def build_fit_loop_ir(spec: FitLoopSpec) -> str:
@@ -301,7 +299,7 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
             loads.append(f"  %{p}.f = getelementptr i8, ptr %obj.{p}, i64 {offset}")
             loads.append(f"  %{p} = load ptr, ptr %{p}.f, align 8")
             pargs.append(f"ptr %{p}")
-        params = ["i64 %n_steps", "i64 %spe", "i64 %n_rows"] + [f"ptr %obj.{p}" for p in _PTRS]
+        params = _INTS + [f"ptr %obj.{p}" for p in _PTRS]
         lines += [f"define i64 @{spec.name}_py({', '.join(params)}) #1 {{", "entry:", *loads,
                   f"  %rc = call i64 @{spec.name}(i64 %n_steps, i64 %spe, i64 %n_rows, "
                   f"{', '.join(pargs)})",

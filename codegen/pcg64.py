@@ -28,13 +28,38 @@ from .jit import Engine, object_code
 
 MULT = 0x2360ED051FC65DA44385DF649FCCF645      # PCG_DEFAULT_MULTIPLIER_128
 _NAME = "symad_pcg64_permutations"
-_M128 = (1 << 128) - 1
-MULT4 = pow(MULT, 4, 1 << 128)                          # four steps at once: s * MULT4 + c4
-SUM4 = (1 + MULT + MULT * MULT + pow(MULT, 3, 1 << 128)) & _M128    # c4 = inc * SUM4
+#: interleaved generator chains; each advances CHAINS steps at once: s * MULT_C + inc * SUM_C
+CHAINS = 4
+MULT_C = pow(MULT, CHAINS, 1 << 128)
+SUM_C = sum(pow(MULT, j, 1 << 128) for j in range(CHAINS)) % (1 << 128)
 
 
 #: 64-bit outputs generated per block (their 32-bit halves are consumed one per draw)
 BLOCK = 128
+
+
+def _fill_ir() -> str:
+    """``@fill``: the block's outputs 1..BLOCK from the state in ``states[0]``, as ``CHAINS``
+    interleaved chains, each advancing ``CHAINS`` steps at a time (``s * MULT_C + c4`` with
+    ``c4 = inc * SUM_C``), so the 128-bit multiplies of neighbouring outputs overlap."""
+    ch = "abcd"[:CHAINS]
+    first, prev = [], "%s0"
+    for c in ch:                                    # the first output of each chain, serially
+        first += [f"  %m{c}0 = mul i128 {prev}, {MULT}", f"  %{c}0 = add i128 %m{c}0, %inc"]
+        prev = f"%{c}0"
+    body = [f"  %{c} = phi i128 [ %{c}0, %entry ], [ %{c}n, %h ]" for c in ch]
+    for j, c in enumerate(ch):
+        body += [f"  %t{j} = add nuw i64 %t, {j}",
+                 f"  call void @out(i128 %{c}, i64 %t{j}, ptr %states, ptr %halves)"]
+    for c in ch:
+        body += [f"  %m{c} = mul i128 %{c}, {MULT_C}", f"  %{c}n = add i128 %m{c}, %c4"]
+    lines = ["define internal void @fill(ptr %states, ptr %halves, i128 %inc, i128 %c4) "
+             "alwaysinline {", "entry:", "  %s0 = load i128, ptr %states", *first,
+             "  br label %h", "h:", "  %t = phi i64 [ 1, %entry ], [ %tn, %h ]", *body,
+             f"  %tn = add nuw i64 %t, {CHAINS}",
+             f"  %more = icmp ult i64 %tn, {BLOCK + 1}",
+             "  br i1 %more, label %h, label %x", "x:", "  ret void", "}", ""]
+    return "\n".join(lines)
 
 
 def permutations_ir() -> str:
@@ -73,49 +98,7 @@ define internal void @out(i128 %s, i64 %t, ptr %states, ptr %halves) alwaysinlin
   ret void
 }}
 
-; the block's outputs 1..BLOCK from the state in states[0]: four interleaved chains, each
-; advancing four steps at a time (s + 4 = s * MULT^4 + c4, c4 = inc * (MULT^3 + ... + 1)),
-; so the 128-bit multiplies of neighbouring outputs overlap
-define internal void @fill(ptr %states, ptr %halves, i128 %inc, i128 %c4) alwaysinline {{
-entry:
-  %s0 = load i128, ptr %states
-  %m1 = mul i128 %s0, {MULT}
-  %a0 = add i128 %m1, %inc
-  %m2 = mul i128 %a0, {MULT}
-  %b0 = add i128 %m2, %inc
-  %m3 = mul i128 %b0, {MULT}
-  %c0 = add i128 %m3, %inc
-  %m4 = mul i128 %c0, {MULT}
-  %d0 = add i128 %m4, %inc
-  br label %h
-h:
-  %t = phi i64 [ 1, %entry ], [ %tn, %h ]
-  %a = phi i128 [ %a0, %entry ], [ %an, %h ]
-  %b = phi i128 [ %b0, %entry ], [ %bn, %h ]
-  %c = phi i128 [ %c0, %entry ], [ %cn, %h ]
-  %d = phi i128 [ %d0, %entry ], [ %dn, %h ]
-  call void @out(i128 %a, i64 %t, ptr %states, ptr %halves)
-  %t1 = add nuw i64 %t, 1
-  call void @out(i128 %b, i64 %t1, ptr %states, ptr %halves)
-  %t2 = add nuw i64 %t, 2
-  call void @out(i128 %c, i64 %t2, ptr %states, ptr %halves)
-  %t3 = add nuw i64 %t, 3
-  call void @out(i128 %d, i64 %t3, ptr %states, ptr %halves)
-  %ma = mul i128 %a, {MULT4}
-  %an = add i128 %ma, %c4
-  %mb = mul i128 %b, {MULT4}
-  %bn = add i128 %mb, %c4
-  %mc = mul i128 %c, {MULT4}
-  %cn = add i128 %mc, %c4
-  %md = mul i128 %d, {MULT4}
-  %dn = add i128 %md, %c4
-  %tn = add nuw i64 %t, 4
-  %more = icmp ult i64 %tn, {BLOCK + 1}
-  br i1 %more, label %h, label %x
-x:
-  ret void
-}}
-
+{_fill_ir()}
 declare i64 @llvm.fshr.i64(i64, i64, i64)
 declare i64 @llvm.ctlz.i64(i64, i1)
 
@@ -140,7 +123,7 @@ entry:
   store i128 %s0, ptr %states
   %iq = getelementptr inbounds i64, ptr %st, i64 2
   %inc = call i128 @pair(ptr %iq)
-  %c4 = mul i128 %inc, {SUM4}
+  %c4 = mul i128 %inc, {SUM_C}
   %hq = getelementptr inbounds i64, ptr %st, i64 4
   %h0 = load i64, ptr %hq
   %uq = getelementptr inbounds i64, ptr %st, i64 5

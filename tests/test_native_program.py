@@ -425,12 +425,19 @@ def test_any_failure_of_the_lowering_falls_back_to_the_replay(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def _eager_sgd_step(net, opt, X, y):
+def _eager_step(net, opt, X, y):
+    """The tutorial's MSE step with any optimizer: the reference a compiled step must equal."""
     opt.zero_grad()
     loss = nn.MSELoss()(net(X), y)
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def _assert_params_close(a, b):
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
+                                   atol=1e-14)
 
 
 def test_steady_state_step_is_the_general_step_and_yields_to_it_on_any_change():
@@ -455,7 +462,7 @@ def test_steady_state_step_is_the_general_step_and_yields_to_it_on_any_change():
 
     def both(X, y):
         la = step(X, y).item()
-        lb = _eager_sgd_step(b, ob, X, y)
+        lb = _eager_step(b, ob, X, y)
         np.testing.assert_allclose(la, lb, **tol)
         for pa, pb in zip(a.parameters(), b.parameters()):
             np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), **tol)
@@ -502,18 +509,12 @@ def test_steady_state_runs_adam_with_its_per_step_scalars():
     rng = np.random.default_rng(8)
     X, y = symad.tensor(rng.normal(size=(12, 6))), symad.tensor(rng.normal(size=(12, 2)))
     for k in range(6):
-        la = step(X, y).item()
-        ob.zero_grad()
-        lb = nn.MSELoss()(b(X), y)
-        lb.backward()
-        ob.step()
-        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+        np.testing.assert_allclose(step(X, y).item(), _eager_step(b, ob, X, y), rtol=1e-12)
         if k == 3:
             assert isinstance(step._fast, FastStep) and step._fast.fused is not None
             oa.load_state_dict(ob.state_dict())
+    _assert_params_close(a, b)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
-                                   atol=1e-14)
         assert float(oa.state[pa]["step"]) == float(ob.state[pb]["step"]) == 6
 
 
@@ -551,17 +552,11 @@ def test_steady_state_fused_step_with_two_param_groups_equals_eager_adam():
     step = symad.compile_step(a, nn.MSELoss(), oa)
     rng = np.random.default_rng(2)
     X, y = symad.tensor(rng.normal(size=(9, 4))), symad.tensor(rng.normal(size=(9, 3)))
-    for k in range(7):
-        la = step(X, y).item()
-        ob.zero_grad()
-        lb = nn.MSELoss()(b(X), y)
-        lb.backward()
-        ob.step()
-        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+    for _ in range(7):
+        np.testing.assert_allclose(step(X, y).item(), _eager_step(b, ob, X, y), rtol=1e-12)
     assert step._fast is not None and step._fast.fused is not None
+    _assert_params_close(a, b)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
-                                   atol=1e-14)
         np.testing.assert_allclose(oa.state[pa]["exp_avg_sq"].numpy(),
                                    ob.state[pb]["exp_avg_sq"].numpy(), rtol=1e-11, atol=1e-16)
 
@@ -636,15 +631,8 @@ def test_steady_state_with_threaded_matmuls_equals_eager_adam(monkeypatch):
     rng = np.random.default_rng(3)
     X, y = symad.tensor(rng.normal(size=(32, 20))), symad.tensor(rng.normal(size=(32, 3)))
     for _ in range(5):
-        la = step(X, y).item()
-        ob.zero_grad()
-        lb = nn.MSELoss()(b(X), y)
-        lb.backward()
-        ob.step()
-        np.testing.assert_allclose(la, lb.item(), rtol=1e-12)
+        np.testing.assert_allclose(step(X, y).item(), _eager_step(b, ob, X, y), rtol=1e-12)
     fast = step._fast
     assert fast is not None and fast.parallel and fast.fused is None
     assert "2 native calls per step" in step.native_calls
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=1e-11,
-                                   atol=1e-14)
+    _assert_params_close(a, b)

@@ -134,8 +134,7 @@ class NativeEpochs:
             env = env_of(kern)
             if not kern.tracer.holds(env):
                 raise ValueError("native epochs: the update's hyperparameter structure changed")
-            self.hp[g, :-1] = hp_values(self.hp_names, env)
-            self.hp[g, -1] = env.get("step", 0.0)
+            self.set_values(g, env)
         p = self.step_pointers()
         n0 = len(nat._ptrs)
         p[0], p[1] = self._xb.ctypes.data, self._yb.ctypes.data
@@ -145,6 +144,12 @@ class NativeEpochs:
         self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
         return losses
 
+
+    def set_values(self, g: int, env: dict) -> None:
+        """Kernel ``g``'s row of ``hp``: its group's values, then the step count of the first
+        batch (``env["step"]``; 0 where the update reads none)."""
+        self.hp[g, :-1] = hp_values(self.hp_names, env)
+        self.hp[g, -1] = env.get("step", 0.0)
 
     def step_pointers(self) -> np.ndarray:
         """The buffer-pointer array of a call (its address is the native functions' argument):

@@ -595,12 +595,11 @@ class NativeProgram:
         if s < 0 and not (a.flags.c_contiguous and a.flags.writeable):
             raise ValueError(f"native program: {what} must be a writeable C-contiguous array")
         # a contiguous array is bound by identity (its data is read live at every call); a
-        # strided one is copied, and copied again at every call (it may change in place), as is
-        # a large float array that does not start on a cache line: into an aligned buffer of
-        # ours (vector loads of its rows would each split over two lines: ~10 % of the 784
-        # step's time for a batch at 16 bytes past a line)
-        # (inputs read as a product's B often enough to repay the copy; a leaf stays bound by
-        # identity, which the steady-state step checks)
+        # strided one is copied, and copied again at every call (it may change in place). So is
+        # a large input off a cache line that products read as B often enough to repay the copy
+        # (``_stage_ok``), into an aligned buffer of ours: vector loads of its rows would each
+        # split over two lines (~10 % of the 784 step). Leaves are never staged: they stay
+        # bound by identity, which the steady-state step checks.
         stage = j in self._stage_ok and a.nbytes >= STAGE_MIN and (
             a.ctypes.data % ALIGN or not a.flags.c_contiguous)
         self._bound[j] = a if a.flags.c_contiguous and not stage else None

@@ -19,8 +19,8 @@ from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor
 from .flat_update import FlatState
+from . import native_update
 from .native_program import NativeProgram, describe, native
-from .native_update import hp_values
 
 
 class ProgramRunner:
@@ -41,6 +41,9 @@ class ProgramRunner:
         self.last_key = None
         self._epochs: dict = {}
         self.epochs_error: str | None = None
+        # the loop is missing only because a group's update has not run natively yet (SGD's
+        # momentum buffer is filled by numpy on its first step): a later batch will have it
+        self.epochs_pending = False
 
     def prepare(self, X: np.ndarray, y: np.ndarray):
         return (X, y)
@@ -123,6 +126,8 @@ class ProgramRunner:
             self.epochs_error = "the batch program is not a native program (yet)"
             return None
         kernels = tuple(g.kernel for g in flat.groups)
+        self.epochs_pending = any(k is None for k in kernels) and native_update.ENABLED \
+            and flat.native_update.failed is None
         ck = (key, n_rows, tuple(map(id, kernels)))
         ne = self._epochs.get(ck)
         if ne is None and ck not in self._epochs:
@@ -270,8 +275,8 @@ class FastStep:
                           for group, keys, kern, _ in self.updates]
         self.fused = fused
         if fused is not None:
-            fused.hp[:, :-1] = [hp_values(fused.hp_names, {k: grp[k] for k in keys})
-                                for grp, keys, _, _ in self.updates]
+            for g, (grp, keys, _, _) in enumerate(self.updates):
+                fused.set_values(g, {k: grp[k] for k in keys})   # the step: set per call
             self._fused_ptrs = fused.step_pointers()
             self._fused_addr = self._fused_ptrs.ctypes.data
 
@@ -300,38 +305,34 @@ class FastStep:
 
         if self.index_checks:
             nat.check_indices()
-        fused = self.fused
-        if fused is not None:
-            if rebound:
-                self._fused_ptrs[:2] = nat._ptrs[:2]
-            if adam:                        # the step each group's update counts
-                for g, (_, _, _, steps) in enumerate(self.updates):
-                    for t in steps:
-                        t._data[...] += 1
-                    fused.hp[g, -1] = float(steps[0]._data)
-            fused.step(self._fused_addr)
-            loss = self.loss_buf.copy()
-            for p, g in zip(self.params, self.grads):
-                p._grad = g
-            for v in self.versions:
-                v.value += 1
-            return Tensor._wrap(loss, self.dtype)
-        if self.parallel:
-            nat.run_segments()
-        else:
-            for call in self.calls:
-                call(self.addr)
-        loss = self.loss_buf.copy()
-        for p, g in zip(self.params, self.grads):
-            p._grad = g
-        for group, keys, kern, steps in self.updates:
-            if adam:                        # as FlatState._adam: count, then the scalars
+        counts = []
+        if adam:                            # as FlatState._adam: count, then the scalars
+            for _, _, _, steps in self.updates:
                 for t in steps:
                     t._data[...] += 1
-                env = {k: group[k] for k in keys}
-                env["step"] = float(steps[0]._data)
-                kern.prepare(env)
-            kern.call(kern.ptrs_addr)
+                counts.append(float(steps[0]._data))
+        fused = self.fused
+        if fused is not None:               # program, scalars and update: one call
+            if rebound:
+                self._fused_ptrs[:2] = nat._ptrs[:2]
+            for g, step in enumerate(counts):
+                fused.hp[g, -1] = step
+            fused.step(self._fused_addr)
+        else:
+            if self.parallel:
+                nat.run_segments()
+            else:
+                for call in self.calls:
+                    call(self.addr)
+            for g, (group, keys, kern, _) in enumerate(self.updates):
+                if adam:
+                    env = {k: group[k] for k in keys}
+                    env["step"] = counts[g]
+                    kern.prepare(env)
+                kern.call(kern.ptrs_addr)
+        loss = self.loss_buf.copy()         # the update does not touch the loss buffer
+        for p, g in zip(self.params, self.grads):
+            p._grad = g
         for v in self.versions:             # parameters, .grad and state tensors changed
             v.value += 1
         return Tensor._wrap(loss, self.dtype)

@@ -331,11 +331,10 @@ class CompiledStep:
                 s, e = bounds[i]
                 ne = runner.native_epochs(Xa, ya, bs) if e - s == bs else None
                 if ne is None:
-                    # the recording batch runs as a step, and so does the next when it fills
-                    # SGD's new momentum buffer (numpy); after that native=True requires the loop
-                    fill = i == 1 and epoch == 0 and any(
-                        g.get("momentum", 0) != 0 for g in self.optimizer.param_groups)
-                    if native and e - s == bs and i > 0 and not fill:
+                    # the recording batch runs as a step, and so does any batch while the loop
+                    # waits for the update's first native run (SGD's new momentum buffer);
+                    # otherwise native=True requires the loop
+                    if native and e - s == bs and i > 0 and not runner.epochs_pending:
                         raise NotCompilable(f"step.fit(native=True): {runner.epochs_error}")
                     rows = perm[s:e]
                     losses.append(one(runner, (Xa[rows], ya[rows]), 0, e - s))
