@@ -244,6 +244,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for every column (symad.set_num_threads, torch.set_num_threads,"
                          " XLA's default when > 1); default 1")
+    ap.add_argument("--parallel-min", type=int, default=None,
+                    help="native_program.PARALLEL_MIN: the multiply-adds from which a matmul is "
+                         "split over the threads (default: symad's)")
     ap.add_argument("--subnormal-steps", type=int, default=0,
                     help="instead: the 784 step's time over this many steps on its one batch, "
                          "IEEE subnormals vs flushed (symad only)")
@@ -282,6 +285,8 @@ def main() -> None:
     import symad
     symad.set_num_threads(args.threads)
     from symad.compiler import native_program, native_update
+    if args.parallel_min is not None:
+        native_program.PARALLEL_MIN = args.parallel_min
     rows = {}
     for name, model, loss, opt, X, y, n in workloads():
         if args.quick:

@@ -1,6 +1,7 @@
 """Fused training benchmarks: symad.compile_step vs PyTorch eager (and JAX jit when installed).
 
     python benchmarks/bench_step.py [--torch-python /tmp/torchvenv/bin/python] [--quick]
+    python benchmarks/bench_step.py --paths      # the two gradient paths of compile_step
 
 Three workloads, timed in ONE run (medians of repeated blocks; the machine is shared, so compare
 ratios within a run):
@@ -218,6 +219,45 @@ def _other(kind: str, python: str | None, q: bool) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_paths() -> dict:
+    """The two gradient paths of ``compile_step`` side by side (what sets
+    ``STRUCTURED_MIN_PARAMS``): linear and small-MLP models, batch 32 of 1,000 rows, SGD;
+    ``step(X, y)`` and the per-step time inside a native ``fit`` of 3 epochs."""
+    import warnings
+
+    import symad
+    from symad import nn, optim
+    symad.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    out = {}
+    models = [("linear 2->1", 2, lambda: nn.Sequential(nn.Linear(2, 1))),
+              ("linear 10->1", 10, lambda: nn.Sequential(nn.Linear(10, 1))),
+              ("MLP 2->4->1", 2, lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(),
+                                                        nn.Linear(4, 1))),
+              ("MLP 3->8->1", 3, lambda: nn.Sequential(nn.Linear(3, 8), nn.Tanh(),
+                                                        nn.Linear(8, 1)))]
+    for name, fin, make in models:
+        X = symad.tensor(rng.normal(size=(1000, fin)).astype(np.float32))
+        y = symad.tensor(rng.normal(size=(1000, 1)).astype(np.float32))
+        Xb, yb = X[:32], y[:32]
+        for structured, tag in ((False, "scalarized"), (True, "program")):
+            symad.manual_seed(0)
+            net = make()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                step = symad.compile_step(net, nn.MSELoss(),
+                                          optim.SGD(net.parameters(), lr=0.01),
+                                          structured=structured)
+                step(Xb, yb)
+                step(Xb, yb)
+                g = symad.Generator().manual_seed(0)
+                step.fit(X, y, epochs=1, batch_size=32, generator=g)
+            out[f"{name}, {tag}: step (us)"] = median_time(lambda: step(Xb, yb), 200, 5) * 1e6
+            out[f"{name}, {tag}: per step in fit (us)"] = median_time(
+                lambda: step.fit(X, y, epochs=3, batch_size=32, generator=g), 10, 5) * 1e6 / 96
+    return out
+
+
 GOALS = {"tiny-MLP step (us)": 10.0, "linreg 3 epochs / 300 steps (us)": 50.0,
          "digits loss+grad f32 (us)": 250.0}
 
@@ -232,7 +272,13 @@ def main() -> None:
     ap.add_argument("--only-jax", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--warm-cache", action="store_true",
                     help="use the normal kernel disk cache (default: a fresh one, cold compile)")
+    ap.add_argument("--paths", action="store_true",
+                    help="instead: the scalarized and tensor-program paths side by side")
     a = ap.parse_args()
+    if a.paths:
+        for key, v in bench_paths().items():
+            print(f"{key:48s}{v:10.2f}")
+        return
     if a.only_torch or a.only_jax:
         print(json.dumps((bench_torch if a.only_torch else bench_jax)(a.quick)))
         return

@@ -2,7 +2,7 @@
 
 IEEE arithmetic on subnormal floats (below 1.2e-38 in float32) runs in microcode on x86: ~100
 cycles an operation instead of one. A model trained until its gradients are tiny meets them
-(the 784 benchmark's step: 1.3 ms for 10,000 steps on its one batch, 5.2 ms at step 27,500).
+(the 784 benchmark's step: 1.2 ms for 10,000 steps on its one batch, 5.4 ms at step 30,000).
 PyTorch keeps IEEE subnormals unless ``torch.set_flush_denormal(True)``; XLA (JAX) runs with
 both bits set.
 

@@ -722,9 +722,9 @@ STAGE_REUSE = 128
 
 #: a matmul of at least this many multiply-adds is split into row blocks run on threads. A
 #: hand-off to the pool costs ~75 us on the benchmark VM (thread wake-up), so only products of
-#: ~0.6 ms and more gain: the 784 step's 25.7M-MAC products ran 1.1 -> 1.5 ms per step with two
-#: threads at 2^21, and the digits step 0.27 -> 0.48 ms (benchmarks/bench_native_program.py
-#: --threads 2)
+#: ~0.6 ms and more gain. With two threads at 2^21 the 784 step took 1.82 ms and the digits
+#: step 0.49 ms; at 2^26 1.26 and 0.25 ms, as with one thread
+#: (benchmarks/bench_native_program.py --threads 2 [--parallel-min 2097152])
 PARALLEL_MIN = 1 << 26
 
 

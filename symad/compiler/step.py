@@ -40,14 +40,14 @@ from .native_fit import NativeFit, NativeFitUnavailable
 from .program import NotCompilable
 from .program_step import ProgramRunner
 
-#: Parameter count above which the tensor-program path is taken by default. Measured (one
-#: thread, batch 32): the program's steady-state ``step(X, y)`` (one native call after ~3 us of
-#: checks) is ~4x faster than the scalarized step (one step of its fit loop) at every size
-#: (linear 2->1: 2.8 vs 11.6 us; MLP 3->8->1: 3.5 vs 15.9 us; 10->16->1 at batch 64: 4.8 vs
-#: 111 us before the scalarized step used the loop), and its native ``fit`` is faster from MLPs
-#: of ~17 parameters up (3->8->1: 2.4 vs 4.7 us per step); the scalarized fit loop stays well
-#: ahead for linear models (2->1: 0.37 vs 2.1 us per step), and its build time grows with the
-#: parameter count (3.4 s for 10->16->1).
+#: Parameter count above which the tensor-program path is taken by default. Measured with
+#: ``benchmarks/bench_step.py --paths`` (one thread, batch 32): the program's steady-state
+#: ``step(X, y)`` (one native call after ~3 us of checks) is ~4x faster than the scalarized
+#: step (one step of its fit loop) at every size (linear 2->1: 3.1 vs 11.4 us; MLP 3->8->1: 4.0
+#: vs 16.4 us), and its native ``fit`` is faster from MLPs of ~17 parameters up (2->4->1: 2.3
+#: vs 2.7 us per step; 3->8->1: 2.5 vs 4.7); the scalarized fit loop stays well ahead for
+#: linear models (2->1: 0.37 vs 2.1 us per step), and its build time grows with the parameter
+#: count (``bench_step.py``: 3.4 s against 0.45 s for 10->16->1).
 STRUCTURED_MIN_PARAMS = 16
 
 
