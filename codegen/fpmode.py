@@ -12,12 +12,11 @@ the calling thread's mode (:func:`current`, :func:`enter`). Knows LLVM only.
 """
 from __future__ import annotations
 
-import ctypes
 import threading
 
-from . import target as _target
-from .cache import DiskCache, cache_key
-from .jit import Engine, object_code
+from . import target as target_mod
+from .cache import DiskCache
+from .native import NativeModule, Slots
 
 FTZ = 0x8000            # flush-to-zero: subnormal results become 0
 DAZ = 0x0040            # denormals-are-zero: subnormal inputs read as 0
@@ -27,18 +26,21 @@ _IR = """
 declare void @llvm.x86.sse.stmxcsr(ptr)
 declare void @llvm.x86.sse.ldmxcsr(ptr)
 
-define i32 @symad_get_mxcsr() nounwind {
+define i64 @symad_get_mxcsr(ptr %args) nounwind {
   %p = alloca i32, align 4
   call void @llvm.x86.sse.stmxcsr(ptr %p)
   %v = load i32, ptr %p
-  ret i32 %v
+  %w = zext i32 %v to i64
+  ret i64 %w
 }
 
-define void @symad_set_mxcsr(i32 %v) nounwind {
+define i64 @symad_set_mxcsr(ptr %args) nounwind {
   %p = alloca i32, align 4
+  %w = load i64, ptr %args
+  %v = trunc i64 %w to i32
   store i32 %v, ptr %p
   call void @llvm.x86.sse.ldmxcsr(ptr %p)
-  ret void
+  ret i64 0
 }
 """
 
@@ -50,19 +52,23 @@ _local = threading.local()
 
 def supported() -> bool:
     """Whether this machine has the bits (x86-64)."""
-    return _target.host_target().triple.split("-")[0] in ("x86_64", "amd64")
+    return target_mod.host_target().triple.split("-")[0] in ("x86_64", "amd64")
 
 
 def _functions():
     global _fns
     if _fns is None:
-        tgt = _target.host_target()
-        key = cache_key("fpmode", _IR, tgt.triple, tgt.cpu, tgt.features, _target.version_tag())
-        obj, *_ = object_code(lambda: _IR, tgt, DiskCache(), key)
-        eng = Engine(obj, tgt)
-        get = ctypes.CFUNCTYPE(ctypes.c_uint32)(eng.address("symad_get_mxcsr"))
-        put = ctypes.CFUNCTYPE(None, ctypes.c_uint32)(eng.address("symad_set_mxcsr"))
-        _fns = (eng, get, put)
+        mod = NativeModule("fpmode", lambda: _IR, (_IR,), cache=DiskCache())
+        get_fn, put_fn = mod.entry("symad_get_mxcsr"), mod.entry("symad_set_mxcsr")
+
+        def get() -> int:
+            return get_fn(None)
+
+        def put(v: int) -> None:
+            args = Slots(1)             # per call: threads set their own modes
+            args.i[0] = v
+            put_fn(args.address)
+        _fns = (mod, get, put)
     return _fns
 
 

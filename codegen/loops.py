@@ -21,7 +21,6 @@ Knows SymPy and LLVM only (never imports ``symad``).
 """
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -29,11 +28,11 @@ from types import SimpleNamespace
 import numpy as np
 import sympy
 
-from . import target as _target
-from .cache import DiskCache, cache_key
-from .jit import Engine, object_code
+from . import target as target_mod
+from .cache import DiskCache
 from .kernel_ir import prefer_width, vector_declarations
 from .lowering import Lowerer
+from .native import NativeModule, slot_loads
 
 #: LLVM element type of each buffer dtype name.
 ELEMENT = {"float64": "double", "float32": "float", "int64": "i64", "int32": "i32", "bool": "i8"}
@@ -536,13 +535,10 @@ class _Function:
         params = ", ".join(f"ptr noalias %b{j}" for j in used)
         body = [f"define internal void @{self.name}_body({params}) #2 {{", "entry:",
                 *self.lines, "  ret void", "}", ""]
-        loads = []
-        for j in used:
-            loads += [f"  %q{j} = getelementptr inbounds ptr, ptr %bufs, i64 {j}",
-                      f"  %b{j} = load ptr, ptr %q{j}"]
+        loads = slot_loads({j: (f"b{j}", "ptr") for j in used}, "%bufs")
         args = ", ".join(f"ptr %b{j}" for j in used)
-        entry = [f"define {self.linkage}void @{self.name}(ptr %bufs) #1 {{", "entry:", *loads,
-                 f"  call void @{self.name}_body({args})", "  ret void", "}", ""]
+        entry = [f"define {self.linkage}i64 @{self.name}(ptr %bufs) #1 {{", "entry:", *loads,
+                 f"  call void @{self.name}_body({args})", "  ret i64 0", "}", ""]
         return "\n".join(body + entry)
 
 
@@ -572,49 +568,31 @@ def build_loops_ir(name: str, dtypes: list[str], segments: list[list], *,
                      + [""] + meta) + "\n"
 
 
-class LoopModule:
-    """The JIT-compiled segments of a loop program: ``mod.segments[k](bufs_address)``.
+class LoopModule(NativeModule):
+    """The JIT-compiled segments of a loop program: ``mod.segments[k](bufs_address)``, each an
+    entry point of the one convention (:mod:`codegen.native`: the slots are the buffers).
 
     ``cache``: a :class:`DiskCache` (object code keyed by the IR text and the target) or None.
-    Attributes: ``llvm_ir``, ``cache_hit``, ``compile_seconds``; ``asm`` on request.
+    Attributes: those of :class:`NativeModule`.
     """
 
     def __init__(self, name: str, dtypes: list[str], segments: list[list], *,
                  fast_math: bool = False, cache: DiskCache | None = None,
                  entry: str = "") -> None:
-        """``entry``: IR text of more functions that call the segments (then internal to the
-        module), e.g. a loop over minibatches; their addresses via :meth:`address`."""
-        self._target = _target.host_target()
-        variants = _target.libmvec_variants(self._target)
+        """``entry``: IR text of more entry points that call the segments (then internal to
+        the module), e.g. a loop over minibatches; see :meth:`entry`."""
+        target = target_mod.host_target()
+        variants = target_mod.libmvec_variants(target)
         t0 = time.perf_counter()
         body = build_loops_ir(name, dtypes, segments, fast_math=fast_math,
                               vector_variants=variants, internal=bool(entry))
         # an entry's declarations that the segments already make are made once
         entry = "\n".join(ln for ln in entry.splitlines()
                            if not (ln.startswith("declare ") and ln in body))
-        self.llvm_ir = body + entry
-        self.ir_seconds = time.perf_counter() - t0
-        key = cache_key("loops", self.llvm_ir, self._target.triple, self._target.cpu,
-                        self._target.features, _target.version_tag())
-        obj, self.compile_seconds, _, made = object_code(lambda: self.llvm_ir, self._target,
-                                                         cache, key)
-        self.cache_hit = made is None
-        # one engine and one TargetMachine per module, alive as long as the module
-        self._engine = Engine(obj, self._target)
-        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-        self.segments = [] if entry else [proto(self._engine.address(f"{name}_s{k}"))
+        ir = body + entry
+        seconds = time.perf_counter() - t0
+        super().__init__("loops", lambda: ir, (ir,), cache=cache)
+        self.llvm_ir             # made above: recorded with its time
+        self.ir_seconds = seconds
+        self.segments = [] if entry else [self.entry(f"{name}_s{k}")
                                           for k in range(len(segments))]
-        for f in self.segments:
-            f.module = self     # a segment keeps its machine code alive (never a dangling call)
-
-    def address(self, symbol: str) -> int:
-        """The address of a function of ``entry`` (valid while this module lives)."""
-        addr = self._engine.address(symbol)
-        if not addr:
-            raise KeyError(f"no function {symbol!r} in this loop module")
-        return addr
-
-    @property
-    def asm(self) -> str:
-        module, tm = _target.compile_ir(self.llvm_ir, self._target, jit=True)
-        return tm.emit_assembly(module)

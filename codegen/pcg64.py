@@ -22,9 +22,8 @@ import ctypes
 
 import numpy as np
 
-from . import target as _target
-from .cache import DiskCache, cache_key
-from .jit import Engine, object_code
+from .cache import DiskCache
+from .native import NativeModule, Slots, slot_loads
 
 MULT = 0x2360ED051FC65DA44385DF649FCCF645      # PCG_DEFAULT_MULTIPLIER_128
 _NAME = "symad_pcg64_permutations"
@@ -113,7 +112,7 @@ define internal i128 @pair(ptr %p) alwaysinline {{
   ret i128 %v
 }}
 
-define void @{_NAME}(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
+define internal void @draw(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
 entry:
   %states = alloca [{BLOCK + 1} x i128], align 16
   %halves = alloca [{half_n} x i32], align 16
@@ -243,7 +242,7 @@ done:
 
 ; the same on numpy's own state struct (``PCG64().ctypes.state_address``: a pointer to the
 ; 128-bit state and increment, then has_uint32 and uinteger as 32-bit integers)
-define void @{_NAME}_np(ptr %np, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
+define internal void @draw_np(ptr %np, ptr %out, ptr %js, i64 %n, i64 %k) nounwind {{
 entry:
   %st = alloca [6 x i64], align 16
   %inner = load ptr, ptr %np
@@ -263,7 +262,7 @@ entry:
   %uz = zext i32 %u to i64
   %st5 = getelementptr inbounds i64, ptr %st, i64 5
   store i64 %uz, ptr %st5
-  call void @{_NAME}(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k)
+  call void @draw(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k)
   %s2 = load i128, ptr %st, align 16
   store i128 %s2, ptr %inner, align 16
   %h2 = load i64, ptr %st4
@@ -275,8 +274,23 @@ entry:
   ret void
 }}
 
+{_entries()}
 !0 = !{{!"branch_weights", i32 1, i32 256}}
 """
+
+
+def _entries() -> str:
+    """``NAME`` (state: 6 x i64 of :meth:`Permutations.__call__`) and ``NAME_np`` (numpy's state
+    struct), each ``i64 (ptr args)`` with slots state, out, js, n, k."""
+    loads = "\n".join(slot_loads([("st", "ptr"), ("out", "ptr"), ("js", "ptr"), ("n", "i64"),
+                                  ("k", "i64")]))
+    return "\n".join(f"""define i64 @{_NAME}{suffix}(ptr %args) nounwind {{
+entry:
+{loads}
+  call void @{body}(ptr %st, ptr %out, ptr %js, i64 %n, i64 %k)
+  ret i64 0
+}}
+""" for suffix, body in (("", "draw"), ("_np", "draw_np")))
 
 
 class Permutations:
@@ -287,15 +301,10 @@ class Permutations:
     _shared: "Permutations | None" = None
 
     def __init__(self, cache: DiskCache | None = None) -> None:
-        tgt = _target.host_target()
         ir = permutations_ir()
-        key = cache_key("pcg64", ir, tgt.triple, tgt.cpu, tgt.features, _target.version_tag())
-        obj, *_ = object_code(lambda: ir, tgt, cache, key)
-        self._engine = Engine(obj, tgt)
-        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                 ctypes.c_int64, ctypes.c_int64)
-        self._fn = proto(self._engine.address(_NAME))
-        self._fn_np = proto(self._engine.address(_NAME + "_np"))
+        self.module = NativeModule("pcg64", lambda: ir, (ir,), cache=cache)
+        self._fn = self.module.entry(_NAME)
+        self._fn_np = self.module.entry(_NAME + "_np")
         self._direct: dict = {}         # id(bit generator) -> (it, its state struct's address)
 
     def _state_address(self, bg) -> int | None:
@@ -323,6 +332,12 @@ class Permutations:
         self._direct[id(bg)] = (bg, addr)
         return addr
 
+    @staticmethod
+    def _args(state: int, out: np.ndarray, js: np.ndarray, n: int, k: int) -> Slots:
+        args = Slots(5)                 # per call: a generator may run on threads
+        args.i[:] = (state, out.ctypes.data, js.ctypes.data, n, k)
+        return args
+
     @classmethod
     def shared(cls) -> "Permutations":
         if cls._shared is None:
@@ -345,14 +360,16 @@ class Permutations:
         addr = self._state_address(bit_generator)
         if addr is not None:            # numpy's state, read and written in place
             with bit_generator.lock:
-                self._fn_np(addr, out.ctypes.data, js.ctypes.data, n, k)
+                args = self._args(addr, out, js, n, k)
+                self._fn_np(args.address)
             return out
         state = bit_generator.state
         s, inc = state["state"]["state"], state["state"]["inc"]
         m64 = (1 << 64) - 1
         st = np.array([s & m64, s >> 64, inc & m64, inc >> 64, state["has_uint32"],
                        state["uinteger"]], np.uint64)
-        self._fn(st.ctypes.data, out.ctypes.data, js.ctypes.data, n, k)
+        args = self._args(st.ctypes.data, out, js, n, k)
+        self._fn(args.address)
         lo, hi, _, _, has, u = st.tolist()
         state["state"]["state"] = lo | (hi << 64)
         state["has_uint32"] = has

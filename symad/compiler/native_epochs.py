@@ -16,13 +16,12 @@ optimizer state and version counters are what the same number of ``step(X, y)`` 
 """
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import sympy
 
 from codegen import DiskCache
 from codegen.loops import ELEMENT, Access, Index, LoopModule, Map, aligned_zeros, renumber
+from codegen.native import slot_loads
 
 from .native_program import NativeProgram, check_index
 from .native_update import hp_names_of, hp_values, scalars_ir
@@ -102,18 +101,18 @@ class NativeEpochs:
         self.dtypes = dtypes
         ty = ELEMENT[slots[loss_slot].dtype.np.name]
         loss_buf = nat._buf_of[loss_slot]
-        entry = _entry_ir(len(segments), PERM, self.bs, loss_buf, ty,
+        entry = _entry_ir(len(segments), PERM, len(dtypes), self.bs, loss_buf, ty,
                           scalars_ir(exprs, self.HP, self.hp_names,
                                      ELEMENT[flat.dtype.np.name], _batch_step))
         self.module = LoopModule("epochs", dtypes, segments, cache=DiskCache(), entry=entry)
-        self._run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                     ctypes.c_void_p)(self.module.address("epochs_run"))
+        self._run = self.module.entry("epochs_run")
         #: one training step on the batch bound in ``nat`` (buffers 0, 1): the program and the
         #: update in one native call (``FastStep``); its argument is :meth:`step_pointers`
-        self.step = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self.module.address("epochs_step"))
+        self.step = self.module.entry("epochs_step")
         self._xb = aligned_zeros(xs.shape, xs.dtype.np)
         self._yb = aligned_zeros(ys.shape, ys.dtype.np)
-        self._ptrs = np.zeros(len(dtypes), np.int64)
+        # the buffers' slots, then epochs_run's: all of perm, the batch count, the losses
+        self._ptrs = np.zeros(len(dtypes) + 3, np.int64)
 
     def run(self, X: np.ndarray, y: np.ndarray, perm: np.ndarray, env_of) -> np.ndarray:
         """``len(perm) // bs`` steps over rows ``perm`` of ``(X, y)``; returns the losses
@@ -141,7 +140,8 @@ class NativeEpochs:
         p[n0], p[n0 + 1] = X.ctypes.data, y.ctypes.data
         n_b = perm.size // self.bs
         losses = np.empty(n_b, np.float64)
-        self._run(p.ctypes.data, perm.ctypes.data, n_b, losses.ctypes.data)
+        p[self.HP + 1:] = perm.ctypes.data, n_b, losses.ctypes.data
+        self._run(p.ctypes.data)
         return losses
 
 
@@ -165,6 +165,7 @@ class NativeEpochs:
         n0 = len(nat._ptrs)
         p[:n0] = nat._ptrs
         p[n0:n0 + 3] = 0                    # the whole data and perm: bound by ``run``
+        p[self.HP + 1:] = 0                 # ``run``'s own slots
         j = n0 + 3
         for buf, start in self._update_places:
             if start is None:
@@ -177,25 +178,29 @@ class NativeEpochs:
         return p
 
 
-def _entry_ir(n_segments: int, perm_slot: int, bs: int, loss_buf: int, ty: str,
+def _entry_ir(n_segments: int, perm_slot: int, run_slot: int, bs: int, loss_buf: int, ty: str,
               scalars: tuple[str, str]) -> str:
-    """``epochs_run`` (gather, program, update per batch) and ``epochs_step`` (program and
-    update on the bound batch, the step count ``hp``'s base)."""
+    """``epochs_run`` (gather, program, update per batch; slots ``run_slot`` on: all of perm,
+    the batch count, the losses) and ``epochs_step`` (program and update on the bound batch,
+    the step count ``hp``'s base)."""
     widen, lw = ("  %lw = fpext float %lv to double", "%lw") if ty == "float" else ("", "%lv")
-    prog = "\n".join(f"  call void @epochs_s{k}(ptr %bufs)" for k in range(1, n_segments - 1))
-    upd = scalars[0] + f"\n  call void @epochs_s{n_segments - 1}(ptr %bufs)"
-    calls = "  call void @epochs_s0(ptr %bufs)\n" + prog + "\n" + upd
+    prog = "\n".join(f"  call i64 @epochs_s{k}(ptr %bufs)" for k in range(1, n_segments - 1))
+    upd = scalars[0] + f"\n  call i64 @epochs_s{n_segments - 1}(ptr %bufs)"
+    calls = "  call i64 @epochs_s0(ptr %bufs)\n" + prog + "\n" + upd
+    run_args = "\n".join(slot_loads({run_slot: ("perm", "ptr"), run_slot + 1: ("nb", "i64"),
+                                     run_slot + 2: ("losses", "ptr")}, "%bufs"))
     return f"""
-define void @epochs_step(ptr %bufs) #1 {{
+define i64 @epochs_step(ptr %bufs) #1 {{
 entry:
   %b = add i64 0, 0
 {prog}
 {upd}
-  ret void
+  ret i64 0
 }}
 
-define void @epochs_run(ptr %bufs, ptr %perm, i64 %nb, ptr %losses) #1 {{
+define i64 @epochs_run(ptr %bufs) #1 {{
 entry:
+{run_args}
   %pq = getelementptr inbounds ptr, ptr %bufs, i64 {perm_slot}
   %lq = getelementptr inbounds ptr, ptr %bufs, i64 {loss_buf}
   br label %head
@@ -216,7 +221,7 @@ body:
   %bn = add nuw i64 %b, 1
   br label %head
 done:
-  ret void
+  ret i64 0
 }}
 {scalars[1]}
 """

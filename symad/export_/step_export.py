@@ -299,7 +299,7 @@ def _entry_ir(name: str, where: list, n_segments: int, index_checks, nat, state:
     hp_slot = next(j for j, w in enumerate(where) if w[0] == "work" and j == len(where) - 1)
     lines.append(scalars.replace("HPSLOT", str(hp_slot)))
     for k in range(n_segments):
-        lines.append(f"  call void @{name}_s{k}(ptr %bufs)")
+        lines.append(f"  call i64 @{name}_s{k}(ptr %bufs)")
     lines += ["  ret i32 0", "}", ""]
     return "\n".join(lines)
 
