@@ -22,8 +22,8 @@ symad: callers pass symbols, expressions and plain data.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
+import threading
 from collections.abc import Sequence
 from operator import is_
 from dataclasses import dataclass
@@ -32,12 +32,11 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import target as _target
-from .cache import DiskCache, cache_key
-from .jit import Engine, object_code
-from .kernel import NP_DTYPES, fingerprint, make_cache, ndarray_data_offset, source_hash
+from .cache import DiskCache
+from .kernel import NP_DTYPES, fingerprint, make_cache, source_hash
 from .kernel_ir import ELEMENT_TYPE
 from .lowering import Lowerer, hp_scalars_ir
+from .native import NativeModule, Slots, data_pointer, slot_loads
 
 @dataclass(frozen=True)
 class UpdateVariant:
@@ -136,14 +135,16 @@ def _check_spec(spec: FitLoopSpec) -> None:
 # ---------------------------------------------------------------------------------------------
 # IR
 
-_INTS = ["i64 %n_steps", "i64 %spe", "i64 %n_rows"]
+_INTS = ["n_steps", "spe", "n_rows"]
 _PTRS = ["perm", "off", "D", "D2", "P", "C", "G", "S0", "S1", "S2", "hp", "losses", "totals"]
-_ARGS = _INTS + [f"ptr noalias %{p}" for p in _PTRS]
+#: the entry point's slots (codegen.native's convention), in order
+SLOTS = [(n, "i64") for n in _INTS] + [(p, "ptr") for p in _PTRS]
+_ARGS = [f"i64 %{n}" for n in _INTS] + [f"ptr noalias %{p}" for p in _PTRS]
 
 
 def build_fit_loop_ir(spec: FitLoopSpec) -> str:
-    """IR text of the module holding ``spec.name`` (and ``spec.name + "_py"``, which takes numpy
-    array objects instead of data pointers when the ndarray layout is the known one)."""
+    """IR text of the module holding the entry point ``spec.name``: ``i64 (ptr args)`` with the
+    slots :data:`SLOTS`, returning 0 or ``1 + i`` for a bad row index ``perm[i]``."""
     ty = spec.ty
     is_f32 = ty == "float"
     n_col = len(spec.columns)
@@ -228,7 +229,7 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         hp_off += g.width
 
     lines = [
-        f"define i64 @{spec.name}({', '.join(_ARGS)}) #1 {{",
+        f"define internal i64 @{spec.name}.body({', '.join(_ARGS)}) #1 {{",
         "entry:",
         # every row index the steps read is within D before anything runs (else 1 + its
         # position in perm is returned); the offsets were checked by the caller
@@ -292,18 +293,9 @@ def build_fit_loop_ir(spec: FitLoopSpec) -> str:
         "}",
         "",
     ]
-    offset = ndarray_data_offset()
-    if offset is not None:
-        loads, pargs = [], []
-        for p in _PTRS:
-            loads.append(f"  %{p}.f = getelementptr i8, ptr %obj.{p}, i64 {offset}")
-            loads.append(f"  %{p} = load ptr, ptr %{p}.f, align 8")
-            pargs.append(f"ptr %{p}")
-        params = _INTS + [f"ptr %obj.{p}" for p in _PTRS]
-        lines += [f"define i64 @{spec.name}_py({', '.join(params)}) #1 {{", "entry:", *loads,
-                  f"  %rc = call i64 @{spec.name}(i64 %n_steps, i64 %spe, i64 %n_rows, "
-                  f"{', '.join(pargs)})",
-                  "  ret i64 %rc", "}", ""]
+    args = ", ".join(f"{ty_} %{n}" for n, ty_ in SLOTS)
+    lines += [f"define i64 @{spec.name}(ptr %args) #1 {{", "entry:", *slot_loads(SLOTS),
+              f"  %rc = call i64 @{spec.name}.body({args})", "  ret i64 %rc", "}", ""]
     lines += sorted(declarations.values())
     lines += ["", "attributes #0 = { nounwind willreturn memory(none) }",
               "attributes #1 = { nounwind }", ""]
@@ -413,25 +405,14 @@ class FitLoop:
         _check_spec(spec)
         self.spec = spec
         self.dtype = NP_DTYPES[spec.dtype]
-        self._target = _target.host_target()
-        self._offset = ndarray_data_offset()
-        self._ir: str | None = None
-        self._cache = make_cache(cache)
-        key = ""
-        if self._cache is not None:
-            key = cache_key("fit_loop", _spec_fingerprint(spec), repr(self._offset),
-                            self._target.triple, self._target.cpu, self._target.features,
-                            _target.version_tag(), source_hash(), sympy.__version__)
-        obj, self.compile_seconds, _, made = object_code(lambda: self.llvm_ir, self._target,
-                                                         self._cache, key)
-        self.cache_hit = made is None
-        self._engine = Engine(obj, self._target)
-        fast = self._offset is not None
-        ptr_t = ctypes.py_object if fast else ctypes.c_void_p
-        addr = self._engine.address(spec.name + ("_py" if fast else ""))
-        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                       ctypes.c_int64, *([ptr_t] * len(_PTRS)))(addr)
-        self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
+        # keyed by the spec (a warm hit skips IR generation too), the codegen sources, SymPy
+        self.module = NativeModule(
+            "fit_loop", lambda: build_fit_loop_ir(spec),
+            (_spec_fingerprint(spec), source_hash(), sympy.__version__), cache=make_cache(cache))
+        self.compile_seconds, self.cache_hit = self.module.compile_seconds, self.module.cache_hit
+        self._cfunc = self.module.entry(spec.name)
+        self._args = Slots(len(SLOTS))
+        self._lock = threading.Lock()
         self._empty = np.zeros(1, self.dtype)
         self._checked: dict = {}
         self._monotone = None           # the offsets array last found non-decreasing
@@ -443,9 +424,7 @@ class FitLoop:
 
     @property
     def llvm_ir(self) -> str:
-        if self._ir is None:
-            self._ir = build_fit_loop_ir(self.spec)
-        return self._ir
+        return self.module.llvm_ir
 
     def __repr__(self) -> str:
         s = self.spec
@@ -575,10 +554,12 @@ class FitLoop:
 
     def _call(self, perm, offsets, D, D2, P, C, G, sarrs, hp, losses, totals, spe: int,
               n_steps: int) -> None:
-        ptr = self._ptr
-        bad = self._cfunc(n_steps, spe, D.shape[0], ptr(perm), ptr(offsets), ptr(D), ptr(D2),
-                          ptr(P), ptr(C if C.size else self._empty), ptr(G),
-                          *(ptr(a) for a in sarrs), ptr(hp), ptr(losses), ptr(totals))
+        ptr, args = data_pointer, self._args
+        with self._lock:                # one argument array: one call at a time
+            args.i[:] = (n_steps, spe, D.shape[0], ptr(perm), ptr(offsets), ptr(D), ptr(D2),
+                         ptr(P), ptr(C if C.size else self._empty), ptr(G),
+                         *(ptr(a) for a in sarrs), ptr(hp), ptr(losses), ptr(totals))
+            bad = self._cfunc(args.address)
         if bad:             # found before any step ran: nothing was written
             raise ValueError(f"{self.spec.name}: perm holds row indices outside [0, "
                              f"{D.shape[0]}) (D has {D.shape[0]} rows): perm[{bad - 1}] = "
