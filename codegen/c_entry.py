@@ -12,8 +12,9 @@ One entry point per exported function, with a stable C signature::
 * Status: 0 ok, 1 a null pointer, 2 ``n < 0`` (checked before any memory is touched).
   A mean over ``n == 0`` samples is NaN, as in :class:`codegen.Kernel`.
 
-The entry point calls the kernel once over ``[0, n)`` with a stack buffer for its partial sums;
-the kernel itself gets internal linkage, so the object exports only the entry points.
+The entry point fills a stack slot array and calls the kernel's own entry point ``NAME_run`` (the
+one JIT runs, codegen.native's convention) over one chunk ``[0, n)`` with a stack buffer for its
+partial sums; both get internal linkage, so the object exports only the C entry points.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .kernel_ir import KernelSpec, build_kernel_ir
+from .kernel_ir import KernelSpec, build_kernel_ir, run_slots
 
 STATUS_OK, STATUS_NULL, STATUS_BAD_N = 0, 1, 2
 
@@ -74,17 +75,24 @@ def c_entry_ir(spec: KernelSpec, entry: str, inputs: list[CArray], outputs: list
     if not arrays:
         lines.append("chk0:\n  br label %ok")
     n_red = sum(r != "none" for r in spec.reduce)
-    lines += ["ok:", f"  %partials = alloca [{max(n_red, 1)} x {acc}], align 16"]
-    args = ["i64 0", "i64 %n"]
+    slots = run_slots(spec)
+    lines += ["ok:", f"  %partials = alloca [{max(n_red, 1)} x {acc}], align 16",
+              f"  %args = alloca [{len(slots)} x i64], align 8",
+              "  %some = icmp sgt i64 %n, 0",
+              "  %chunk = select i1 %some, i64 %n, i64 1"]
+    values = ["i64 0", "i64 1", "i64 %n", "i64 %chunk"]   # one chunk over [0, n)
     for j, a in enumerate(inputs):
         for c in range(a.width):
             p = f"%in{j}.{c}"
             lines.append(f"  {p}.p = getelementptr inbounds {ty}, ptr %in{j}, i64 {c}")
             if a.batched:
-                args.append(f"ptr {p}.p")
-            else:
+                values.append(f"ptr {p}.p")
+            else:               # a scalar slot holds a double
                 lines.append(f"  {p} = load {ty}, ptr {p}.p, align {size[ty]}")
-                args.append(f"{ty} {p}")
+                if ty == "float":
+                    lines.append(f"  {p}.d = fpext float {p} to double")
+                    p += ".d"
+                values.append(f"double {p}")
     stores = []
     r = 0
     for j, a in enumerate(outputs):
@@ -92,7 +100,7 @@ def c_entry_ir(spec: KernelSpec, entry: str, inputs: list[CArray], outputs: list
             p = f"%out{j}.{c}"
             lines.append(f"  {p}.p = getelementptr inbounds {ty}, ptr %out{j}, i64 {c}")
             if a.batched:
-                args.append(f"ptr {p}.p")
+                values.append(f"ptr {p}.p")
                 continue
             k = len([1 for aa in outputs[:j] for _ in range(aa.width)]) + c
             v = f"%r{r}"
@@ -106,8 +114,11 @@ def c_entry_ir(spec: KernelSpec, entry: str, inputs: list[CArray], outputs: list
                 v += ".t"
             stores.append(f"  store {ty} {v}, ptr {p}.p, align {size[ty]}")
             r += 1
-    args.append("ptr %partials")
-    lines.append(f"  call void @{spec.name}({', '.join(args)})")
+    values.append("ptr %partials")
+    for k, v in enumerate(values):
+        lines += [f"  %arg{k} = getelementptr inbounds i64, ptr %args, i64 {k}",
+                  f"  store {v}, ptr %arg{k}, align 8"]
+    lines.append(f"  %rc = call i64 @{spec.name}_run(ptr %args)")
     if any(s.startswith("  %r") and ".m = " in s for s in stores):
         lines.append(f"  %nf = sitofp i64 %n to {acc}")
     lines += stores + [f"  ret i32 {STATUS_OK}",
@@ -128,11 +139,10 @@ def build_c_module_ir(kernels: list[tuple[KernelSpec, str, list[CArray], list[CA
     attrs: dict[str, str] = {}
     used: list[str] = []
     for t, (spec, entry, inputs, outputs) in enumerate(kernels):
-        ir = build_kernel_ir(spec, vector_variants)
+        ir = build_kernel_ir(spec, vector_variants, entry_linkage="internal ")
         # each kernel numbers its libm attribute groups from 10: keep them apart per kernel
         ir = re.sub(r"#(\d+)\b", lambda m: f"#{int(m[1]) + 1000 * t}" if int(m[1]) >= 10
                     else m[0], ir)
-        ir = ir.replace(f"define void @{spec.name}(", f"define internal void @{spec.name}(", 1)
         body, rest = [], []
         in_fn = False
         for line in ir.splitlines():

@@ -10,22 +10,20 @@ import math
 import os
 import re
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import llvmlite.binding as llvm
 import numpy as np
 import sympy
 
 from . import fpmode
-from . import target as _target
-from .cache import DiskCache, cache_key
-from .jit import Engine, object_code
-from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir
+from . import target as target_mod
+from .cache import DiskCache
+from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir, run_slots
+from .native import NativeModule, Slots, data_pointer
 from .threads import default_threads
 
 NP_DTYPES: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64),
@@ -35,21 +33,6 @@ _CT = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 #: Below this many elements per thread a call stays on the calling thread (thread hand-off
 #: costs ~10-50 us, about what 16k elements of a small kernel take).
 DEFAULT_MIN_CHUNK = 16384
-
-
-@functools.cache
-def ndarray_data_offset() -> int | None:
-    """Byte offset of the data pointer in numpy's array struct, if it is the expected one.
-
-    Reading the pointer natively (from the PyObject passed by ctypes) saves ~1.5 us per array
-    over ``arr.ctypes.data``. Verified here against ``ctypes.data``; None -> use the slow path.
-    """
-    offset = 2 * ctypes.sizeof(ctypes.c_void_p)  # after PyObject_HEAD (refcount, type)
-    probes = [np.empty(n, dt) for n in (1, 7, 1000) for dt in NP_DTYPES.values()]
-    for a in probes:
-        if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
-            return None
-    return offset
 
 
 def fingerprint(expr: sympy.Basic, out: list[str]) -> None:
@@ -98,58 +81,10 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def _wrapper_ir(spec: KernelSpec, offset: int) -> str:
-    """``NAME_py``: same arguments but numpy array objects instead of data pointers."""
-    ty = spec.ty
-    params, loads, args = ["i64 %start", "i64 %end"], [], ["i64 %start", "i64 %end"]
-    pointers = [f"a{j}" for j, b in enumerate(spec.batched) if b]
-    pointers += [f"o{k}" for k, r in enumerate(spec.reduce) if r == "none"]
-    pointers.append("partials")
-    scalars = {j for j, b in enumerate(spec.batched) if not b}
-    order = []
-    for j in range(len(spec.inputs)):
-        order.append(f"{ty} %s{j}" if j in scalars else f"ptr %a{j}")
-    order += [f"ptr %o{k}" for k, r in enumerate(spec.reduce) if r == "none"] + ["ptr %partials"]
-    for p in order:
-        params.append(p.replace("%", "%obj.") if p.startswith("ptr") else p)
-    for p in pointers:
-        loads.append(f"  %{p}.f = getelementptr i8, ptr %obj.{p}, i64 {offset}")
-        loads.append(f"  %{p} = load ptr, ptr %{p}.f, align 8")
-    args += order
-    return "\n".join([
-        f"define void @{spec.name}_py({', '.join(params)}) #1 {{",
-        "entry:", *loads,
-        f"  call void @{spec.name}({', '.join(args)})",
-        "  ret void", "}", ""])
+class _Args(Slots):
+    """A thread's argument array for ``NAME_run`` with the partial sums it points to."""
 
-
-def _chunks_ir(spec: KernelSpec) -> str:
-    """``NAME_chunks(c0, c1, n, chunk, <the kernel's inputs/outputs>, partials)``: the kernel
-    over chunks ``c0 .. c1 - 1`` of ``chunk`` rows (the last ends at ``n``), chunk ``c``'s
-    partial sums into row ``c`` of ``partials`` — the per-chunk calls one thread makes, in one
-    native call (the same ranges, the same sums)."""
-    acc = spec.acc_ty               # the partial sums' type (the kernel's accumulate dtype)
-    ty = spec.ty
-    scalars = {j for j, b in enumerate(spec.batched) if not b}
-    order = [f"{ty} %s{j}" if j in scalars else f"ptr %a{j}" for j in range(len(spec.inputs))]
-    order += [f"ptr %o{k}" for k, r in enumerate(spec.reduce) if r == "none"]
-    width = max(sum(r != "none" for r in spec.reduce), 1)
-    params = ["i64 %c0", "i64 %c1", "i64 %n", "i64 %chunk"] + order + ["ptr %partials"]
-    return "\n".join([
-        f"define void @{spec.name}_chunks({', '.join(params)}) #1 {{",
-        "entry:", "  br label %head", "head:",
-        "  %c = phi i64 [ %c0, %entry ], [ %c.next, %body ]",
-        "  %more = icmp slt i64 %c, %c1",
-        "  br i1 %more, label %body, label %done", "body:",
-        "  %s = mul nsw i64 %c, %chunk",
-        "  %e0 = add nsw i64 %s, %chunk",
-        "  %short = icmp slt i64 %e0, %n",
-        "  %e = select i1 %short, i64 %e0, i64 %n",
-        f"  %row = mul nsw i64 %c, {width}",
-        f"  %pp = getelementptr inbounds {acc}, ptr %partials, i64 %row",
-        f"  call void @{spec.name}(i64 %s, i64 %e, {', '.join(order)}, ptr %pp)",
-        "  %c.next = add nsw i64 %c, 1",
-        "  br label %head", "done:", "  ret void", "}", ""])
+    __slots__ = ("partials",)
 
 
 class Kernel:
@@ -174,46 +109,25 @@ class Kernel:
         self.min_chunk = max(1, int(min_chunk))
         self.dtype = NP_DTYPES[spec.dtype]
         self._acc_dtype = NP_DTYPES[spec.accumulate]
-        self._target = _target.host_target()
-        variants = _target.libmvec_variants(self._target)
-
+        target = target_mod.host_target()
+        variants = target_mod.libmvec_variants(target)
         self._variants = variants
-        self._offset = ndarray_data_offset()
-        self._ir: str | None = None
-        self.ir_seconds = 0.0
-
-        # The cache key hashes everything the IR is a deterministic function of (the spec, the
-        # codegen sources, SymPy's version for cse, the libmvec table) plus the target, so a
-        # warm hit skips sympy.cse and IR generation as well as LLVM.
+        # The cache key holds everything the IR is a deterministic function of (the spec, the
+        # codegen sources, SymPy's version for cse, the libmvec table; NativeModule adds the
+        # target), so a warm hit skips sympy.cse and IR generation as well as LLVM.
         self._cache = make_cache(cache)
-        obj = None
-        key = ""
-        if self._cache is not None:
-            key = cache_key(_spec_fingerprint(spec), repr(sorted(variants.items())),
-                            repr(self._offset), self._target.triple, self._target.cpu,
-                            self._target.features, _target.version_tag(), source_hash(),
-                            sympy.__version__)
-        obj, self.compile_seconds, self.compile_cpu_seconds, self._optimized = object_code(
-            lambda: self.llvm_ir, self._target, self._cache, key)
-        self.cache_hit = self._optimized is None
-        # One engine + one TargetMachine per kernel, alive as long as the kernel.
-        self._engine = Engine(obj, self._target)
-
-        scalar_ct = _CT[spec.dtype]
-        fast = self._offset is not None
-        ptr_t = ctypes.py_object if fast else ctypes.c_void_p
-        argtypes: list[Any] = [ctypes.c_int64, ctypes.c_int64]
-        argtypes += [ptr_t if b else scalar_ct for b in spec.batched]
-        argtypes += [ptr_t] * (sum(r == "none" for r in spec.reduce) + 1)
-        fname = spec.name + ("_py" if fast else "")
-        addr = self._engine.address(fname)
-        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(addr)
-        self._ptr = (lambda a: a) if fast else (lambda a: a.ctypes.data)
-        raw = [ctypes.c_int64] * 4 + [ctypes.c_void_p if b else scalar_ct
-                                      for b in spec.batched]
-        raw += [ctypes.c_void_p] * (sum(r == "none" for r in spec.reduce) + 1)
-        self._chunks_fn = ctypes.CFUNCTYPE(None, *raw)(
-            self._engine.address(spec.name + "_chunks"))
+        self.module = NativeModule(
+            "kernel", lambda: build_kernel_ir(spec, variants),
+            (_spec_fingerprint(spec), repr(sorted(variants.items())), source_hash(),
+             sympy.__version__), cache=self._cache)
+        self.compile_seconds = self.module.compile_seconds
+        self.compile_cpu_seconds = self.module.compile_cpu_seconds
+        self.cache_hit = self.module.cache_hit
+        self._run = self.module.entry(spec.name + "_run")
+        n_in = len(spec.inputs)
+        #: slot of the first array output / of the partial sums in ``NAME_run``'s arguments
+        self._out_slot = 4 + n_in
+        self._partials_slot = len(run_slots(spec)) - 1
 
         self._names = {s.name: j for j, s in enumerate(spec.inputs)}
         self._batched_idx = [j for j, b in enumerate(spec.batched) if b]
@@ -221,6 +135,7 @@ class Kernel:
         self._array_outs = [k for k, r in enumerate(spec.reduce) if r == "none"]
         self._red_outs = [k for k, r in enumerate(spec.reduce) if r != "none"]
         self._n_red = len(self._red_outs)
+        self._out_pos = {k: p for p, k in enumerate(self._array_outs)}
         self._red_plan = [(r, k, spec.reduce[k] == "mean") for r, k in enumerate(self._red_outs)]
         # Calls of up to this many elements are one native call on the calling thread; longer
         # ones are split into chunks of this size (see _chunks).
@@ -234,30 +149,22 @@ class Kernel:
     @property
     def llvm_ir(self) -> str:
         """Text LLVM IR of the kernel module as generated (before optimization)."""
-        if self._ir is None:
-            t0 = time.perf_counter()
-            ir = build_kernel_ir(self.spec, self._variants) + "\n" + _chunks_ir(self.spec)
-            if self._offset is not None:
-                ir += "\n" + _wrapper_ir(self.spec, self._offset)
-            self._ir = ir
-            self.ir_seconds = time.perf_counter() - t0
-        return self._ir
+        return self.module.llvm_ir
 
-    def _compiled(self) -> tuple[llvm.ModuleRef, llvm.TargetMachine]:
-        if self._optimized is None:
-            self._optimized = _target.compile_ir(self.llvm_ir, self._target, jit=True)
-        return self._optimized
+    @property
+    def ir_seconds(self) -> float:
+        """sympy.cse + IR text generation (0 until ``llvm_ir`` is needed)."""
+        return self.module.ir_seconds
 
     @property
     def optimized_ir(self) -> str:
         """Text IR after the O3 pipeline (look for ``<4 x double>`` and ``_ZGVdN4v_``)."""
-        return str(self._compiled()[0])
+        return self.module.optimized_ir
 
     @property
     def asm(self) -> str:
         """Host assembly of the module (look for ``ymm`` registers and ``_ZGVdN4v_`` calls)."""
-        module, tm = self._compiled()
-        return tm.emit_assembly(module)
+        return self.module.asm
 
     @property
     def input_names(self) -> list[str]:
@@ -302,7 +209,8 @@ class Kernel:
             raise TypeError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(values)}")
         dt = self.dtype
         n = -1
-        call_args: list[object] = list(values)
+        args = self._tls_args()
+        ai, af, ptr = args.i, args.f, data_pointer
         for j in self._batched_idx:
             a: Any = values[j]
             if (type(a) is not np.ndarray or a.ndim != 1
@@ -315,11 +223,10 @@ class Kernel:
                 raise ValueError(f"{spec.name}: input {self.input_names[j]!r} has length "
                                  f"{a.shape[0]}, but {self.input_names[self._batched_idx[0]]!r}"
                                  f" has length {n}; batched inputs must have equal length")
-            call_args[j] = self._ptr(a)
+            ai[4 + j] = ptr(a)
         for j in self._scalar_idx:
             v = values[j]
-            if type(v) is not float:
-                call_args[j] = self._scalar(j, v)
+            af[4 + j] = v if type(v) is float else self._scalar(j, v)
         shape: tuple[int, ...] = (n,) if n >= 0 else ()
         length = n if n >= 0 else 1
         outs: list[object] = [None] * len(spec.outputs)
@@ -334,20 +241,21 @@ class Kernel:
                   or not o.flags.c_contiguous or not o.flags.aligned or not o.flags.writeable):
                 self._reject_out(k, o, shape)
             outs[k] = o
-            call_args.append(self._ptr(o))
+            ai[self._out_slot + self._out_pos[k]] = ptr(o)
         if out is not None:
             for k in self._red_outs:
                 if out[k] is not None:
                     raise ValueError(f"{spec.name}: output {k} is a {spec.reduce[k]} reduction;"
                                      " pass None for it in out=")
         if length <= self._chunk:
-            partials = self._tls_partials()
-            self._cfunc(0, length, *call_args, self._ptr(partials))
-            sums = partials.tolist()
+            ai[2] = length                  # one chunk: c0, c1, n, chunk = 0, 1, n, max(n, 1)
+            ai[3] = length or 1
+            self._run(args.address)
+            sums = args.partials.tolist()
         else:
             chunks = self._chunks(length)
             partials = np.zeros((len(chunks), max(self._n_red, 1)), self._acc_dtype)
-            self._run_threads(chunks, call_args, partials)
+            self._run_threads(chunks, args, partials)
             sums = [math.fsum(col) for col in partials.T.tolist()] if self._n_red else [0.0]
         to_dtype = dt.type
         for r, k, is_mean in self._red_plan:
@@ -357,18 +265,21 @@ class Kernel:
                 outs[k] = to_dtype(sums[r])
         return outs
 
-    def _run_threads(self, chunks: list[tuple[int, int]], call_args: list[object],
+    def _run_threads(self, chunks: list[tuple[int, int]], args: Slots,
                      partials: np.ndarray) -> None:
         """Each chunk's partial sums into its own row; threads take consecutive groups of
-        chunks, one native call per group (``NAME_chunks``), so the rows do not depend on the
-        thread count."""
-        f = self._chunks_fn
-        raw = [a.ctypes.data if isinstance(a, np.ndarray) else a for a in call_args]
-        n, chunk, base = chunks[-1][1], self._chunk, partials.ctypes.data
+        chunks, one native call per group (``NAME_run`` over chunks ``lo .. hi - 1``), so the
+        rows do not depend on the thread count."""
+        template = args.i.copy()
+        template[2], template[3] = chunks[-1][1], self._chunk
+        template[self._partials_slot] = partials.ctypes.data
+        f = self._run
 
         def run(lo: int, hi: int) -> None:
             # chunks lo .. hi - 1 in one native call (ctypes releases the GIL during it)
-            f(lo, hi, n, chunk, *raw, base)
+            mine = template.copy()
+            mine[0], mine[1] = lo, hi
+            f(mine.ctypes.data)
 
         t = min(self.threads, len(chunks))
         if t <= 1:
@@ -394,13 +305,18 @@ class Kernel:
         for fut in futures:
             fut.result()
 
-    def _tls_partials(self) -> np.ndarray:
-        # One reusable buffer per calling thread (the native call cannot re-enter).
+    def _tls_args(self) -> "_Args":
+        # One reusable argument array (and partial sums) per calling thread (the native call
+        # cannot re-enter); slots 0, 1 (the one chunk) and the partials' are set once.
         try:
-            return self._tls.partials
+            return self._tls.args
         except AttributeError:
-            self._tls.partials = np.zeros(max(self._n_red, 1), self._acc_dtype)
-            return self._tls.partials
+            args = _Args(self._partials_slot + 1)
+            args.partials = np.zeros(max(self._n_red, 1), self._acc_dtype)
+            args.i[1] = 1
+            args.i[self._partials_slot] = args.partials.ctypes.data
+            self._tls.args = args
+            return args
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
         """Split [0, n) into chunks of ``self._chunk`` elements (a multiple of 64), whatever the

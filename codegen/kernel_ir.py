@@ -1,7 +1,7 @@
 """The batch kernel as LLVM IR text: one loop over [start, end) with fused reductions.
 
-Signature of the generated function (all pointers ``noalias``; array outputs are indexed by the
-absolute element index, so threads write disjoint ranges of the same arrays)::
+The kernel body (internal; all pointers ``noalias``; array outputs are indexed by the absolute
+element index, so threads write disjoint ranges of the same arrays)::
 
     void NAME(i64 start, i64 end,
               <per input: ptr (batched array) or T (scalar parameter)>,
@@ -9,6 +9,10 @@ absolute element index, so threads write disjoint ranges of the same arrays)::
               ptr partials)        ; ACC[n_reductions]: sums over [start, end) are stored here
 
 T is double or float; ACC is T, or double when float32 kernels accumulate in float64.
+
+Its entry point (:func:`run_entry_ir`; codegen.native's convention) runs it over chunks::
+
+    i64 NAME_run(ptr args)   ; slots: c0, c1, n, chunk, <inputs>, <array outputs>, partials
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import sympy
 
 from .lowering import Lowerer
+from .native import slot_loads
 from .target import libm_element_type
 
 REDUCTIONS = ("none", "sum", "mean")
@@ -59,8 +64,11 @@ def vector_attr(scalar: str, variants: list[tuple[int, str, str]]) -> str:
 
 
 def build_kernel_ir(spec: KernelSpec,
-                    vector_variants: dict[str, list[tuple[int, str, str]]] | None = None) -> str:
-    """IR text of the module holding the kernel ``spec.name`` (plus libm/libmvec declarations)."""
+                    vector_variants: dict[str, list[tuple[int, str, str]]] | None = None,
+                    entry_linkage: str = "") -> str:
+    """IR text of the module holding the kernel ``spec.name`` (internal), its entry point
+    ``spec.name + "_run"`` (:func:`run_entry_ir`, with ``entry_linkage``) and the libm/libmvec
+    declarations."""
     ty, acc_ty = spec.ty, spec.acc_ty
     vector_variants = vector_variants or {}
     params = ["i64 %start", "i64 %end"]
@@ -138,7 +146,7 @@ def build_kernel_ir(spec: KernelSpec,
         final_stores.append(f"  store {acc_ty} %acc{r}.out, ptr %acc{r}.p")
 
     lines = [
-        f"define void @{spec.name}({', '.join(params)}) #1 {{",
+        f"define internal void @{spec.name}({', '.join(params)}) #1 {{",
         "entry:",
         "  %nonempty = icmp slt i64 %start, %end",
         "  br i1 %nonempty, label %loop, label %exit",
@@ -154,6 +162,7 @@ def build_kernel_ir(spec: KernelSpec,
         "}",
         "",
     ]
+    lines.append(run_entry_ir(spec, entry_linkage))
     lines += sorted(lowerer.declarations.values())
     attr_lines = [
         "attributes #0 = { nounwind willreturn memory(none) }",
@@ -161,6 +170,38 @@ def build_kernel_ir(spec: KernelSpec,
     ]
     attrs, decls = vector_declarations(lowerer.attr_groups, vector_variants)
     return "\n".join(lines + decls + [""] + attr_lines + attrs) + "\n"
+
+
+def run_slots(spec: KernelSpec) -> list[tuple[str, str]]:
+    """The slots of ``NAME_run``, in order (see the module docstring)."""
+    slots = [("c0", "i64"), ("c1", "i64"), ("n", "i64"), ("chunk", "i64")]
+    slots += [(f"a{j}", "ptr") if b else (f"s{j}", spec.ty) for j, b in enumerate(spec.batched)]
+    slots += [(f"o{k}", "ptr") for k, r in enumerate(spec.reduce) if r == "none"]
+    return slots + [("partials", "ptr")]
+
+
+def run_entry_ir(spec: KernelSpec, linkage: str = "") -> str:
+    """``i64 NAME_run(ptr args)``: the kernel over chunks ``c0 .. c1 - 1`` of ``chunk`` rows (the
+    last ends at ``n``), chunk ``c``'s partial sums into row ``c`` of ``partials`` (a thread's
+    share of a call in one native call; a whole call is ``c0, c1, chunk = 0, 1, max(n, 1)``)."""
+    slots = run_slots(spec)
+    args = ["i64 %s", "i64 %e", *(f"{ty} %{reg}" for reg, ty in slots[4:-1]), "ptr %pp"]
+    width = max(sum(r != "none" for r in spec.reduce), 1)
+    return "\n".join([
+        f"define {linkage}i64 @{spec.name}_run(ptr %args) #1 {{",
+        "entry:", *slot_loads(slots), "  br label %head", "head:",
+        "  %c = phi i64 [ %c0, %entry ], [ %c.next, %body ]",
+        "  %more = icmp slt i64 %c, %c1",
+        "  br i1 %more, label %body, label %done", "body:",
+        "  %s = mul nsw i64 %c, %chunk",
+        "  %e0 = add nsw i64 %s, %chunk",
+        "  %short = icmp slt i64 %e0, %n",
+        "  %e = select i1 %short, i64 %e0, i64 %n",
+        f"  %row = mul nsw i64 %c, {width}",
+        f"  %pp = getelementptr inbounds {spec.acc_ty}, ptr %partials, i64 %row",
+        f"  call void @{spec.name}({', '.join(args)})",
+        "  %c.next = add nsw i64 %c, 1",
+        "  br label %head", "done:", "  ret i64 0", "}", ""])
 
 
 def prefer_width(vector_variants: dict) -> str:
