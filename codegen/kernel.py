@@ -274,16 +274,21 @@ class Kernel:
         template[2], template[3] = chunks[-1][1], self._chunk
         template[self._partials_slot] = partials.ctypes.data
         f = self._run
+        held = []
 
-        def run(lo: int, hi: int) -> None:
-            # chunks lo .. hi - 1 in one native call (ctypes releases the GIL during it)
+        def share(lo: int, hi: int) -> int:
+            """The argument array of chunks lo .. hi - 1 (made on the calling thread)."""
             mine = template.copy()
             mine[0], mine[1] = lo, hi
-            f(mine.ctypes.data)
+            held.append(mine)
+            return mine.ctypes.data
+
+        def run(address: int) -> None:
+            f(address)              # one native call (ctypes releases the GIL during it)
 
         t = min(self.threads, len(chunks))
         if t <= 1:
-            run(0, len(chunks))
+            run(share(0, len(chunks)))
             return
         pool = self._pool
         if pool is None:
@@ -296,12 +301,12 @@ class Kernel:
         per = -(-len(chunks) // t)
         mode = fpmode.current()             # the workers compute as this thread does
 
-        def part(lo, hi):
+        def part(address):
             fpmode.enter(mode)
-            run(lo, hi)
-        futures = [pool.submit(part, lo, min(lo + per, len(chunks)))
+            run(address)
+        futures = [pool.submit(part, share(lo, min(lo + per, len(chunks))))
                    for lo in range(per, len(chunks), per)]
-        run(0, min(per, len(chunks)))
+        run(share(0, min(per, len(chunks))))
         for fut in futures:
             fut.result()
 
