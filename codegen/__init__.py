@@ -24,6 +24,9 @@ It knows SymPy and LLVM only (never imports ``symad``). The pieces:
   the caller traced, as :class:`GroupUpdate` expressions) in one generated function
   (``codegen/fit_loop.py``).
 * :class:`DiskCache` - the object-code cache (``$SYMAD_CACHE_DIR`` or ``~/.cache/symad``).
+* :class:`NativeModule` / :class:`Slots` (``codegen/native.py``) - the one front door (IR ->
+  cache -> JIT -> entry points) and the one calling convention every entry point has,
+  ``i64 NAME(ptr args)`` over an array of 8-byte slots.
 
 See docs/codegen.md for what is supported, the numerics (ulp bounds, reductions), threads,
 the cache and how to look at the IR and assembly.
@@ -36,10 +39,11 @@ from .fit_loop import FitLoop, GroupUpdate, UpdateVariant, compile_fit_loop
 from .kernel import Kernel, compile_kernel
 from .kernel_ir import KernelSpec, build_kernel_ir
 from .lowering import Lowerer, LoweringError
+from .native import NativeModule, Slots
 from .target import emit_assembly, emit_object, host_target
 
 __all__ = [
     "DiskCache", "FitLoop", "GroupUpdate", "Kernel", "KernelSpec", "Lowerer", "LoweringError",
-    "UpdateVariant", "build_kernel_ir", "compile_fit_loop", "compile_kernel", "default_cache_dir",
-    "emit_assembly", "emit_object", "host_target",
+    "NativeModule", "Slots", "UpdateVariant", "build_kernel_ir", "compile_fit_loop",
+    "compile_kernel", "default_cache_dir", "emit_assembly", "emit_object", "host_target",
 ]
