@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -28,7 +27,6 @@ from .threads import default_threads
 
 NP_DTYPES: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64),
                                        "float32": np.dtype(np.float32)}
-_CT = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 
 #: Below this many elements per thread a call stays on the calling thread (thread hand-off
 #: costs ~10-50 us, about what 16k elements of a small kernel take).
