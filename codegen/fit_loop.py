@@ -417,7 +417,7 @@ class FitLoop:
         self._checked: dict = {}
         self._monotone = None           # the offsets array last found non-decreasing
         self._same: tuple = ()          # the arrays the last full check accepted
-        self._same_sarrs: list = []
+        self._same_fixed: tuple = ()
         self._same_spe = 0
         used = {name for g in spec.groups if g.end > g.start for _, name in g.arrays}
         self._state_needed = [f"S{j}" in used for j in range(3)]
@@ -483,8 +483,7 @@ class FitLoop:
             perm = self._array("perm", perm, i64, None, False)
             D, D2 = self._data(D)
             self._check_rows(perm, offsets, D, n_steps)
-            self._call(perm, offsets, D, D2, P, C, G, self._same_sarrs, hp, losses, totals,
-                       self._same_spe, n_steps)
+            self._call(perm, offsets, D, D2, self._same_fixed, self._same_spe, n_steps)
             return
         offsets = self._array("offsets", offsets, i64, 1, False)
         n_steps = offsets.shape[0] - 1
@@ -514,8 +513,11 @@ class FitLoop:
                 sarrs.append(self._empty)
         self._check_rows(perm, offsets, D, n_steps)
         self._same = (offsets, P, C, G, hp, losses, totals, *state)
-        self._same_sarrs, self._same_spe = sarrs, spe
-        self._call(perm, offsets, D, D2, P, C, G, sarrs, hp, losses, totals, spe, n_steps)
+        # the data pointers of the arrays after D2, in slot order (they cannot change in place)
+        self._same_fixed = tuple(map(data_pointer, (P, C if C.size else self._empty, G, *sarrs,
+                                                    hp, losses, totals)))
+        self._same_spe = spe
+        self._call(perm, offsets, D, D2, self._same_fixed, spe, n_steps)
 
     def _data(self, D) -> tuple[np.ndarray, np.ndarray]:
         """``(D, D2)`` checked (``D2`` is a 1-element dummy without ``spec.split``)."""
@@ -552,13 +554,11 @@ class FitLoop:
                              f"[0, len(perm)={perm.shape[0]}]")
         self._monotone = offsets        # perm's rows are checked by the native code itself
 
-    def _call(self, perm, offsets, D, D2, P, C, G, sarrs, hp, losses, totals, spe: int,
-              n_steps: int) -> None:
+    def _call(self, perm, offsets, D, D2, fixed: tuple, spe: int, n_steps: int) -> None:
         ptr, args = data_pointer, self._args
         with self._lock:                # one argument array: one call at a time
             args.i[:] = (n_steps, spe, D.shape[0], ptr(perm), ptr(offsets), ptr(D), ptr(D2),
-                         ptr(P), ptr(C if C.size else self._empty), ptr(G),
-                         *(ptr(a) for a in sarrs), ptr(hp), ptr(losses), ptr(totals))
+                         *fixed)
             bad = self._cfunc(args.address)
         if bad:             # found before any step ran: nothing was written
             raise ValueError(f"{self.spec.name}: perm holds row indices outside [0, "

@@ -19,11 +19,12 @@ Knows LLVM only (never imports ``symad``).
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 
 from .cache import DiskCache
-from .native import NativeModule, Slots, slot_loads
+from .native import NativeModule, Slots, data_pointer, slot_loads
 
 MULT = 0x2360ED051FC65DA44385DF649FCCF645      # PCG_DEFAULT_MULTIPLIER_128
 _NAME = "symad_pcg64_permutations"
@@ -305,6 +306,7 @@ class Permutations:
         self.module = NativeModule("pcg64", lambda: ir, (ir,), cache=cache)
         self._fn = self.module.entry(_NAME)
         self._fn_np = self.module.entry(_NAME + "_np")
+        self._tls = threading.local()
         self._direct: dict = {}         # id(bit generator) -> (it, its state struct's address)
 
     def _state_address(self, bg) -> int | None:
@@ -332,10 +334,12 @@ class Permutations:
         self._direct[id(bg)] = (bg, addr)
         return addr
 
-    @staticmethod
-    def _args(state: int, out: np.ndarray, js: np.ndarray, n: int, k: int) -> Slots:
-        args = Slots(5)                 # per call: a generator may run on threads
-        args.i[:] = (state, out.ctypes.data, js.ctypes.data, n, k)
+    def _args(self, state: int, out: np.ndarray, js: np.ndarray, n: int, k: int) -> Slots:
+        try:                            # one argument array per thread (the call cannot re-enter)
+            args = self._tls.args
+        except AttributeError:
+            args = self._tls.args = Slots(5)
+        args.i[:] = (state, data_pointer(out), data_pointer(js), n, k)
         return args
 
     @classmethod
