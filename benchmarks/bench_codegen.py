@@ -3,8 +3,9 @@
 Side by side, in one process: the codegen kernel (exact sympy.diff gradients, CSE'd), numpy,
 hand-written C (scalar loop, ``cc -O3 -march=native``) and C with SIMD + OpenMP threads
 (``-O3 -march=native -ffast-math -fopenmp``, ``#pragma omp parallel for simd reduction``, libmvec).
-Also: compile times (the curve-fit kernel, a 10,000-node expression) and the first call in a
-new process with a cold vs warm disk cache.
+Also: compile times (the curve-fit kernel, a 10,000-node expression), 1 vs 2 threads at three
+batch sizes with the native workers and with Python threads, and the first call in a new process
+with a cold vs warm disk cache.
 
     python benchmarks/bench_codegen.py            # ~30 s
 """
@@ -236,6 +237,47 @@ def bench_cache() -> None:
           f" ms (hit={warm['hit']}) -> {cold['first_call'] / warm['first_call']:.1f}x faster")
 
 
+def best_time(fn, repeat: int = 9, number: int = 20) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t) / number)
+    return best
+
+
+def bench_threads() -> None:
+    """The curve-fit kernel on 1 and 2 threads at three batch sizes, the second thread's share
+    handed to the native workers (codegen.pool) and to Python threads (SYMAD_NATIVE_WORKERS=0),
+    side by side in this process."""
+    from codegen import pool
+    inputs, outputs = curve_fit_exprs()
+    rng = np.random.default_rng(0)
+    print("\n== threads: curve-fit kernel, float64, best of 9 x 20 calls (us) ==")
+    print(f"{'N':>10} {'1 thread':>10} {'2, native':>10} {'2, Python':>10}"
+          f" {'speedup native':>15} {'speedup Python':>15}")
+    ks = {t: compile_kernel(inputs, outputs, batched=inputs[:2], reduce="mean", threads=t)
+          for t in (1, 2)}
+    old = os.environ.get("SYMAD_NATIVE_WORKERS")
+    try:
+        for n in (50_000, 200_000, 1_000_000):
+            x, y = rng.uniform(0, 3, n), rng.normal(size=n)
+            row = {}
+            for name, t, env in (("one", 1, "1"), ("native", 2, "1"), ("python", 2, "0")):
+                os.environ["SYMAD_NATIVE_WORKERS"] = env
+                row[name] = best_time(lambda: ks[t].call_arrays([x, y, *THETA])) * 1e6
+            print(f"{n:>10,} {row['one']:>10.0f} {row['native']:>10.0f} {row['python']:>10.0f}"
+                  f" {row['one'] / row['native']:>14.2f}x {row['one'] / row['python']:>14.2f}x")
+    finally:
+        if old is None:
+            os.environ.pop("SYMAD_NATIVE_WORKERS", None)
+        else:
+            os.environ["SYMAD_NATIVE_WORKERS"] = old
+    print(f"  (native workers here: {pool.supported()})")
+
+
 def main() -> None:
     t_start = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -254,6 +296,7 @@ def main() -> None:
     print(f"\n{count:,}-node expression: LLVM compile {k.compile_seconds:.2f} s wall "
           f"({k.compile_cpu_seconds:.2f} s CPU), IR generation {k.ir_seconds:.2f} s, "
           f"total {total:.2f} s")
+    bench_threads()
     bench_cache()
     print(f"\n(benchmark took {time.perf_counter() - t_start:.0f} s)")
 

@@ -23,13 +23,15 @@ from . import target as target_mod
 from .cache import DiskCache
 from .kernel_ir import REDUCTIONS, KernelSpec, build_kernel_ir, run_slots
 from .native import NativeModule, Slots, data_pointer
+from .pool import NativePool
 from .threads import default_threads
 
 NP_DTYPES: dict[str, np.dtype[Any]] = {"float64": np.dtype(np.float64),
                                        "float32": np.dtype(np.float32)}
 
-#: Below this many elements per thread a call stays on the calling thread (thread hand-off
-#: costs ~10-50 us, about what 16k elements of a small kernel take).
+#: Below this many elements per thread a call stays on the calling thread. The chunk size also
+#: fixes where partial sums are cut (the results), so it stays put; with the native workers
+#: (codegen.pool) a hand-off takes ~2 us, with Python threads ~10-75 us.
 DEFAULT_MIN_CHUNK = 16384
 
 
@@ -122,6 +124,7 @@ class Kernel:
         self.compile_cpu_seconds = self.module.compile_cpu_seconds
         self.cache_hit = self.module.cache_hit
         self._run = self.module.entry(spec.name + "_run")
+        self._run_address = self.module.address(spec.name + "_run")
         n_in = len(spec.inputs)
         #: slot of the first array output / of the partial sums in ``NAME_run``'s arguments
         self._out_slot = 4 + n_in
@@ -271,40 +274,38 @@ class Kernel:
         template = args.i.copy()
         template[2], template[3] = chunks[-1][1], self._chunk
         template[self._partials_slot] = partials.ctypes.data
-        f = self._run
-        held = []
-
-        def share(lo: int, hi: int) -> int:
-            """The argument array of chunks lo .. hi - 1 (made on the calling thread)."""
-            mine = template.copy()
-            mine[0], mine[1] = lo, hi
-            held.append(mine)
-            return mine.ctypes.data
-
-        def run(address: int) -> None:
-            f(address)              # one native call (ctypes releases the GIL during it)
-
         t = min(self.threads, len(chunks))
-        if t <= 1:
-            run(share(0, len(chunks)))
+        per = -(-len(chunks) // t)
+        los = np.arange(0, len(chunks), per)
+        # one argument array per group of chunks (made here, on the calling thread)
+        shares = np.repeat(template[None, :], len(los), axis=0)
+        shares[:, 0], shares[:, 1] = los, np.minimum(los + per, len(chunks))
+        if len(los) == 1:
+            self._run(shares.ctypes.data)   # ctypes releases the GIL during a native call
             return
-        pool = self._pool
-        if pool is None:
+        pool = NativePool.shared(self.threads - 1)
+        if pool is not None:                # native workers: the hand-off takes ~1 us
+            tasks = np.empty((len(los), 2), np.int64)
+            tasks[:, 0] = self._run_address
+            tasks[:, 1] = shares.ctypes.data + shares.strides[0] * np.arange(len(los))
+            pool.run(tasks)
+            return
+        executor = self._pool
+        if executor is None:
             with self._pool_lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.threads - 1,
                                                     thread_name_prefix="codegen-kernel")
                     weakref.finalize(self, self._pool.shutdown, wait=False)
-                pool = self._pool
-        per = -(-len(chunks) // t)
+                executor = self._pool
         mode = fpmode.current()             # the workers compute as this thread does
+        f, base, step = self._run, shares.ctypes.data, shares.strides[0]
 
         def part(address):
             fpmode.enter(mode)
-            run(address)
-        futures = [pool.submit(part, share(lo, min(lo + per, len(chunks))))
-                   for lo in range(per, len(chunks), per)]
-        run(share(0, min(per, len(chunks))))
+            f(address)
+        futures = [executor.submit(part, base + g * step) for g in range(1, len(los))]
+        f(base)
         for fut in futures:
             fut.result()
 

@@ -19,6 +19,7 @@ arguments' shape, dtype and contiguity before any native code reads them.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 
@@ -26,6 +27,7 @@ import numpy as np
 import sympy
 
 from codegen import DiskCache, fpmode
+from codegen.pool import NativePool
 from codegen.threads import default_threads
 from codegen.loops import (ALIGN, ELEMENT, Access, Fill, Index, LoopModule, Map, MatMul,
                            aligned_zeros, renumber)
@@ -720,11 +722,13 @@ STAGE_MIN = 1 << 16
 #: 784 step's batch: 256 times, staged; the digits batch: 32 times, read where it is)
 STAGE_REUSE = 128
 
-#: a matmul of at least this many multiply-adds is split into row blocks run on threads. A
-#: hand-off to the pool costs ~75 us on the benchmark VM (thread wake-up), so only products of
-#: ~0.6 ms and more gain. With two threads at 2^21 the 784 step took 1.82 ms and the digits
-#: step 0.49 ms; at 2^26 1.26 and 0.25 ms, as with one thread
-#: (benchmarks/bench_native_program.py --threads 2 [--parallel-min 2097152])
+#: a matmul of at least this many multiply-adds is split into row blocks run on threads. With
+#: Python threads a hand-off cost ~75 us here (at 2^21 two threads made the 784 step 1.82 ms and
+#: digits 0.49 ms, at 2^26 1.26 and 0.25 ms, as with one thread). The native workers
+#: (codegen.pool) take a row block in ~2 us, and one 128x784x256 product runs 1.75x faster on
+#: two threads, but a split step gains little: 2^21 and 2^23 gave the 784 step 1.27-1.34 ms vs
+#: 1.34-1.38 at 2^26 and digits no gain (row blocks move activations between the cores'
+#: caches). (benchmarks/bench_native_program.py --threads 2 [--parallel-min N])
 PARALLEL_MIN = 1 << 26
 
 
@@ -772,7 +776,16 @@ def _part(call, addr: int, mode) -> None:
 
 
 def _run_parallel(calls: list, addr: int) -> None:
-    """``calls[0]`` on this thread, the others on the pool (ctypes releases the GIL)."""
+    """The ``calls`` on the native pool (codegen.pool: this thread and the workers take them),
+    else ``calls[0]`` on this thread and the others on a Python pool (ctypes releases the
+    GIL)."""
+    pool = NativePool.shared(len(calls) - 1)
+    if pool is not None:
+        tasks = np.empty((len(calls), 2), np.int64)
+        tasks[:, 0] = [ctypes.cast(c, ctypes.c_void_p).value for c in calls]
+        tasks[:, 1] = addr
+        pool.run(tasks)
+        return
     global _POOL
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
