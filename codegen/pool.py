@@ -284,9 +284,9 @@ class NativePool:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def run(self, tasks: np.ndarray, keep: object = None) -> None:
+    def run(self, tasks: np.ndarray) -> None:
         """Run every task of ``tasks`` (an ``(n, 2)`` C-contiguous int64 array of entry point
-        and argument addresses); ``keep``: whatever owns those memories (held for the call)."""
+        and argument addresses; the caller keeps what they point to alive for the call)."""
         if tasks.dtype != np.int64 or tasks.ndim != 2 or tasks.shape[1] != 2 \
                 or not tasks.flags.c_contiguous:
             raise ValueError("NativePool.run: tasks must be a C-contiguous (n, 2) int64 array")
