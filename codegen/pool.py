@@ -278,6 +278,7 @@ class NativePool:
         args = Slots(3)
         args.i[:] = (self.state.ctypes.data, int(workers), self._tids.ctypes.data)
         self.workers = int(mod.entry("symad_pool_start")(args.address))
+        self.asked = int(workers)       # (fewer start if the system refuses threads)
         self.pid = os.getpid()
         self._args = Slots(3)
         self._args.i[0] = self.state.ctypes.data
@@ -324,10 +325,10 @@ class NativePool:
         if workers < 1 or not supported():
             return None
         pool = cls._current
-        if pool is None or pool.pid != os.getpid() or pool.workers < workers:
+        if pool is None or pool.pid != os.getpid() or pool.asked < workers:
             with cls._make_lock:
                 pool = cls._current
-                if pool is None or pool.pid != os.getpid() or pool.workers < workers:
+                if pool is None or pool.pid != os.getpid() or pool.asked < workers:
                     if pool is not None and pool.pid == os.getpid():
                         pool.stop()     # a run on it in flight finishes first
                     pool = cls._current = cls(workers)
@@ -335,6 +336,17 @@ class NativePool:
 
     _current: "NativePool | None" = None
     _make_lock = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    """In a forked child: the parent's workers do not exist here, and a lock another parent
+    thread held at the fork would stay held; the next run makes a new pool."""
+    NativePool._current = None
+    NativePool._make_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @atexit.register
