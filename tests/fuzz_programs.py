@@ -80,12 +80,11 @@ class Program:
 LEAF_VALUES = [-1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 0.25, -0.75]
 
 
-def _values(draw, shape, kinks: bool):
+def _values(draw, shape, kinks: bool, rng: np.random.Generator):
     n = int(np.prod(shape)) if shape else 1
     if kinks:
         vals = draw(st.lists(st.sampled_from(LEAF_VALUES), min_size=n, max_size=n))
     else:  # generic points: no exact zeros or ties (hypothesis's floats favour 0.0 and repeats)
-        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
         vals = rng.uniform(-1.5, 1.5, n).astype(np.float32)
     return np.asarray(vals, dtype=np.float64).reshape(shape)
 
@@ -131,6 +130,14 @@ def programs(draw, max_depth: int = 4) -> Program:
     if not re.search(r"\b[wsM]\b", expr):
         expr = f"({expr}) * s"  # the loss must depend on a parameter (and be a tensor)
     final = draw(st.sampled_from(["sum", "mean"]))
-    values = {"w": _values(draw, (k,), kinks), "s": _values(draw, (), kinks),
-              "M": _values(draw, (k, k), kinks), "x": _values(draw, (b, k), kinks)}
+    # one stream for all leaves of a generic point: a seed per leaf repeats when hypothesis draws
+    # the same integer twice (it favours repeats), and equal leaves are ties (w == x[0] made
+    # max(min(x, w), x) meet PyTorch's tie convention, 0.25, where differences see 0)
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    while True:
+        values = {"w": _values(draw, (k,), kinks, rng), "s": _values(draw, (), kinks, rng),
+                  "M": _values(draw, (k, k), kinks, rng), "x": _values(draw, (b, k), kinks, rng)}
+        flat = np.concatenate([np.ravel(v) for v in values.values()])
+        if kinks or np.unique(flat).size == flat.size:     # a generic point has no ties
+            break
     return Program(expr, final, k, b, values, kinks)

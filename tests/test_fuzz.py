@@ -275,3 +275,14 @@ def test_random_programs_agree_across_paths(prog):
     if os.environ.get("FUZZ_VERBOSE"):
         print(f"[{STATS['programs']}] {time.strftime('%X')} {prog.source}", flush=True)
     run_program(prog, compile_it=COMPILE_EVERY > 0 and (STATS["programs"] - 1) % COMPILE_EVERY == 0)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_generic_points_have_no_ties(prog):
+    """Central differences are checked only at generic points (no kinks): no two leaf values
+    there are equal (a tie such as w == x[0] meets PyTorch's split-gradient convention)."""
+    if not prog.kinks:
+        flat = np.concatenate([np.ravel(v) for v in prog.values.values()])
+        assert np.unique(flat).size == flat.size
