@@ -514,8 +514,9 @@ class FitLoop:
         self._check_rows(perm, offsets, D, n_steps)
         self._same = (offsets, P, C, G, hp, losses, totals, *state)
         # the data pointers of the arrays after D2, in slot order (they cannot change in place)
-        self._same_fixed = tuple(map(data_pointer, (P, C if C.size else self._empty, G, *sarrs,
-                                                    hp, losses, totals)))
+        fixed = {"P": P, "C": C if C.size else self._empty, "G": G, "S0": sarrs[0],
+                 "S1": sarrs[1], "S2": sarrs[2], "hp": hp, "losses": losses, "totals": totals}
+        self._same_fixed = tuple(data_pointer(fixed[name]) for name in _PTRS[4:])
         self._same_spe = spe
         self._call(perm, offsets, D, D2, self._same_fixed, spe, n_steps)
 
@@ -557,6 +558,7 @@ class FitLoop:
     def _call(self, perm, offsets, D, D2, fixed: tuple, spe: int, n_steps: int) -> None:
         ptr, args = data_pointer, self._args
         with self._lock:                # one argument array: one call at a time
+            # SLOTS: n_steps, spe, n_rows, perm, off, D, D2, then _PTRS[4:] (``fixed``)
             args.i[:] = (n_steps, spe, D.shape[0], ptr(perm), ptr(offsets), ptr(D), ptr(D2),
                          *fixed)
             bad = self._cfunc(args.address)

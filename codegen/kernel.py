@@ -125,10 +125,12 @@ class Kernel:
         self.cache_hit = self.module.cache_hit
         self._run = self.module.entry(spec.name + "_run")
         self._run_address = self.module.address(spec.name + "_run")
-        n_in = len(spec.inputs)
-        #: slot of the first array output / of the partial sums in ``NAME_run``'s arguments
-        self._out_slot = 4 + n_in
-        self._partials_slot = len(run_slots(spec)) - 1
+        # slots of NAME_run's arguments (kernel_ir.run_slots: c0, c1, n, chunk, the inputs,
+        # the array outputs, the partial sums)
+        names = [reg for reg, _ in run_slots(spec)]
+        self._partials_slot = names.index("partials")
+        self._out_slot = self._partials_slot - sum(r == "none" for r in spec.reduce)
+        self._in_slot = self._out_slot - len(spec.inputs)
 
         self._names = {s.name: j for j, s in enumerate(spec.inputs)}
         self._batched_idx = [j for j, b in enumerate(spec.batched) if b]
@@ -211,7 +213,7 @@ class Kernel:
         dt = self.dtype
         n = -1
         args = self._tls_args()
-        ai, af, ptr = args.i, args.f, data_pointer
+        ai, af, ptr, first = args.i, args.f, data_pointer, self._in_slot
         for j in self._batched_idx:
             a: Any = values[j]
             if (type(a) is not np.ndarray or a.ndim != 1
@@ -224,10 +226,10 @@ class Kernel:
                 raise ValueError(f"{spec.name}: input {self.input_names[j]!r} has length "
                                  f"{a.shape[0]}, but {self.input_names[self._batched_idx[0]]!r}"
                                  f" has length {n}; batched inputs must have equal length")
-            ai[4 + j] = ptr(a)
+            ai[first + j] = ptr(a)
         for j in self._scalar_idx:
             v = values[j]
-            af[4 + j] = v if type(v) is float else self._scalar(j, v)
+            af[first + j] = v if type(v) is float else self._scalar(j, v)
         shape: tuple[int, ...] = (n,) if n >= 0 else ()
         length = n if n >= 0 else 1
         outs: list[object] = [None] * len(spec.outputs)
