@@ -89,11 +89,6 @@ class Slots:
         self.f = self.raw.view(np.float64)
         self.address = self.raw.ctypes.data
 
-    def copy(self) -> "Slots":
-        s = Slots(self.raw.size)
-        s.raw[:] = self.raw
-        return s
-
 
 def object_code(make_ir: Callable[[], str], target: target_mod.TargetInfo,
                 cache: DiskCache | None, key: str):

@@ -24,12 +24,13 @@ import atexit
 import os
 import sys
 import threading
+import warnings
 
 import numpy as np
 
 from . import target as target_mod
 from .cache import DiskCache
-from .native import ENTRY, NativeModule, Slots
+from .native import ENTRY, NativeModule, Slots, slot_loads
 
 #: polls of the counter before a waiting thread sleeps on its futex (~1-2 ms here). Waking a
 #: sleeping thread takes ~200 us on this VM (a halted vCPU), so workers poll for a while, as
@@ -63,6 +64,12 @@ def pool_ir() -> str:
                "  call void @llvm.x86.sse.ldmxcsr(ptr %mq)") if x86 else ""
     get_csr = ("  %mq = getelementptr inbounds i64, ptr %pool, i64 26\n"
                "  call void @llvm.x86.sse.stmxcsr(ptr %mq)") if x86 else ""
+    start_args, run_args, join_args, stop_args = (
+        "\n".join(slot_loads(slots)) for slots in (
+            [("pool", "ptr"), ("n", "i64"), ("tids", "ptr")],
+            [("pool", "ptr"), ("tasks", "ptr"), ("n", "i64")],
+            [("tids", "ptr"), ("n", "i64")],
+            [("pool", "ptr")]))
     decls = ("declare void @llvm.x86.sse.stmxcsr(ptr)\n"
              "declare void @llvm.x86.sse.ldmxcsr(ptr)\n") if x86 else ""
     return f"""{decls}declare i64 @syscall(i64, ...)
@@ -154,11 +161,7 @@ exit:
 
 define i64 @symad_pool_start(ptr %args) {{
 entry:
-  %pool = load ptr, ptr %args, align 8
-  %q1 = getelementptr inbounds i64, ptr %args, i64 1
-  %n = load i64, ptr %q1, align 8
-  %q2 = getelementptr inbounds i64, ptr %args, i64 2
-  %tids = load ptr, ptr %q2, align 8
+{start_args}
   br label %loop
 loop:
   %i = phi i64 [ 0, %entry ], [ %i1, %made ]
@@ -181,11 +184,7 @@ done:
 
 define i64 @symad_pool_run(ptr %args) {{
 entry:
-  %pool = load ptr, ptr %args, align 8
-  %q1 = getelementptr inbounds i64, ptr %args, i64 1
-  %tasks = load ptr, ptr %q1, align 8
-  %q2 = getelementptr inbounds i64, ptr %args, i64 2
-  %n = load i64, ptr %q2, align 8
+{run_args}
   %tq = getelementptr inbounds i64, ptr %pool, i64 {TASKS}
   store ptr %tasks, ptr %tq, align 8
   %cq = getelementptr inbounds i64, ptr %pool, i64 {N_TASKS}
@@ -221,9 +220,7 @@ exit:
 ; slots: thread ids, count: wait for each to exit (after symad_pool_stop)
 define i64 @symad_pool_join(ptr %args) {{
 entry:
-  %tids = load ptr, ptr %args, align 8
-  %q1 = getelementptr inbounds i64, ptr %args, i64 1
-  %n = load i64, ptr %q1, align 8
+{join_args}
   br label %loop
 loop:
   %i = phi i64 [ 0, %entry ], [ %i1, %body ]
@@ -241,7 +238,7 @@ done:
 
 define i64 @symad_pool_stop(ptr %args) {{
 entry:
-  %pool = load ptr, ptr %args, align 8
+{stop_args}
   %sq = getelementptr inbounds i64, ptr %pool, i64 {STOP}
   store atomic i64 1, ptr %sq release, align 8
   %old = atomicrmw add ptr %pool, i32 1 release, align 8
@@ -322,7 +319,7 @@ class NativePool:
         """This process's pool, with at least ``workers`` threads (made on first use, remade
         larger when more are asked for; a forked child makes its own), or None where native
         workers are not supported. A run of ``t`` tasks uses at most ``t`` threads."""
-        if workers < 1 or not supported():
+        if workers < 1 or cls._failed or not supported():
             return None
         pool = cls._current
         if pool is None or pool.pid != os.getpid() or pool.asked < workers:
@@ -331,11 +328,19 @@ class NativePool:
                 if pool is None or pool.pid != os.getpid() or pool.asked < workers:
                     if pool is not None and pool.pid == os.getpid():
                         pool.stop()     # a run on it in flight finishes first
-                    pool = cls._current = cls(workers)
+                    try:
+                        pool = cls._current = cls(workers)
+                    except Exception as e:  # noqa: BLE001 - threaded calls still run
+                        cls._failed, cls._current = True, None
+                        warnings.warn(f"codegen: native worker threads are unavailable ({e}); "
+                                      "threaded calls use Python threads", RuntimeWarning,
+                                      stacklevel=2)
+                        return None
         return pool
 
     _current: "NativePool | None" = None
     _make_lock = threading.Lock()
+    _failed = False                     # the pool could not be made here: Python threads
 
 
 def _forget_in_child() -> None:

@@ -544,6 +544,7 @@ class NativeProgram:
         self._arrays = [None] * len(b.dtypes)
         self._ptrs = np.zeros(len(b.dtypes), dtype=np.int64)
         self._ptrs_addr = self._ptrs.ctypes.data
+        self._tasks: dict = {}              # parallel segments -> their native task table
         for j in range(self._n_external, len(b.dtypes)):
             if j in b.scratch_shapes:
                 arr = aligned_zeros(b.scratch_shapes[j], b.dtypes[j])
@@ -668,9 +669,21 @@ class NativeProgram:
         calls, addr = self._calls, self._ptrs_addr
         for par, k in self._runs:
             if par:
-                _run_parallel([calls[j] for j in k], addr)
+                self._run_parallel(k)
             else:
                 calls[k](addr)
+
+    def _run_parallel(self, ks) -> None:
+        """Segments ``ks`` (row blocks of one product) at once; their task table for the
+        native workers (entry points, this program's buffer-pointer array) is made once."""
+        key = tuple(ks)
+        calls = [self._calls[j] for j in key]
+        tasks = self._tasks.get(key)
+        if tasks is None:
+            tasks = self._tasks[key] = np.empty((len(calls), 2), np.int64)
+            tasks[:, 0] = [ctypes.cast(c, ctypes.c_void_p).value for c in calls]
+            tasks[:, 1] = self._ptrs_addr
+        _run_parallel(calls, self._ptrs_addr, tasks)
 
     def _run_plan(self, vals: dict) -> None:
         arrays_, buf_of = self._arrays, self._buf_of
@@ -679,7 +692,7 @@ class NativeProgram:
                 self._calls[item[1]](self._ptrs_addr)
                 continue
             if item[0] == "par":
-                _run_parallel([self._calls[j] for j in item[1]], self._ptrs_addr)
+                self._run_parallel(item[1])
                 continue
             _, f, ins, out = item
             r = f(*[self._value(i, vals) for i in ins])
@@ -775,15 +788,12 @@ def _part(call, addr: int, mode) -> None:
     call(addr)
 
 
-def _run_parallel(calls: list, addr: int) -> None:
-    """The ``calls`` on the native pool (codegen.pool: this thread and the workers take them),
-    else ``calls[0]`` on this thread and the others on a Python pool (ctypes releases the
-    GIL)."""
+def _run_parallel(calls: list, addr: int, tasks: np.ndarray) -> None:
+    """The ``calls`` (``tasks``: their table for the native workers) on the native pool
+    (codegen.pool: this thread and the workers take them), else ``calls[0]`` on this thread
+    and the others on a Python pool (ctypes releases the GIL)."""
     pool = NativePool.shared(len(calls) - 1)
     if pool is not None:
-        tasks = np.empty((len(calls), 2), np.int64)
-        tasks[:, 0] = [ctypes.cast(c, ctypes.c_void_p).value for c in calls]
-        tasks[:, 1] = addr
         pool.run(tasks)
         return
     global _POOL

@@ -134,3 +134,22 @@ def test_threaded_kernels_agree_with_the_python_pool(monkeypatch):
     assert s_native == s_py and np.array_equal(arr_native, arr_py)
     np.testing.assert_allclose(s_native, (np.exp(-0.3 * xs) * np.sin(xs)).sum(), rtol=1e-12)
     np.testing.assert_allclose(arr_native, np.sin(xs) ** 2, rtol=1e-14, atol=1e-15)
+
+
+def test_a_pool_that_cannot_be_made_falls_back_to_python_threads(monkeypatch):
+    """If the native workers cannot start (here: the module fails to load), a threaded kernel
+    warns once and computes the same values on Python threads."""
+    def refuse(self, workers):
+        raise OSError("no pthread_create here")
+    monkeypatch.setattr(NativePool, "__init__", refuse)
+    monkeypatch.setattr(NativePool, "_current", None)
+    monkeypatch.setattr(NativePool, "_failed", False)
+    x = sp.Symbol("x")
+    k = compile_kernel([x], [sp.sin(x)], batched=[x], reduce="sum", threads=2, cache=False,
+                       min_chunk=1000)
+    xs = np.linspace(0, 2, 10_007)
+    with pytest.warns(RuntimeWarning, match="native worker threads are unavailable"):
+        (s1,) = k(xs)
+    (s2,) = k(xs)                       # no second warning: the failure is remembered
+    assert s1 == s2
+    np.testing.assert_allclose(s1, np.sin(xs).sum(), rtol=1e-12)
