@@ -1,7 +1,12 @@
 """Time boxes for the steps of a gradient check: a verdict step, hints, display simplification.
 
 SymPy calls cannot be cancelled cooperatively, so a step that overruns is interrupted with a
-``SIGALRM`` timer (main thread only; elsewhere the deadline is checked between steps).
+``SIGALRM`` timer (main thread only; elsewhere the deadline is checked between steps). The
+alarm re-fires every ``_REFIRE`` seconds and never lands where an exception would be lost or
+leave damage: in a finalizer (``__del__``, a ``weakref.finalize`` callback), in the import
+system (a half-imported module) or in an unraisable-exception hook; there it waits for the next
+firing. An interruption that still ends up unraisable (a bare ``weakref.ref`` callback, which no
+frame names) is dropped by the step's ``sys.unraisablehook`` filter, never reported.
 
 >>> b = Budget(5.0)
 >>> with b.step(0.5) as ok:
@@ -12,6 +17,7 @@ True
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -56,6 +62,8 @@ class Budget:
         self._stack.append(end)
         old = None
         if use_alarm:
+            old_hook = sys.unraisablehook
+            sys.unraisablehook = _UnraisableFilter(old_hook)
             old = signal.signal(signal.SIGALRM, _raise)
             # re-fired every _REFIRE seconds: SymPy has bare ``except:`` clauses (minimal
             # polynomials, inside simplify) that can swallow one OutOfTime
@@ -74,6 +82,7 @@ class Budget:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, old if old is not None else signal.SIG_DFL)
+                sys.unraisablehook = old_hook
                 if self._stack:  # re-arm the enclosing step's alarm
                     rest = self._stack[-1] - time.perf_counter()
                     if rest <= 0:
@@ -88,5 +97,37 @@ _ARMED = [False]      # a step is running: an alarm now interrupts it (off while
 
 
 def _raise(signum, frame):
-    if _ARMED[0]:
+    if _ARMED[0] and _interruptible(frame):
         raise OutOfTime()
+
+
+_NOT_HERE = {"__del__", "unraisable_hook", "unraisablehook", "__call__"}
+
+
+def _interruptible(frame) -> bool:
+    """False while ``frame`` (or a caller) is a finalizer, the import system or an unraisable
+    hook: an exception there is swallowed or leaves a half-imported module."""
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_name
+        if name in _NOT_HERE:
+            if name != "__call__" or code.co_filename.endswith("weakref.py") or \
+                    code is _UnraisableFilter.__call__.__code__:
+                return False
+        elif code.co_filename.startswith("<frozen importlib"):
+            return False
+        frame = frame.f_back
+    return True
+
+
+class _UnraisableFilter:
+    """``sys.unraisablehook`` during a step: drops an :class:`OutOfTime` that a finalizer
+    swallowed (the alarm fires again), passes everything else to the hook it replaced."""
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, OutOfTime):
+            return
+        self.previous(unraisable)
