@@ -408,3 +408,19 @@ def test_budget_alarm_does_not_interrupt_an_import(tmp_path, monkeypatch):
         assert sys.modules["symad_slow_import_probe"].LOADED is True
     finally:
         sys.modules.pop("symad_slow_import_probe", None)
+
+
+def test_budget_step_run_by_a_module_being_imported_is_still_interrupted(tmp_path, monkeypatch):
+    # the import system's frames below the step's ``with`` do not shield the step's own code
+    import sys
+    (tmp_path / "symad_step_at_import_probe.py").write_text(
+        "from symad.verify.budget import Budget\nwith Budget(10).step(0.05) as OK:\n"
+        "    while True:\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("symad_step_at_import_probe", None)
+    try:
+        t0 = time.perf_counter()
+        mod = __import__("symad_step_at_import_probe")
+        assert mod.OK == [False] and time.perf_counter() - t0 < 2.0
+    finally:
+        sys.modules.pop("symad_step_at_import_probe", None)

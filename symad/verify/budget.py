@@ -16,6 +16,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -62,6 +63,7 @@ class Budget:
         self._stack.append(end)
         old = None
         if use_alarm:
+            _ENTRIES.append(_caller())
             old_hook = sys.unraisablehook
             sys.unraisablehook = _UnraisableFilter(old_hook)
             old = signal.signal(signal.SIGALRM, _raise)
@@ -83,6 +85,7 @@ class Budget:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, old if old is not None else signal.SIG_DFL)
                 sys.unraisablehook = old_hook
+                _ENTRIES.pop()
                 if self._stack:  # re-arm the enclosing step's alarm
                     rest = self._stack[-1] - time.perf_counter()
                     if rest <= 0:
@@ -101,13 +104,27 @@ def _raise(signum, frame):
         raise OutOfTime()
 
 
+_ENTRIES: list = []   # the frame that entered each running alarmed step (innermost last)
+
+
+def _caller():
+    """The frame whose ``with`` entered the step (past contextlib's frames)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename == contextlib.__file__:
+        frame = frame.f_back
+    return frame
+
+
 _NOT_HERE = {"__del__", "unraisable_hook", "unraisablehook", "__call__"}
 
 
 def _interruptible(frame) -> bool:
-    """False while ``frame`` (or a caller) is a finalizer, the import system or an unraisable
-    hook: an exception there is swallowed or leaves a half-imported module."""
-    while frame is not None:
+    """False while ``frame`` (or a caller up to the step's ``with``) is a finalizer, the import
+    system or an unraisable hook: an exception there is swallowed or leaves a half-imported
+    module. Frames below the step's ``with`` do not count (a step run by a module's top-level
+    code while it is imported is still interrupted)."""
+    entry = _ENTRIES[-1] if _ENTRIES else None
+    while frame is not None and frame is not entry:
         code = frame.f_code
         name = code.co_name
         if name in _NOT_HERE:
