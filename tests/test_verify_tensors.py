@@ -395,32 +395,38 @@ def test_budget_interruption_swallowed_by_a_weakref_callback_is_not_reported():
     assert ok == [False] and seen == [] and took < 2.0
 
 
-def test_budget_alarm_does_not_interrupt_an_import(tmp_path, monkeypatch):
+@pytest.fixture
+def probe_module(tmp_path, monkeypatch):
+    """``probe_module(name, source)``: a module file ``name`` on sys.path, imported fresh and
+    removed from ``sys.modules`` after the test."""
     import sys
-    (tmp_path / "symad_slow_import_probe.py").write_text(
-        "import time\n_t = time.perf_counter()\nwhile time.perf_counter() - _t < 0.3:\n"
-        "    pass\nLOADED = True\n")
+    made = []
     monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("symad_slow_import_probe", None)
-    try:
-        ok, seen, _ = _step_with_hook(lambda: __import__("symad_slow_import_probe"))
-        assert ok == [False] and seen == []
-        assert sys.modules["symad_slow_import_probe"].LOADED is True
-    finally:
-        sys.modules.pop("symad_slow_import_probe", None)
+
+    def make(name, source):
+        (tmp_path / f"{name}.py").write_text(source)
+        sys.modules.pop(name, None)
+        made.append(name)
+    yield make
+    for name in made:
+        sys.modules.pop(name, None)
 
 
-def test_budget_step_run_by_a_module_being_imported_is_still_interrupted(tmp_path, monkeypatch):
+def test_budget_alarm_does_not_interrupt_an_import(probe_module):
+    import sys
+    probe_module("symad_slow_import_probe",
+                 "import time\n_t = time.perf_counter()\nwhile time.perf_counter() - _t < 0.3:\n"
+                 "    pass\nLOADED = True\n")
+    ok, seen, _ = _step_with_hook(lambda: __import__("symad_slow_import_probe"))
+    assert ok == [False] and seen == []
+    assert sys.modules["symad_slow_import_probe"].LOADED is True
+
+
+def test_budget_step_run_by_a_module_being_imported_is_still_interrupted(probe_module):
     # the import system's frames below the step's ``with`` do not shield the step's own code
-    import sys
-    (tmp_path / "symad_step_at_import_probe.py").write_text(
-        "from symad.verify.budget import Budget\nwith Budget(10).step(0.05) as OK:\n"
-        "    while True:\n        pass\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("symad_step_at_import_probe", None)
-    try:
-        t0 = time.perf_counter()
-        mod = __import__("symad_step_at_import_probe")
-        assert mod.OK == [False] and time.perf_counter() - t0 < 2.0
-    finally:
-        sys.modules.pop("symad_step_at_import_probe", None)
+    probe_module("symad_step_at_import_probe",
+                 "from symad.verify.budget import Budget\nwith Budget(10).step(0.05) as OK:\n"
+                 "    while True:\n        pass\n")
+    t0 = time.perf_counter()
+    mod = __import__("symad_step_at_import_probe")
+    assert mod.OK == [False] and time.perf_counter() - t0 < 2.0
