@@ -107,10 +107,13 @@ def _raise(signum, frame):
 _ENTRIES: list = []   # the frame that entered each running alarmed step (innermost last)
 
 
+_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
+
+
 def _caller():
     """The frame whose ``with`` entered the step (past contextlib's frames)."""
     frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename == contextlib.__file__:
+    while frame is not None and frame.f_code is _ENTER:
         frame = frame.f_back
     return frame
 
