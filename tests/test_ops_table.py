@@ -723,10 +723,25 @@ def test_relu_abs_sign_at_zero():
     assert _g(symad.sign, [-1.0, 0.0, 2.0]) == [0.0, 0.0, 0.0]
 
 
-def test_clamp_edges_get_gradient_one():
-    assert _g(lambda t: t.clamp(1.0, 2.0), [0.0, 1.0, 1.5, 2.0, 3.0]) == [0, 1, 1, 1, 0]
-    assert _g(lambda t: t.clamp(min=1.0), [0.0, 1.0, 3.0]) == [0, 1, 1]
-    assert _g(lambda t: t.clamp(max=1.0), [0.0, 1.0, 3.0]) == [1, 1, 0]
+def test_clamp_edges_follow_pytorch():
+    """PyTorch 2.14.1's values (recorded from torch in float64): with number bounds the gradient
+    is 1 strictly inside (min, max), 0 at the edges; min == max or min > max: max everywhere,
+    gradient 0; tensor bounds split a tie evenly between x and the bound."""
+    v = [0.0, 1.0, 1.5, 2.0, 3.0]
+    assert _g(lambda t: t.clamp(1.0, 2.0), v) == [0, 0, 1, 0, 0]
+    assert _g(lambda t: t.clamp(1, 2), v) == [0, 0, 1, 0, 0]
+    assert _g(lambda t: t.clip(1.0, 2.0), v) == [0, 0, 1, 0, 0]
+    assert _g(lambda t: t.clamp(min=1.0), v) == [0, 0, 1, 1, 1]
+    assert _g(lambda t: t.clamp(max=2.0), v) == [1, 1, 1, 0, 0]
+    assert _g(lambda t: t.clamp(1.0, 1.0), v) == [0, 0, 0, 0, 0]
+    assert _g(lambda t: t.clamp(2.0, 1.0), v) == [0, 0, 0, 0, 0]
+    assert symad.tensor(v).clamp(2.0, 1.0).tolist() == [1.0] * 5
+    x = symad.tensor(v, requires_grad=True)
+    lo = symad.tensor([1.0] * 5, requires_grad=True)
+    hi = symad.tensor([2.0] * 5, requires_grad=True)
+    symad.clamp(x, lo, hi).sum().backward()
+    assert x.grad.tolist() == [0, 0.5, 1, 0.5, 0]
+    assert lo.grad.tolist() == [1, 0.5, 0, 0, 0] and hi.grad.tolist() == [0, 0, 0, 0.5, 1]
 
 
 def test_maximum_minimum_ties_split_evenly():

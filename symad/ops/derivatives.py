@@ -8,7 +8,7 @@ the rules, once:
 * ``Pow``: d/db of ``b**e`` is 0 where ``e == 0`` and d/de is 0 where ``b == 0`` and ``e >= 0``
   (PyTorch's ``pow_backward``: no ``0 * inf`` at 0**0);
 * ``Piecewise``: each branch receives the adjoint times "this branch is the active one", so
-  relu'(0) = 0 and clamp's edge gradient 1 follow from the registry's formulas;
+  relu'(0) = 0 and clamp's edge gradient 0 follow from the registry's formulas;
 * ``Max``/``Min``: the adjoint is split evenly among the arguments equal to the result (ties);
 * ``Abs``: ``sign`` (abs'(0) = 0); ``Mod(a, b)``: 1 and ``-floor(a/b)``;
 * steps (``sign``, ``Heaviside``, ``floor``, ``ceiling``) have derivative 0 and ``DiracDelta``

@@ -1,8 +1,8 @@
 """Elementwise ops, each declared once by its SymPy scalar formula (plus a named numpy fast path).
 
 Derivatives come from SymPy (``Op.derivative_exprs``); PyTorch's conventions at kinks follow from
-the formulas: relu'(0) = 0 (strict ``x > 0``), abs'(0) = sign(0) = 0, clamp's edge gradient is 1
-(the interior branch includes its ends), maximum/minimum split ties evenly (the tie branch is the
+the formulas: relu'(0) = 0 (strict ``x > 0``), abs'(0) = sign(0) = 0, clamp's edge gradient is 0
+(the edge branches include their ends, PyTorch 2.14), maximum/minimum split ties evenly (the tie branch is the
 average), and DiracDelta terms (derivatives of steps) are taken as 0.
 """
 from __future__ import annotations
@@ -83,18 +83,23 @@ def _clamp_np(x, min=None, max=None):
 
 
 def _clamp_formula(x, min=None, max=None):
+    """PyTorch's clamp with number bounds: ``max`` where ``x >= max`` (or where ``min >= max``:
+    clamp applies ``max`` last), ``min`` where ``x <= min``, else ``x`` -- so the gradient is 1
+    strictly inside ``(min, max)`` and 0 at the edges, as in PyTorch 2.14 (like hardtanh and
+    relu'(0) = 0). Tensor bounds are ``maximum``/``minimum`` (ties split the gradient)."""
     pieces = []
-    if min is not None:
-        pieces.append((min, x < min))
     if max is not None:
-        pieces.append((max, x > max))
+        pieces.append((max, (x >= max) | (min >= max) if min is not None else x >= max))
+    if min is not None:
+        pieces.append((min, x <= min))
     pieces.append((x, True))
     return Pw(*pieces)
 
 
 register("clamp", grad_fn="ClampBackward1", forward=_clamp_np, formula=_clamp_formula, nargs=1,
          params=("min", "max"), dtype_rule="promote", dtype_params=("min", "max"),
-         doc="clamp(x, min, max); gradient 1 on [min, max] including the edges (PyTorch)")
+         doc="clamp(x, min, max); gradient 1 strictly inside (min, max), 0 at the edges "
+             "(PyTorch 2.14)")
 
 
 def _rel_symbolic(rel):

@@ -41,7 +41,7 @@ def run_torch(prog) -> dict:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     records = []
 
     @settings(max_examples=n, deadline=None, derandomize=True, database=None,
