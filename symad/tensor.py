@@ -537,6 +537,12 @@ class Tensor:
 
     clip_ = clamp_
 
+    def clamp_min_(self, min):
+        return self._inplace(lambda s: F.clamp_min(s, min))
+
+    def clamp_max_(self, max):
+        return self._inplace(lambda s: F.clamp_max(s, max))
+
     def exp_(self):
         return self._inplace(F.exp)
 
@@ -741,6 +747,8 @@ class Tensor:
     def floor(self): return F.floor(self)
     def clamp(self, min=None, max=None): return F.clamp(self, min, max)
     clip = clamp
+    def clamp_min(self, min): return F.clamp_min(self, min)
+    def clamp_max(self, max): return F.clamp_max(self, max)
     def maximum(self, o): return F.maximum(self, o)
     def minimum(self, o): return F.minimum(self, o)
     def eq(self, o): return F.eq(self, o)

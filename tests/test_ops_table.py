@@ -203,6 +203,10 @@ row(Row("minimum", symad.minimum, np.minimum, _no_tie_maxmin, int_dtype=symad.in
 row(Row("pow_scalar", lambda x, exponent: x ** exponent, lambda x, exponent: x ** exponent,
         lambda rng: [Sample([POS(rng, (3,))], {"exponent": e}) for e in (2, 3.5, -1.5, 0.5)]))
 row(Row("clamp", lambda x, **k: symad.clamp(x, **k), _clamp_ref, _clamp_samples))
+row(Row("clamp_min", symad.clamp_min, lambda x, min: np.maximum(x, min),
+        lambda rng: [s for s in _clamp_samples(rng) if list(s.kwargs) == ["min"]]))
+row(Row("clamp_max", symad.clamp_max, lambda x, max: np.minimum(x, max),
+        lambda rng: [s for s in _clamp_samples(rng) if list(s.kwargs) == ["max"]]))
 
 # -- comparisons and other non-differentiable ops ---------------------------------------------
 for _name, _np in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
@@ -742,6 +746,13 @@ def test_clamp_edges_follow_pytorch():
     symad.clamp(x, lo, hi).sum().backward()
     assert x.grad.tolist() == [0, 0.5, 1, 0.5, 0]
     assert lo.grad.tolist() == [1, 0.5, 0, 0, 0] and hi.grad.tolist() == [0, 0, 0, 0.5, 1]
+    # clamp_min / clamp_max: PyTorch's names, the same edges
+    assert _g(lambda t: t.clamp_min(1.0), v) == [0, 0, 1, 1, 1]
+    assert _g(lambda t: t.clamp_max(2.0), v) == [1, 1, 1, 0, 0]
+    x = symad.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    m = symad.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    symad.clamp_min(x, m).sum().backward()
+    assert x.grad.tolist() == [0, 0.5, 1] and m.grad.tolist() == [1, 0.5, 0]
 
 
 def test_maximum_minimum_ties_split_evenly():

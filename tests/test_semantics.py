@@ -437,6 +437,9 @@ def test_hook_on_tensor_without_grad_errors():
     (lambda x, m: symad.cat([x, x]), "CatBackward0"), (lambda x, m: symad.stack([x, x]),
                                                        "StackBackward0"),
     (lambda x, m: x.clamp(0, 1), "ClampBackward1"), (lambda x, m: x.double(), "ToCopyBackward0"),
+    (lambda x, m: x.clamp_min(1.5), "ClampMinBackward0"),
+    (lambda x, m: x.clamp_max(1.5), "ClampMaxBackward0"),
+    (lambda x, m: (x * 1).clamp_min_(1.5), "ClampMinBackward0"),
     (lambda x, m: symad.where(x > 1, x, 0.0), "WhereBackward0"),
     (lambda x, m: x.floor(), "FloorBackward0"), (lambda x, m: x.clone(), "CloneBackward0"),
 ])

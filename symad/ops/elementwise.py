@@ -102,6 +102,30 @@ register("clamp", grad_fn="ClampBackward1", forward=_clamp_np, formula=_clamp_fo
              "(PyTorch 2.14)")
 
 
+def _clamp_min_np(x, min):
+    return _clamp_np(x, min=min)
+
+
+def _clamp_max_np(x, max):
+    return _clamp_np(x, max=max)
+
+
+def _clamp_min_formula(x, min):
+    return _clamp_formula(x, min=min)
+
+
+def _clamp_max_formula(x, max):
+    return _clamp_formula(x, max=max)
+
+
+register("clamp_min", grad_fn="ClampMinBackward0", forward=_clamp_min_np,
+         formula=_clamp_min_formula, nargs=1, params=("min",), dtype_rule="promote",
+         dtype_params=("min",), doc="clamp_min(x, min): clamp with a lower bound only")
+register("clamp_max", grad_fn="ClampMaxBackward0", forward=_clamp_max_np,
+         formula=_clamp_max_formula, nargs=1, params=("max",), dtype_rule="promote",
+         dtype_params=("max",), doc="clamp_max(x, max): clamp with an upper bound only")
+
+
 def _rel_symbolic(rel):
     f = np.frompyfunc(rel, 2, 1)
     return lambda a, b: f(a, b)

@@ -139,6 +139,21 @@ def clamp(input, min=None, max=None):
 clip = clamp
 
 
+def clamp_min(input, min):
+    """``clamp(input, min=min)`` with PyTorch's own name (``ClampMinBackward0``); a tensor
+    bound is ``maximum`` (a tie splits the gradient)."""
+    if _t(min) is not None:
+        return maximum(input, min)
+    return apply(_R["clamp_min"], input, min=min)
+
+
+def clamp_max(input, max):
+    """``clamp(input, max=max)`` with PyTorch's own name (``ClampMaxBackward0``)."""
+    if _t(max) is not None:
+        return minimum(input, max)
+    return apply(_R["clamp_max"], input, max=max)
+
+
 def where(condition, input, other):
     return apply(_R["where"], condition, input, other)
 
