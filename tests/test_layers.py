@@ -103,6 +103,40 @@ def test_leaky_relu_gradient_at_zero_is_the_negative_slope():
     np.testing.assert_allclose(nn.LeakyReLU(0.1)(_t([-2.0, 3.0])).numpy(), [-0.2, 3.0])
 
 
+def test_hard_activations_at_their_kinks_match_pytorch():
+    """torch 2.14.1's values (recorded in float64): each edge belongs to the flat piece."""
+    v = [-4.0, -3.0, 0.0, 3.0, 4.0]
+    np.testing.assert_array_equal(_grad(F.hardtanh, [-2.0, -1.0, 0.0, 1.0, 2.0]),
+                                  [0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(_grad(F.relu6, [-1.0, 0.0, 3.0, 6.0, 7.0]), [0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(F.relu6(_t([-1.0, 0.0, 3.0, 6.0, 7.0])).numpy(),
+                                  [0, 0, 3, 6, 6])
+    # PyTorch's slope is 1/6 rounded to float32 (0.1666666716337204): symad's is exact
+    np.testing.assert_allclose(_grad(F.hardsigmoid, v), [0, 0, 0.1666666716337204, 0, 0],
+                               rtol=1e-7)
+    np.testing.assert_array_equal(F.hardsigmoid(_t(v)).numpy(), [0, 0, 0.5, 1, 1])
+    np.testing.assert_array_equal(_grad(F.hardswish, v), [0, 0, 0.5, 1, 1])
+    np.testing.assert_array_equal(F.hardswish(_t(v)).numpy(), [0, 0, 0, 3, 4])
+    np.testing.assert_allclose(_grad(F.hardswish, [1.0, 2.0, -1.0]),
+                               [0.8333333333333333, 1.1666666666666665, 0.16666666666666669],
+                               rtol=1e-15)
+    np.testing.assert_array_equal(_grad(lambda t: F.threshold(t, 1.0, 0.5), [0.0, 1.0, 2.0]),
+                                  [0, 0, 1])
+    np.testing.assert_array_equal(F.threshold(_t([0.0, 1.0, 2.0]), 1.0, 0.5).numpy(),
+                                  [0.5, 0.5, 2.0])
+    for make, name in [(F.hardtanh, "HardtanhBackward0"), (F.relu6, "HardtanhBackward0"),
+                       (F.hardsigmoid, "HardsigmoidBackward0"),
+                       (F.hardswish, "HardswishBackward0"),
+                       (lambda t: F.threshold(t, 0.0, 1.0), "ThresholdBackward0")]:
+        assert make(_t([1.0], True)).grad_fn.name() == name
+    assert [repr(m) for m in (nn.Hardtanh(), nn.ReLU6(), nn.Hardsigmoid(), nn.Hardswish(),
+                              nn.Threshold(0.1, 20.0))] == [
+        "Hardtanh(min_val=-1.0, max_val=1.0)", "ReLU6()", "Hardsigmoid()", "Hardswish()",
+        "Threshold(threshold=0.1, value=20.0)"]
+    with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+        nn.Hardtanh(2.0, 1.0)
+
+
 def test_softplus_threshold_is_linear_like_pytorch():
     x = _t([30.0, 0.6, -1.0], True)
     y = F.softplus(x)

@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 from . import functional, init
-from .activation import ELU, GELU, LeakyReLU, SiLU, Softplus
+from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, ReLU6, SiLU,
+                         Softplus, Threshold)
 from .containers import ModuleList, Sequential
 from .conv import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
@@ -33,6 +34,9 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
     "HuberLoss",
     "Identity",
     "L1Loss",
@@ -49,6 +53,7 @@ __all__ = [
     "NLLLoss",
     "Parameter",
     "ReLU",
+    "ReLU6",
     "Sequential",
     "SiLU",
     "Sigmoid",
@@ -56,6 +61,7 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Threshold",
     "UninitializedParameter",
     "functional",
     "init",

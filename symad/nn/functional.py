@@ -33,12 +33,17 @@ from .functional_layers import (
     elu,
     embedding,
     gelu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
     layer_norm,
     leaky_relu,
     max_pool1d,
     max_pool2d,
+    relu6,
     silu,
     softplus,
+    threshold,
 )
 
 __all__ = [
@@ -54,6 +59,9 @@ __all__ = [
     "elu",
     "embedding",
     "gelu",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
     "huber_loss",
     "l1_loss",
     "layer_norm",
@@ -66,12 +74,14 @@ __all__ = [
     "nll_loss",
     "one_hot",
     "relu",
+    "relu6",
     "sigmoid",
     "silu",
     "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",
+    "threshold",
 ]
 
 

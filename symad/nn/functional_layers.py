@@ -58,6 +58,36 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return _maybe_inplace(input, lambda t: apply(_R["elu"], t, alpha=alpha), inplace)
 
 
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """``input`` clamped to ``[min_val, max_val]`` (gradient 0 at the edges, as PyTorch)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _maybe_inplace(input, lambda t: apply(_R["hardtanh"], t, min_val=min_val,
+                                                 max_val=max_val), inplace)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """``hardtanh(input, 0, 6)`` (PyTorch's ``HardtanhBackward0`` too)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """``relu6(x + 3) / 6``."""
+    return _maybe_inplace(input, lambda t: apply(_R["hardsigmoid"], t), inplace)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x·relu6(x + 3) / 6`` (MobileNetV3)."""
+    return _maybe_inplace(input, lambda t: apply(_R["hardswish"], t), inplace)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """``input`` where ``input > threshold``, else ``value``."""
+    return _maybe_inplace(input, lambda t: apply(_R["threshold"], t, threshold=threshold,
+                                                 value=value), inplace)
+
+
 # -- argument normal forms -------------------------------------------------------------------
 
 
@@ -331,5 +361,5 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
 
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "elu",
-           "embedding", "gelu", "layer_norm", "leaky_relu", "max_pool1d", "max_pool2d", "silu",
-           "softplus"]
+           "embedding", "gelu", "hardsigmoid", "hardswish", "hardtanh", "layer_norm",
+           "leaky_relu", "max_pool1d", "max_pool2d", "relu6", "silu", "softplus", "threshold"]

@@ -1,9 +1,14 @@
-"""erf and the smooth activations of modern networks (GELU, SiLU, LeakyReLU, Softplus, ELU), each
-declared once by its SymPy scalar formula plus a named numpy fast path.
+"""erf and the activations of modern networks (GELU, SiLU, LeakyReLU, Softplus, ELU, and the
+piecewise-linear Hardtanh, Hardsigmoid, Hardswish, Threshold), each declared once by its SymPy
+scalar formula plus a named numpy fast path.
 
 Derivatives come from SymPy, so PyTorch's conventions follow from the formulas: LeakyReLU's and
 ELU's gradient at 0 is the negative-side one (the positive branch is strict ``x > 0``, as in
-``leaky_relu_backward``), Softplus is linear above ``threshold`` (gradient exactly 1 there).
+``leaky_relu_backward``), Softplus is linear above ``threshold`` (gradient exactly 1 there). The hard activations' edges
+belong to their flat pieces, as in PyTorch 2.14 (torch 2.14.1's recorded values): hardtanh's
+gradient is 0 at ``min_val`` and ``max_val`` (like clamp's), hardsigmoid's 0 at -3 and 3,
+hardswish's 0 at -3 and 1 at 3, threshold's 0 at the threshold. (PyTorch's hardsigmoid backward
+multiplies by 1/6 rounded to float32 even in float64; symad's slope is exactly 1/6.)
 
 numpy has no ``erf`` and scipy is not a dependency, so :func:`np_erf` evaluates it in float64
 (|relative error| < 1e-15 against ``math.erf``): below 2 a power series with positive terms,
@@ -105,6 +110,39 @@ def _elu_np(x, alpha=1.0):
     return np.where(x > 0, x, alpha * np.expm1(x))
 
 
+def _hardtanh_np(x, min_val=-1.0, max_val=1.0):
+    return np.minimum(np.maximum(x, min_val), max_val)
+
+
+def _hardtanh_formula(x, min_val=-1.0, max_val=1.0):
+    from .elementwise import _clamp_formula
+    return _clamp_formula(x, min=min_val, max=max_val)
+
+
+def _hardsigmoid_np(x):
+    return np.minimum(np.maximum(x + 3, 0), 6) / 6
+
+
+def _hardsigmoid_formula(x):
+    return Piecewise((0, x <= -3), (1, x >= 3), ((x + 3) / 6, True))
+
+
+def _hardswish_np(x):
+    return x * np.minimum(np.maximum(x + 3, 0), 6) / 6
+
+
+def _hardswish_formula(x):
+    return Piecewise((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True))
+
+
+def _threshold_np(x, threshold, value):
+    return np.where(x > threshold, x, np.asarray(value, x.dtype))
+
+
+def _threshold_formula(x, threshold, value):
+    return Piecewise((x, x > threshold), (value, True))
+
+
 register("erf", grad_fn="ErfBackward0", forward=np_erf, formula=sympy.erf, dtype_rule="float",
          doc="the error function 2/sqrt(pi) ∫₀ˣ exp(-t²) dt")
 register("gelu", grad_fn="GeluBackward0", forward=_gelu_np, formula=_gelu_formula,
@@ -121,6 +159,18 @@ register("leaky_relu", grad_fn="LeakyReluBackward0", forward=_leaky_relu_np,
 register("softplus", grad_fn="SoftplusBackward0", forward=_softplus_np, formula=_softplus_formula,
          params=("beta", "threshold"), dtype_rule="float",
          doc="log(1 + exp(beta·x))/beta; x itself where beta·x > threshold (PyTorch)")
+register("hardtanh", grad_fn="HardtanhBackward0", forward=_hardtanh_np, formula=_hardtanh_formula,
+         params=("min_val", "max_val"), dtype_rule="float",
+         doc="x clamped to [min_val, max_val]; gradient 0 at the edges (relu6 = hardtanh(0, 6))")
+register("hardsigmoid", grad_fn="HardsigmoidBackward0", forward=_hardsigmoid_np,
+         formula=_hardsigmoid_formula, dtype_rule="float",
+         doc="relu6(x + 3) / 6; gradient 1/6 strictly inside (-3, 3)")
+register("hardswish", grad_fn="HardswishBackward0", forward=_hardswish_np,
+         formula=_hardswish_formula, dtype_rule="float",
+         doc="x·relu6(x + 3) / 6; gradient 0 at -3 and 1 at 3")
+register("threshold", grad_fn="ThresholdBackward0", forward=_threshold_np,
+         formula=_threshold_formula, params=("threshold", "value"), dtype_rule="float",
+         doc="x where x > threshold, else value")
 register("elu", grad_fn="EluBackward0", forward=_elu_np,
          formula=lambda x, alpha=1.0: Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True)),
          params=("alpha",), dtype_rule="float", doc="x for x > 0, alpha·(exp(x) - 1) otherwise")
