@@ -77,6 +77,12 @@ row("maximum", lambda a, b: W(_op("maximum", a, b)), MIX, POS, kinky=True)
 row("minimum", lambda a, b: W(_op("minimum", a, b)), MIX, POS, kinky=True)
 row("pow_scalar", lambda x: W(_op("pow_scalar", x, exponent=3)), MIX)
 row("clamp", lambda x: W(_op("clamp", x, min=-0.5, max=1.0)), MIX, kinky=True)
+row("clamp_min", lambda x: W(_op("clamp_min", x, min=0.1)), MIX, kinky=True)
+row("clamp_max", lambda x: W(_op("clamp_max", x, max=0.5)), MIX, kinky=True)
+row("hardtanh", lambda x: W(_op("hardtanh", x, min_val=-0.5, max_val=1.0)), MIX, kinky=True)
+row("hardsigmoid", lambda x: W(_op("hardsigmoid", x * 4)), MIX, kinky=True)
+row("hardswish", lambda x: W(_op("hardswish", x * 4)), MIX, kinky=True)
+row("threshold", lambda x: W(_op("threshold", x, threshold=0.1, value=-2.0)), MIX, kinky=True)
 # -- non-differentiable ops, through where (each condition picks a branch)
 for _n in ["eq", "ne", "lt", "le", "gt", "ge"]:
     row(_n, (lambda n: lambda a, b: W(symad.where(_op(n, a, b), a * b, a + b)))(_n), MIX, POS,
