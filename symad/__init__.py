@@ -20,7 +20,7 @@ from .autograd import Function, no_grad, enable_grad, set_grad_enabled, is_grad_
 from .errors import TracingError
 from .ops.functional import (abs, acos, add, amax, amin, argmax, argmin, asin, atan, bmm,
                              cat, clamp, clamp_max, clamp_min, clip, clone, concat, cos, cosh,
-                             cross_entropy, div, dot,
+                             cross_entropy, dist, div, dot,
                              eq, erf, exp, expand, expm1, flatten, floor, floor_divide, ge, gt,
                              le, log, log1p, remainder,
                              log_softmax, logical_and, logical_not, logical_or, logsumexp, lt,

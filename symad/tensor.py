@@ -685,7 +685,12 @@ class Tensor:
     def __mul__(self, o): return F.mul(self, o)
     def __rmul__(self, o): return F.mul(o, self)
     def __truediv__(self, o): return F.div(self, o)
-    def __rtruediv__(self, o): return F.div(o, self)
+    def __rtruediv__(self, o):
+        # a number over a tensor is ``reciprocal(self) * o`` in PyTorch (MulBackward0, and its
+        # rounding)
+        if isinstance(o, (int, float)) and not isinstance(o, bool):
+            return F.reciprocal(self) * o
+        return F.div(o, self)
     def __floordiv__(self, o): return F.div(self, o, rounding_mode="floor")
     def __rfloordiv__(self, o): return F.div(o, self, rounding_mode="floor")
     def __mod__(self, o): return _apply("remainder", self, o)
@@ -771,8 +776,12 @@ class Tensor:
     def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return F.argmin(self, dim, keepdim)
     def norm(self, p="fro", dim=None, keepdim=False): return F.norm(self, p, dim, keepdim)
-    def var(self, dim=None, keepdim=False, *, unbiased=True): return F.var(self, dim, keepdim, unbiased=unbiased)
-    def std(self, dim=None, keepdim=False, *, unbiased=True): return F.std(self, dim, keepdim, unbiased=unbiased)
+    def dist(self, other, p=2): return F.dist(self, other, p)
+    def var(self, dim=None, keepdim=False, *, unbiased=True, correction=None):
+        return F.var(self, dim, keepdim, unbiased=unbiased, correction=correction)
+
+    def std(self, dim=None, keepdim=False, *, unbiased=True, correction=None):
+        return F.std(self, dim, keepdim, unbiased=unbiased, correction=correction)
     def logsumexp(self, dim, keepdim=False): return F.logsumexp(self, dim, keepdim)
     def softmax(self, dim): return F.softmax(self, dim)
     def log_softmax(self, dim): return F.log_softmax(self, dim)

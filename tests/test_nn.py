@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symad
-from symad import nn
+from symad import nn, optim
 from symad.nn import functional as F
 
 
@@ -328,6 +328,62 @@ def test_cross_entropy_and_nll_losses():
                                [1.9643688201904297, 2.9707744121551514], rtol=1e-6)
     assert nn.NLLLoss()(F.log_softmax(inp, 1), tgt).item() == \
         pytest.approx(2.46757173538208, rel=1e-6)
+
+
+def _value_and_grad(f, x):
+    t = symad.tensor(x, dtype=symad.float64, requires_grad=True)
+    y = f(t)
+    (g,) = symad.autograd.grad(y.sum(), [t])
+    return np.asarray(y.detach().numpy()), g.numpy(), y.grad_fn.name()
+
+
+def test_cross_entropy_label_smoothing_matches_torch():
+    """torch 2.14.1's values (recorded in float64)."""
+    x = [[1.0, 1.0, 2.0], [0.0, -1.0, 3.0]]
+    v, g, name = _value_and_grad(
+        lambda t: F.cross_entropy(t, symad.tensor([1, 2]), label_smoothing=0.2,
+                                  reduction="sum"), x)
+    assert name == "AddBackward0"
+    np.testing.assert_allclose(v, 2.01732861768948, rtol=1e-12)
+    np.testing.assert_allclose(g, [[0.1452748909504188, -0.6547251090495813, 0.5094502180991625],
+                                   [-0.020054044088692775, -0.04951884112114628,
+                                    0.06957288520983906]], rtol=1e-10)
+    v, _, _ = _value_and_grad(lambda t: F.cross_entropy(t, symad.tensor([0, 2]),
+                                                         label_smoothing=0.1, reduction="none"), x)
+    np.testing.assert_allclose(v, [1.5181113805987176, 0.2992172370907624], rtol=1e-12)
+    v, g, _ = _value_and_grad(lambda t: F.cross_entropy(t, symad.tensor(2), label_smoothing=0.25),
+                              [0.5, -1.0, 2.0])
+    np.testing.assert_allclose(v, 0.6163112966571571, rtol=1e-12)
+    np.testing.assert_allclose(g, [0.09195705880670337, -0.04422076006264588,
+                                   -0.04773629874405749], rtol=1e-10)
+    probs = symad.tensor([[0.2, 0.8, 0.0], [0.0, 0.0, 1.0]], dtype=symad.float64)
+    v, g, _ = _value_and_grad(lambda t: nn.CrossEntropyLoss(label_smoothing=0.3)(t, probs), x)
+    np.testing.assert_allclose(v, 1.10866430884474, rtol=1e-12)
+    np.testing.assert_allclose(g, [[-0.014029221191457287, -0.22402922119145724,
+                                    0.23805844238291454],
+                                   [-0.026693688711013054, -0.041426087227239804,
+                                    0.06811977593825286]], rtol=1e-10)
+    with pytest.raises(RuntimeError, match="label_smoothing must be between 0.0 and 1.0"):
+        F.cross_entropy(symad.tensor(x), symad.tensor([0, 2]), label_smoothing=1.5)
+
+
+def test_cross_entropy_label_smoothing_compiles_like_eager():
+    symad.manual_seed(3)
+    nets = [nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    X, y = symad.randn(300, 8), symad.randint(0, 4, (300,))
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+    opts = [optim.SGD(n.parameters(), lr=0.2) for n in nets]
+    step = symad.compile_step(nets[0], loss, opts[0])
+    for _ in range(5):
+        got = step(X, y)
+        opts[1].zero_grad()
+        want = loss(nets[1](X), y)
+        want.backward()
+        opts[1].step()
+        assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    np.testing.assert_allclose(nets[0][0].weight.detach().numpy(),
+                               nets[1][0].weight.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_binary_and_regression_losses():

@@ -54,6 +54,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
     "elu",
@@ -72,7 +73,9 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "normalize",
     "one_hot",
+    "pairwise_distance",
     "relu",
     "relu6",
     "sigmoid",
@@ -118,3 +121,30 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         input.copy_(out)
         return input
     return out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
+              out=None) -> Tensor:
+    """``input / max(‖input‖_p, eps)`` along ``dim`` (PyTorch's composition, so the same
+    gradients: a zero vector gets ``1/eps``)."""
+    if out is not None:
+        raise NotImplementedError("normalize: symad does not support out= (assign the result)")
+    from ..ops import functional as OF
+    denom = OF.clamp_min(OF.norm(input, p, dim, keepdim=True), eps)
+    return input / denom.expand_as(input)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """``Σ (x1 / max(‖x1‖, eps)) · (x2 / max(‖x2‖, eps))`` along ``dim`` (inputs broadcast),
+    as PyTorch 2.14 computes it."""
+    from ..ops import functional as OF
+    a = x1 / OF.clamp_min(OF.norm(x1, 2, dim, keepdim=True), eps)
+    b = x2 / OF.clamp_min(OF.norm(x2, 2, dim, keepdim=True), eps)
+    return OF.sum(a * b, dim=dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """``‖x1 - x2 + eps‖_p`` along the last dimension."""
+    from ..ops import functional as OF
+    return OF.norm(x1 - x2 + eps, p, -1, keepdim=keepdim)

@@ -274,6 +274,11 @@ def norm(input, p="fro", dim=None, keepdim=False):
     return pow(sum(pow(abs(input), p), dim=dim, keepdim=keepdim), 1.0 / p)
 
 
+def dist(input, other, p=2):
+    """``norm(input - other, p)`` of all elements (``torch.dist``)."""
+    return norm(input - other, p)
+
+
 def logsumexp(input, dim, keepdim=False):
     return apply(_R["logsumexp"], input, dim=_dim(dim), keepdim=keepdim)
 
@@ -603,16 +608,30 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy: class indices (int64) or class probabilities (same shape)."""
-    _unsupported("cross_entropy", weight=weight,
-                 label_smoothing=label_smoothing if label_smoothing else None)
+    """Softmax cross-entropy: class indices (int64) or class probabilities (same shape).
+
+    ``label_smoothing`` = ε mixes in the uniform distribution over the C classes as PyTorch
+    does: with class indices ``(1 - ε)·nll + ε/C·(-Σ_c log p_c)`` (each reduced the same way),
+    with probabilities the target becomes ``(1 - ε)·target + ε/C``."""
+    _unsupported("cross_entropy", weight=weight)
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
-    logp = log_softmax(input, dim=1 if input.ndim > 1 else 0)
-    if target.dtype.is_floating_point:
-        v = -sum(target * logp, dim=1 if input.ndim > 1 else 0)
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    cdim = 1 if input.ndim > 1 else 0
+    logp = log_softmax(input, dim=cdim)
+
+    def reduced(v):
         return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
-    return nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
+    if target.dtype.is_floating_point:
+        if eps:
+            target = target * (1.0 - eps) + eps / input.shape[cdim]
+        return reduced(-sum(target * logp, dim=cdim))
+    nll = nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
+    if not eps:
+        return nll
+    return (1.0 - eps) * nll + reduced(-sum(logp, dim=cdim)) * (eps / input.shape[cdim])
 
 
 # -- NumPy keyword spellings (axis=, keepdims=) on the functions above: PyTorch accepts them ----
