@@ -95,6 +95,16 @@ class ProgramRunner:
                 self.eager_reason = str(e)
                 warnings.warn(f"symad.compile_step: running eagerly: {e}", self._warning_cls,
                               stacklevel=5)
+                if isinstance(e.out, Tensor):
+                    # the recording run was this step's eager run: its result (and gradients,
+                    # when it got that far) are this step's, so the model runs once, as eager
+                    out = e.out
+                    _check_scalar(out)
+                    grads = e.grads if e.grads is not None else run_backward(
+                        [out], [Tensor._wrap(np.ones((), out._dtype.np), out._dtype)],
+                        retain_graph=False, create_graph=False, inputs=list(self.trained),
+                        accumulate=False, allow_unused=True)
+                    return out._data, [None if g is None else g._data for g in grads]
             else:
                 _check_scalar(out)
                 run = Runner(prog)

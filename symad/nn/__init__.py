@@ -17,7 +17,7 @@ from .lazy import LazyLinear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                    NLLLoss, SmoothL1Loss)
 from .module import Module
-from .normalization import Embedding, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, Embedding, LayerNorm
 from .parameter import Parameter, UninitializedParameter
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "BCELoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "BCEWithLogitsLoss",
     "Conv1d",
     "Conv2d",

@@ -337,6 +337,51 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     return apply(_R["layer_norm"], *args, normalized_shape=shape, eps=float(eps))
 
 
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dimension 1) over the batch and the spatial dimensions.
+
+    Training (or no running statistics): the batch's mean and biased variance normalise, and
+    the running statistics (when given) move toward the batch's mean and *unbiased* variance by
+    ``momentum``. Evaluation: the running
+    statistics normalise. Built from registry ops (mean, sub, mul, rsqrt), so every path that
+    runs them runs batch norm; the running statistics are updated in place without gradient."""
+    from ..autograd.grad_mode import no_grad
+    from ..ops import functional as OF
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input with a channel dimension (N, C, ...), "
+                         f"got input of size {_size(input.shape)}")
+    c = input.shape[1]
+    view = (1, c) + (1,) * (input.ndim - 2)
+    dims = tuple(d for d in range(input.ndim) if d != 1)
+    if training:
+        n = int(np.prod([input.shape[d] for d in dims]))
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {_size(input.shape)}")
+        mean = OF.mean(input, dim=dims, keepdim=True)
+        centred = input - mean
+        var = OF.mean(centred * centred, dim=dims, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            m = float(momentum)
+            with no_grad():
+                running_mean.mul_(1.0 - m).add_(mean.reshape(c) * m)
+                running_var.mul_(1.0 - m).add_(var.reshape(c) * (m * n / (n - 1)))
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("batch_norm: running_mean and running_var must be defined in "
+                               "evaluation mode")
+        centred = input - running_mean.reshape(view)
+        var = running_var.reshape(view)
+    out = centred / OF.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(view)
+    if bias is not None:
+        out = out + bias.reshape(view)
+    return out
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
@@ -361,5 +406,5 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
 
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "elu",
-           "embedding", "gelu", "hardsigmoid", "hardswish", "hardtanh", "layer_norm",
+           "batch_norm", "embedding", "gelu", "hardsigmoid", "hardswish", "hardtanh", "layer_norm",
            "leaky_relu", "max_pool1d", "max_pool2d", "relu6", "silu", "softplus", "threshold"]

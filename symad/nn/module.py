@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .._device import check_device
+from ..program.effects import mark_state
 from ..tensor import Tensor, _cuda_device, _parse_to
 from .parameter import Parameter
 
@@ -81,6 +82,7 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(symad.Tensor or None expected)")
             d["_buffers"][name] = value
+            mark_state(value)
         else:
             object.__setattr__(self, name, value)
 
@@ -126,6 +128,7 @@ class Module:
                             "(symad.Tensor or None required)")
         self._drop(name)
         self._buffers[name] = tensor
+        mark_state(tensor)
         if not persistent:
             self._non_persistent.add(name)
 
@@ -244,6 +247,7 @@ class Module:
             for k, b in m._buffers.items():
                 if b is not None and b.dtype.is_floating_point and b.dtype != dt:
                     m._buffers[k] = b.to(dt)
+                    mark_state(m._buffers[k])
         return self
 
     def to(self, *args, dtype=None, device=None, non_blocking: bool = False,

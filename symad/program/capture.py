@@ -21,11 +21,13 @@ class NotReplayable(Exception):
     """The recorded run depends on something a program cannot replay (the message says what).
 
     ``out``: the eager result of the recording run when its graph is still intact (the caller
-    can hand it to the user instead of running the function again), else None."""
+    can hand it to the user instead of running the function again), else None; ``grads``: the
+    gradients the recording run computed (when it got that far), else None."""
 
-    def __init__(self, msg: str, out=None) -> None:
+    def __init__(self, msg: str, out=None, grads=None) -> None:
         super().__init__(msg)
         self.out = out
+        self.grads = grads
 
 
 class Recorder:
@@ -146,7 +148,7 @@ def capture(fn, args: tuple, *, wrt, names: dict[int, str] | None = None,
             grads = list(run_backward([out], [seed], retain_graph=False, create_graph=False,
                                       inputs=list(wrt), accumulate=False, allow_unused=True))
     if rec.impure:
-        raise NotReplayable(_impure(rec))
+        raise NotReplayable(_impure(rec), out, grads)
     prog = rec.prog
     # -1: an output that is None (a ``w`` the output does not depend on)
     prog.outputs = [rec.slot(out)] + [rec.slot(g) if g is not None else -1 for g in grads]

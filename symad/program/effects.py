@@ -1,5 +1,6 @@
 """Python side effects a compiled call would not repeat: random draws (see :mod:`.rng`), prints,
-and changes to a module's plain Python attributes (``self.calls += 1``).
+changes to a module's plain Python attributes (``self.calls += 1``) and in-place updates of
+module buffers (BatchNorm's running statistics: :data:`STATE` holds every registered buffer).
 
 ``Watch(fn)`` wraps one run of the user's code. Eager semantics runs ``forward`` once per call;
 a replayed program (or a symbolic trace) would skip or repeat these effects, so the compile
@@ -10,10 +11,22 @@ import contextlib
 import io
 import sys
 import threading
+import weakref
+
+import numpy as np
 
 from . import rng
 
 _SCALARS = (int, float, str, bool, type(None))
+
+#: the tensors that hold module state across calls (every registered buffer; ``nn.Module``
+#: adds them): a run that writes one in place has an effect a replayed program would lose
+STATE: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def mark_state(t) -> None:
+    if t is not None:
+        STATE.add(t)
 
 
 def _modules(fn) -> list:
@@ -62,6 +75,8 @@ class Watch:
 
     def __enter__(self):
         self._attrs = _scalar_attrs(self.fn)
+        self._state = [(t, t._version.value, np.array(t._data, copy=True))
+                       for t in list(STATE) if t._data.dtype != object]
         self._tee = _Tee(sys.stdout, self.show)
         self._redirect = contextlib.redirect_stdout(self._tee)
         self._redirect.__enter__()
@@ -90,9 +105,16 @@ class Watch:
                     "call would not repeat")
         if self._tee.wrote:
             return "it prints, which a compiled call would not repeat"
+        if any(t._version.value != v for t, v, _ in self._state):
+            return ("its forward updates a module buffer in place (running statistics of a "
+                    "BatchNorm in training mode, ...), which a compiled call would not repeat; "
+                    "in eval() mode it compiles")
         return None
 
     def undo(self) -> None:
         self._draws.undo()
+        for t, v, saved in self._state:
+            if t._version.value != v and t._data.shape == saved.shape:
+                np.copyto(t._data, saved, casting="unsafe")
         for (_, k), (m, v) in self._attrs.items():
             setattr(m, k, v)
