@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 from sympy import Piecewise
 
+from .elementwise import _clamp_formula, _clamp_np
 from .registry import NUMPY_FUNCS, register, sigmoid
 
 _SERIES_CUT = 2.0
@@ -111,11 +112,10 @@ def _elu_np(x, alpha=1.0):
 
 
 def _hardtanh_np(x, min_val=-1.0, max_val=1.0):
-    return np.minimum(np.maximum(x, min_val), max_val)
+    return _clamp_np(x, min=min_val, max=max_val)     # hardtanh is clamp under another name
 
 
 def _hardtanh_formula(x, min_val=-1.0, max_val=1.0):
-    from .elementwise import _clamp_formula
     return _clamp_formula(x, min=min_val, max=max_val)
 
 
