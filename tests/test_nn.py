@@ -367,6 +367,25 @@ def test_cross_entropy_label_smoothing_matches_torch():
         F.cross_entropy(symad.tensor(x), symad.tensor([0, 2]), label_smoothing=1.5)
 
 
+def test_kl_div_module_and_mean_warning_match_torch():
+    """torch 2.14.1's values (recorded in float64)."""
+    x = symad.tensor([[-1.0, -2.0], [-0.5, -0.1]], dtype=symad.float64, requires_grad=True)
+    t = symad.tensor([[0.0, 0.5], [0.3, 0.7]], dtype=symad.float64)
+    v = nn.KLDivLoss(reduction="batchmean")(x, t)
+    v.backward()
+    assert v.item() == pytest.approx(0.1312810538325669, rel=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), [[-0.0, -0.25], [-0.15, -0.35]], rtol=1e-12)
+    with pytest.warns(UserWarning, match="'batchmean' divides only by the batch size"):
+        m = F.kl_div(x, t)
+    assert m.item() == pytest.approx(0.1312810538325669 * 2 / 4, rel=1e-12)
+    lt = nn.KLDivLoss(reduction="sum", log_target=True)(
+        symad.tensor([-1.0, -2.0], dtype=symad.float64),
+        symad.tensor([-0.5, -0.7], dtype=symad.float64))
+    assert lt.item() == pytest.approx(0.9488262247851491, rel=1e-12)
+    with pytest.raises(ValueError, match="not a valid value for reduction"):
+        nn.KLDivLoss(reduction="avg")
+
+
 def test_cross_entropy_label_smoothing_compiles_like_eager():
     symad.manual_seed(3)
     nets = [nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4)) for _ in range(2)]

@@ -40,6 +40,23 @@ class L1Loss(_Loss):
         return OF.l1_loss(input, target, reduction=self.reduction)
 
 
+class KLDivLoss(Module):
+    """Kullback-Leibler divergence of ``target`` from the log-probabilities ``input``
+    (``reduction='batchmean'`` is the mathematical KL divergence; see ``kl_div``)."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
+                 log_target: bool = False) -> None:
+        super().__init__()
+        reduction = legacy_reduction(size_average, reduce, reduction)
+        if reduction != "batchmean":
+            check_reduction(reduction)
+        self.reduction = reduction
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return OF.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
 class SmoothL1Loss(_Loss):
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
 

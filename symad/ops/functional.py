@@ -533,6 +533,34 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return d if reduction == "none" else (sum(d) if reduction == "sum" else mean(d))
 
 
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence of ``target`` from the log-probabilities ``input``, pointwise
+    ``target·(log target - input)`` (0 where ``target`` is 0, as PyTorch's ``xlogy``) or, with
+    ``log_target``, ``exp(target)·(target - input)``. ``reduction='batchmean'`` divides the sum by
+    the batch size (the KL divergence); ``'mean'`` divides by every element, with PyTorch's
+    warning."""
+    import warnings
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if reduction != "batchmean":
+        check_reduction(reduction)
+    if log_target:
+        v = exp(target) * (target - input)
+    else:
+        positive = target > 0        # log(1) = 0 where target is 0: no 0·log 0 = NaN
+        v = target * (log(where(positive, target, 1.0)) - input)
+    if reduction == "none":
+        return v
+    if reduction == "batchmean":
+        return sum(v) / (input.shape[0] if input.ndim else 1)
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.'mean' will be changed to behave the same as "
+                      "'batchmean' in the next major release.", UserWarning, stacklevel=2)
+        return mean(v)
+    return sum(v)
+
+
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
                    beta=1.0):
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (registry op
