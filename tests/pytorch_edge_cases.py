@@ -133,6 +133,24 @@ CASES = [
     ("F.cross_entropy(x.reshape(2, 3), y.reshape(2, 3).softmax(1), label_smoothing=0.3)",
      [1.0, 1.0, 2.0, 0.0, -1.0, 3.0], [0.0, 1.0, 0.0, 2.0, 2.0, 2.0]),
     ("F.nll_loss(x.reshape(1, 3), symad.tensor([2]))", [1.0, 1.0, 2.0], None),
+    ("F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), weight=symad.tensor([1.0, 2.0, "
+     "3.0]))", [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), weight=symad.tensor([1.0, 2.0, "
+     "3.0]), reduction='none')", [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(3, 3), symad.tensor([1, -100, 0]))",
+     [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), ignore_index=1, "
+     "reduction='sum')", [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), weight=symad.tensor([1.0, 2.0, "
+     "3.0]), ignore_index=0, label_smoothing=0.1)",
+     [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(3, 3), y.reshape(3, 3).softmax(1), weight=symad.tensor([1.0, "
+     "2.0, 3.0]))", [1.0, 1.0, 2.0, 0.0, -1.0, 3.0, 0.5, 0.2, -0.3],
+     [1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 3.0]),
+    ("F.nll_loss(x.reshape(3, 3), symad.tensor([1, 2, -100]), weight=symad.tensor([1.0, 2.0, "
+     "3.0]))", [-1.0, -1.5, -2.0, -0.1, -1.0, -3.0, -0.5, -0.2, -0.3], None),
+    ("F.cross_entropy(x.reshape(2, 3), symad.tensor([-100, -100]))",
+     [1.0, 1.0, 2.0, 0.0, -1.0, 3.0], None),
     ("F.kl_div(x.reshape(2, 2), y.reshape(2, 2), reduction='batchmean')",
      [-1.0, -2.0, -0.5, -0.1], [0.0, 0.5, 0.3, 0.7]),
     ("F.kl_div(x, y, reduction='none')", [-1.0, -2.0], [0.2, 0.5]),

@@ -36,6 +36,19 @@ NAME_DIFFERS = {
     "F.pairwise_distance(x.reshape(2, 2), y.reshape(2, 2), p=1)",
     "2.0 ** x",
     "F.kl_div(x, y, reduction='none')",
+    # class weights and ignored targets: a composition of nll_loss('none'), one_hot and sums
+    # (PyTorch's fused NllLossBackward0)
+    "F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), weight=symad.tensor([1.0, 2.0, "
+    "3.0]))",
+    "F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), weight=symad.tensor([1.0, 2.0, "
+    "3.0]), reduction='none')",
+    "F.cross_entropy(x.reshape(3, 3), symad.tensor([1, -100, 0]))",
+    "F.cross_entropy(x.reshape(3, 3), symad.tensor([1, 2, 0]), ignore_index=1, reduction='sum')",
+    "F.cross_entropy(x.reshape(3, 3), y.reshape(3, 3).softmax(1), weight=symad.tensor([1.0, "
+    "2.0, 3.0]))",
+    "F.nll_loss(x.reshape(3, 3), symad.tensor([1, 2, -100]), weight=symad.tensor([1.0, 2.0, "
+    "3.0]))",
+    "F.cross_entropy(x.reshape(2, 3), symad.tensor([-100, -100]))",
     # PyTorch divides the summed loss by the batch size in C++ (div by a Scalar: DivBackward1)
     "F.cross_entropy(x.reshape(2, 3), y.reshape(2, 3).softmax(1), label_smoothing=0.3)",
 }

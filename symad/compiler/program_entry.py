@@ -13,6 +13,7 @@ import numpy as np
 
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.graph import _edge_of
+from ..ops.functional import has_ignored_targets
 from ..program import NotReplayable, Runner, capture
 from ..program.run import same
 from ..tensor import Tensor
@@ -29,6 +30,7 @@ class ProgramEntry:
         self.names = names
         self.node_cls = node_cls
         self.shapes: dict = {}           # shape key -> (Runner, wrt refs, output dtype)
+        self._ignoring: set = set()      # keys recorded from a call holding ignored targets
 
     def __call__(self, args):
         key = tuple(a._data.shape if isinstance(a, Tensor) else None for a in args)
@@ -37,14 +39,23 @@ class ProgramEntry:
             return self._record(key, args)
         run, refs, dt = hit
         arrays = [a._data for a in args if isinstance(a, Tensor)]
-        if type(run) is NativeEntry:
-            value, state = run.forward(*arrays)
-            return self._attach(Tensor._wrap(value, dt), run, refs, args, state)
-        vals = run.forward(*arrays)
+        try:
+            if type(run) is NativeEntry:
+                value, state = run.forward(*arrays)
+                return self._attach(Tensor._wrap(value, dt), run, refs, args, state)
+            vals = run.forward(*arrays)
+        except IndexError:
+            # a target equal to ignore_index (-100) in a program recorded without one (checked
+            # before native code runs): this call is recorded again, its program skips them
+            if not has_ignored_targets(arrays) or key in self._ignoring:
+                raise
+            return self._record(key, args)
         out = Tensor._wrap(vals[run.prog.outputs[0]], dt)
         return self._attach(out, run, refs, args, vals)
 
     def _record(self, key, args):
+        if has_ignored_targets([a._data for a in args if isinstance(a, Tensor)]):
+            self._ignoring.add(key)
         want = is_grad_enabled()
         prog, out, _, wrt = capture(self.fn, args, wrt="auto" if want else [],
                                     names=self.names, seed_input=True)

@@ -17,6 +17,7 @@ import numpy as np
 from ..autograd.graph import run_backward
 from ..program import NotReplayable, Runner, capture
 from ..program.run import same
+from ..ops.functional import has_ignored_targets
 from ..tensor import Tensor
 from .flat_update import FlatState
 from . import native_update
@@ -44,6 +45,9 @@ class ProgramRunner:
         # the loop is missing only because a group's update has not run natively yet (SGD's
         # momentum buffer is filled by numpy on its first step): a later batch will have it
         self.epochs_pending = False
+        # shape keys recorded from a batch holding ignored targets (-100): their programs skip
+        # them; a program recorded without meets them as an index error and is recorded again
+        self._ignoring: set = set()
 
     def prepare(self, X: np.ndarray, y: np.ndarray):
         return (X, y)
@@ -68,11 +72,19 @@ class ProgramRunner:
         run = self.runners.get(key)
         if run is None or self.eager_reason is not None:
             loss, grads = self._record(key, xb, yb)
-        elif type(run) is NativeProgram:
-            return float(run(xb, yb, out=flat.gviews)[0])   # gradients written into G
         else:
-            outs = run(xb, yb)
-            loss, grads = outs[0], outs[1:]
+            try:
+                if type(run) is NativeProgram:
+                    return float(run(xb, yb, out=flat.gviews)[0])   # gradients written into G
+                outs = run(xb, yb)
+                loss, grads = outs[0], outs[1:]
+            except IndexError:
+                # a target equal to ignore_index (-100) in a program recorded from a batch
+                # without one (the targets are checked before any native code runs): this batch
+                # is recorded again, eagerly, and its program skips ignored targets from now on
+                if key in self._ignoring or not has_ignored_targets([yb]):
+                    raise
+                loss, grads = self._record(key, xb, yb)
         flat = self._flat(grads)
         for v, i in zip(flat.gviews, self._grad_idx):
             v[...] = grads[i]
@@ -86,6 +98,8 @@ class ProgramRunner:
 
     def _record(self, key, xb, yb):
         """This step, eagerly; recorded into a program for the next steps of this shape."""
+        if has_ignored_targets([yb]):
+            self._ignoring.add(key)
         args = (Tensor._wrap(xb), Tensor._wrap(yb))
         if self.eager_reason is None:
             try:
@@ -134,6 +148,11 @@ class ProgramRunner:
         flat = self.flat
         if type(run) is not NativeProgram or flat is None or self.eager_reason is not None:
             self.epochs_error = "the batch program is not a native program (yet)"
+            return None
+        if key not in self._ignoring and has_ignored_targets([y]):
+            # batches run as steps until one with an ignored target records the program again
+            self.epochs_error = ("the targets hold ignore_index (-100), which the program "
+                                 "recorded from the first batch does not skip (yet)")
             return None
         kernels = tuple(g.kernel for g in flat.groups)
         self.epochs_pending = any(k is None for k in kernels) and native_update.ENABLED \
@@ -314,7 +333,12 @@ class FastStep:
                 return None
 
         if self.index_checks:
-            nat.check_indices()
+            try:
+                nat.check_indices()
+            except IndexError:
+                if has_ignored_targets([nat._bound[j] for j in range(len(self.specs))]):
+                    return None     # the general path records this batch again
+                raise
         counts = []
         if adam:                            # as FlatState._adam: count, then the scalars
             for _, _, _, steps in self.updates:

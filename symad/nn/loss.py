@@ -17,13 +17,17 @@ class _Loss(Module):
 
 
 class _WeightedLoss(_Loss):
+    """A loss with an optional per-class ``weight`` buffer (``weighted``: the loss uses it)."""
+
+    weighted = True
+
     def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
                  reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
-        if weight is not None:
+        if weight is not None and not self.weighted:
             raise NotImplementedError(f"{type(self).__name__}: symad does not support weight= "
                                       "yet; leave it at its default None")
-        self.register_buffer("weight", None)
+        self.register_buffer("weight", weight)
 
 
 class MSELoss(_Loss):
@@ -90,7 +94,7 @@ class CrossEntropyLoss(_WeightedLoss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return OF.cross_entropy(input, target, ignore_index=self.ignore_index,
+        return OF.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                                 reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
@@ -103,12 +107,14 @@ class NLLLoss(_WeightedLoss):
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return OF.nll_loss(input, target, ignore_index=self.ignore_index,
+        return OF.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                            reduction=self.reduction)
 
 
 class BCELoss(_WeightedLoss):
     """Binary cross-entropy of probabilities."""
+
+    weighted = False
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return OF.binary_cross_entropy(input, target, reduction=self.reduction)

@@ -614,52 +614,109 @@ def one_hot(tensor, num_classes=-1):
     return apply(_R["one_hot"], tensor, num_classes=num_classes)
 
 
-def _check_ignore_index(name: str, target, ignore_index: int) -> None:
-    if ignore_index != -100 or bool(np.any(np.asarray(target._data) == ignore_index)):
-        raise NotImplementedError(f"{name}: symad does not support ignore_index yet (targets "
-                                  f"equal to {ignore_index} would be skipped by PyTorch)")
+def _class_weights(input, target, weight, ignore_index):
+    """Per-sample weights ``weight[target]`` (1 without a weight), 0 where the target is
+    ``ignore_index``, and the targets with ignored ones replaced by class 0 (a valid index)."""
+    cdim = 1 if input.ndim > 1 else 0
+    if input.ndim > 2:
+        raise NotImplementedError("nll_loss / cross_entropy: symad supports weight= and "
+                                  "ignore_index with (N, C) or (C,) inputs, not "
+                                  f"{tuple(input.shape)}")
+    n_classes = input.shape[cdim]
+    if weight is not None and tuple(weight.shape) != (n_classes,):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
+                           f"or no classes but got weight tensor of shape: "
+                           f"[{', '.join(map(str, weight.shape))}]")
+    keep = ne(target, ignore_index)
+    safe = where(keep, target, 0)
+    w = keep.to(input.dtype)
+    if weight is not None:
+        w = w * sum(one_hot(safe, n_classes).to(input.dtype) * weight.to(input.dtype), dim=-1)
+    return w, safe
+
+
+def has_ignored_targets(arrays) -> bool:
+    """Whether an integer array among ``arrays`` holds PyTorch's default ignore_index (-100)."""
+    return any(isinstance(a, np.ndarray) and a.dtype.kind in "iu" and bool(np.any(a == -100))
+               for a in arrays)
+
+
+def _weighted_mean(total, w):
+    """``total / sum(w)``; where every target is ignored (``sum(w) == 0``) the value is NaN
+    and the gradient 0, as PyTorch's nll_loss gives."""
+    s = sum(w)
+    empty = eq(s, 0)
+    return total / where(empty, 1.0, s) + where(empty, float("nan"), 0.0)
+
+
+def _needs_weights(target, weight, ignore_index) -> bool:
+    """The weighted composition runs when there is a weight, a non-default ignore_index, or a
+    target equal to it in this call; the plain registry op otherwise (a recorded program of the
+    plain op meets a later batch's ignored target as an index error, and the compile paths
+    record that batch again: ``has_ignored_targets``)."""
+    if weight is not None or ignore_index != -100:
+        return True
+    return target._data.dtype != object and bool(np.any(np.asarray(target._data) == -100))
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
-    """Negative log-likelihood of log-probabilities at the target class indices."""
-    _unsupported("nll_loss", weight=weight)
+    """Negative log-likelihood of log-probabilities at the target class indices; ``weight``
+    scales each class, targets equal to ``ignore_index`` count for nothing, and ``'mean'``
+    divides by the summed weights of the counted targets (PyTorch's rule)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     if target.dtype.is_floating_point:
         raise RuntimeError("expected scalar type Long but found Float (nll_loss targets are "
                            "class indices; use .long())")
-    if target._data.dtype != object:
-        _check_ignore_index("nll_loss", target, ignore_index)
-    return apply(_R["nll_loss"], input, target, reduction=reduction)
+    if not _needs_weights(target, weight, ignore_index):
+        return apply(_R["nll_loss"], input, target, reduction=reduction)
+    w, safe = _class_weights(input, target, weight, ignore_index)
+    v = apply(_R["nll_loss"], input, safe, reduction="none") * w
+    if reduction == "none":
+        return v
+    return sum(v) if reduction == "sum" else _weighted_mean(sum(v), w)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy: class indices (int64) or class probabilities (same shape).
 
+    ``weight`` scales each class and ``ignore_index`` drops targets, as in :func:`nll_loss`.
     ``label_smoothing`` = ε mixes in the uniform distribution over the C classes as PyTorch
-    does: with class indices ``(1 - ε)·nll + ε/C·(-Σ_c log p_c)`` (each reduced the same way),
-    with probabilities the target becomes ``(1 - ε)·target + ε/C``."""
-    _unsupported("cross_entropy", weight=weight)
+    does: with class indices ``(1 - ε)·nll + ε/C·(-Σ_c w_c log p_c)`` (each reduced the same
+    way, a weighted mean over the counted targets' weights), with probabilities the target
+    becomes ``(1 - ε)·target + ε/C``."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     cdim = 1 if input.ndim > 1 else 0
+    n_classes = input.shape[cdim]
     logp = log_softmax(input, dim=cdim)
+    wlogp = logp if weight is None else logp * weight.to(input.dtype)
 
     def reduced(v):
         return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
     if target.dtype.is_floating_point:
         if eps:
-            target = target * (1.0 - eps) + eps / input.shape[cdim]
-        return reduced(-sum(target * logp, dim=cdim))
-    nll = nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
+            target = target * (1.0 - eps) + eps / n_classes
+        return reduced(-sum(target * wlogp, dim=cdim))
+    nll = nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
     if not eps:
         return nll
-    return (1.0 - eps) * nll + reduced(-sum(logp, dim=cdim)) * (eps / input.shape[cdim])
+    smooth = -sum(wlogp, dim=cdim)
+    if _needs_weights(target, weight, ignore_index):
+        w, _ = _class_weights(input, target, weight, ignore_index)
+        smooth = smooth * ne(target, ignore_index).to(input.dtype)
+        if reduction == "mean":
+            smooth = _weighted_mean(sum(smooth), w)
+        elif reduction == "sum":
+            smooth = sum(smooth)
+    else:
+        smooth = reduced(smooth)
+    return (1.0 - eps) * nll + smooth * (eps / n_classes)
 
 
 # -- NumPy keyword spellings (axis=, keepdims=) on the functions above: PyTorch accepts them ----
