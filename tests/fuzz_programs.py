@@ -30,6 +30,13 @@ UNARY = {
     "square": "({a} ** 2)", "cube": "({a} ** 3)", "clamp": "symad.clamp({a}, -0.5, 0.5)",
     "clamp_min": "symad.clamp({a}, min=0.0)", "sign_mul": "(symad.sign({a}) * {a})",
     "reciprocal": "symad.reciprocal({a} * {a} + 1)",
+    "clamp_max": "symad.clamp_max({a}, 0.25)",
+    "hardtanh": "symad.nn.functional.hardtanh({a}, -0.5, 0.75)",
+    "relu6": "symad.nn.functional.relu6({a} * 8)",
+    # (not hardsigmoid: PyTorch's backward uses 1/6 rounded to float32 even in float64, which
+    # the recorded differential test would report; tests/test_pytorch_edges.py lists it)
+    "hardswish": "symad.nn.functional.hardswish({a} * 4)",
+    "threshold": "symad.nn.functional.threshold({a}, 0.25, -0.5)",
 }
 BINARY = {
     "add": "({a} + {b})", "sub": "({a} - {b})", "mul": "({a} * {b})",

@@ -33,7 +33,7 @@ SLOW: list = []  # (seconds, path, program) of the slowest paths, for the summar
 STATS = {"programs": 0, "compiled": 0, "fell_back": 0, "fd_checked": 0, "mismatches": 0,
          "crashes": 0, "native": 0, "ties": 0, "one_sided": 0}
 PARAMS = ("w", "s", "M")
-KINKY = r"where|maximum|minimum|clamp|relu|abs|sign|amax|max\(|index"
+KINKY = r"where|maximum|minimum|clamp|relu|abs|sign|amax|max\(|index|hard|threshold"
 
 
 class Mismatch(AssertionError):
