@@ -101,3 +101,15 @@ def test_all_targets_ignored_is_nan_with_zero_gradient_as_pytorch():
 def test_nll_loss_rejects_a_weight_of_the_wrong_size():
     with pytest.raises(RuntimeError, match="weight tensor should be defined either for all 3"):
         nn.NLLLoss(weight=symad.ones(2))(symad.randn(2, 3), symad.tensor([0, 1]))
+
+
+def test_the_registry_nll_op_never_wraps_a_negative_target():
+    """A 1-D input with 200 classes: numpy would read logp[-100] for target -100 (a silent wrong
+    value); the op raises, and nll_loss itself skips the ignored target as PyTorch does."""
+    from symad.ops.dispatch import apply
+    from symad.ops.registry import REGISTRY
+    logp = symad.log_softmax(symad.randn(200, dtype=symad.float64), 0)
+    with pytest.raises(IndexError, match="Target -100 is out of bounds"):
+        apply(REGISTRY["nll_loss"], logp, symad.tensor(-100), reduction="mean")
+    assert np.isnan(nn.NLLLoss()(logp, symad.tensor(-100)).item())
+    assert nn.NLLLoss()(logp, symad.tensor(7)).item() == pytest.approx(-logp[7].item())

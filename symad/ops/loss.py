@@ -122,12 +122,13 @@ def _nll_key(logp_shape, target):
 
 def _nll_np(logp, target, reduction="mean"):
     t = np.asarray(target, dtype=np.int64)
+    n_classes = logp.shape[0 if logp.ndim == 1 else 1]
+    if t.min(initial=0) < 0 or t.max(initial=0) >= n_classes:   # never a wrapped negative index
+        bad = int(t.min()) if t.min(initial=0) < 0 else int(t.max())
+        raise IndexError(f"Target {bad} is out of bounds (the input has {n_classes} classes)")
     if logp.ndim == 1:
         v = -logp[t]
     else:
-        if t.min(initial=0) < 0 or t.max(initial=0) >= logp.shape[1]:
-            raise IndexError(f"Target {int(t.max())} is out of bounds (the input has "
-                             f"{logp.shape[1]} classes)")
         v = -logp[_nll_key(logp.shape, t)]
     return _reduce_np(v, reduction)
 
