@@ -305,6 +305,34 @@ def test_power_of_a_sum_over_nested_clamps_traces():
     assert math.isclose(float(tr.evaluate(g)), float((z / (c * c + 0.5)).mean()), rel_tol=1e-12)
 
 
+def test_atan_of_a_piecewise_traces_its_gradient():
+    """Fuzz finding (the stream with the hard activations, 2026-11-26): the derivative of
+    ``atan(maximum(minimum(...), atan(...)))`` is ``1/(1 + Piecewise**2)``, whose construction
+    fails SymPy's own assertion in piecewise_fold; it surfaced as "no derivative rule for atan".
+    The sweep is now rebuilt unevaluated; the gradient equals eager float64's."""
+    w0 = np.array([-0.64469421, -1.23295259, 0.33241645])
+    x0 = np.array([[-0.03360408, 0.25444558, 0.73757041], [1.0343883, 1.00951266, -0.8720597],
+                   [-0.05056685, 0.91033387, -0.91665262]])
+
+    def f(w, s, x):
+        two = symad.tensor(2.0, dtype=x.dtype)
+        inner = symad.minimum(symad.where(w > s, w, s * 0.5), symad.tensor(-1.0, dtype=x.dtype)
+                              / (symad.tensor(0.25, dtype=x.dtype) + 0.5))
+        return symad.atan(symad.maximum(inner, symad.atan(symad.where(x > two, x, two * 0.5)))
+                          ).sum()
+
+    tr = symad.trace(f, w0, -1.17805326, x0)
+    W = symad.tensor(w0, dtype=symad.float64, requires_grad=True)
+    X = symad.tensor(x0, dtype=symad.float64, requires_grad=True)
+    ref = f(W, symad.tensor(-1.17805326, dtype=symad.float64), X)
+    ref.backward()
+    assert math.isclose(float(tr.evaluate()), ref.item(), rel_tol=1e-12)
+    gw, gx = tr.gradient(wrt=["w", "x"])
+    for g, want in ((gw, W.grad.numpy()), (gx, X.grad.numpy())):
+        got = np.array([float(tr.evaluate(e)) for e in np.ravel(np.asarray(g, dtype=object))])
+        np.testing.assert_allclose(got, want.ravel(), rtol=1e-12, atol=1e-15)
+
+
 def _trace_and_compile_equal_eager(f, w0, s0, x0):
     """Value and d/dw, d/ds of ``f(w, s, x)`` by the trace and by ``symad.compile`` == eager
     float64 (the oracle)."""
