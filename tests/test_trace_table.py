@@ -83,6 +83,12 @@ row("hardtanh", lambda x: W(_op("hardtanh", x, min_val=-0.5, max_val=1.0)), MIX,
 row("hardsigmoid", lambda x: W(_op("hardsigmoid", x * 4)), MIX, kinky=True)
 row("hardswish", lambda x: W(_op("hardswish", x * 4)), MIX, kinky=True)
 row("threshold", lambda x: W(_op("threshold", x, threshold=0.1, value=-2.0)), MIX, kinky=True)
+row("logsigmoid", lambda x: W(_op("logsigmoid", x * 3)), MIX, kinky=True)
+row("selu", lambda x: W(_op("selu", x)), MIX, kinky=True)
+row("celu", lambda x: W(_op("celu", x, alpha=2.0)), MIX, kinky=True)
+row("mish", lambda x: W(_op("mish", x * 2)), MIX)
+row("softshrink", lambda x: W(_op("softshrink", x, lambd=0.5)), MIX, kinky=True)
+row("hardshrink", lambda x: W(_op("hardshrink", x, lambd=0.5)), MIX, kinky=True)
 # -- non-differentiable ops, through where (each condition picks a branch)
 for _n in ["eq", "ne", "lt", "le", "gt", "ge"]:
     row(_n, (lambda n: lambda a, b: W(symad.where(_op(n, a, b), a * b, a + b)))(_n), MIX, POS,

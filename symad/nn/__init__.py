@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from . import functional, init
-from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, ReLU6, SiLU,
-                         Softplus, Threshold)
+from .activation import (CELU, ELU, GELU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh,
+                         LeakyReLU, LogSigmoid, Mish, ReLU6, SiLU, Softplus, Softshrink, Softsign,
+                         Tanhshrink, Threshold)
 from .containers import ModuleList, Sequential
 from .conv import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
@@ -69,4 +70,12 @@ __all__ = [
     "UninitializedParameter",
     "functional",
     "init",
+    "CELU",
+    "SELU",
+    "Hardshrink",
+    "LogSigmoid",
+    "Mish",
+    "Softshrink",
+    "Softsign",
+    "Tanhshrink",
 ]

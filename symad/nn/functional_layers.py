@@ -88,6 +88,48 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
                                                  value=value), inplace)
 
 
+def logsigmoid(input: Tensor) -> Tensor:
+    """``log(sigmoid(x))``, computed stably."""
+    return apply(_R["logsigmoid"], input)
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``scale·elu(x, alpha)`` with SELU's constants."""
+    return _maybe_inplace(input, lambda t: apply(_R["selu"], t), inplace)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` for ``x > 0``, ``alpha·(exp(x/alpha) - 1)`` otherwise."""
+    return _maybe_inplace(input, lambda t: apply(_R["celu"], t, alpha=alpha), inplace)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x·tanh(softplus(x))``."""
+    return _maybe_inplace(input, lambda t: apply(_R["mish"], t), inplace)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
+    return apply(_R["softshrink"], input, lambd=lambd)
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x`` outside ``[-lambd, lambd]``, else 0."""
+    return apply(_R["hardshrink"], input, lambd=lambd)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """``x / (1 + |x|)`` (composed, as in PyTorch: ``DivBackward0``)."""
+    from ..ops import functional as OF
+    return input / (OF.abs(input) + 1)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """``x - tanh(x)`` (composed, as in PyTorch: ``SubBackward0``)."""
+    from ..ops import functional as OF
+    return input - OF.tanh(input)
+
+
 # -- argument normal forms -------------------------------------------------------------------
 
 
@@ -406,5 +448,6 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
 
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "elu",
-           "batch_norm", "embedding", "gelu", "hardsigmoid", "hardswish", "hardtanh", "layer_norm",
+           "batch_norm", "celu", "embedding", "gelu", "hardshrink", "hardsigmoid", "logsigmoid",
+           "mish", "selu", "softshrink", "softsign", "tanhshrink", "hardswish", "hardtanh", "layer_norm",
            "leaky_relu", "max_pool1d", "max_pool2d", "relu6", "silu", "softplus", "threshold"]

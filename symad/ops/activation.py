@@ -135,6 +135,58 @@ def _hardswish_formula(x):
     return Piecewise((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True))
 
 
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _logsigmoid_np(x):
+    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def _logsigmoid_formula(x):      # stable at both ends; gradient 1 - sigmoid(x) (0.5 at 0)
+    return sympy.Min(x, 0) - sympy.log(1 + sympy.exp(-sympy.Abs(x)))
+
+
+def _selu_np(x):
+    return _SELU_SCALE * _elu_np(x, _SELU_ALPHA)
+
+
+def _selu_formula(x):
+    return _SELU_SCALE * Piecewise((x, x > 0), (_SELU_ALPHA * (sympy.exp(x) - 1), True))
+
+
+def _celu_np(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(x / alpha))
+
+
+def _celu_formula(x, alpha=1.0):
+    return Piecewise((x, x > 0), (alpha * (sympy.exp(x / alpha) - 1), True))
+
+
+def _mish_np(x):
+    return x * np.tanh(np.logaddexp(0, x))
+
+
+def _mish_formula(x):            # softplus as -log(sigmoid(-x)): its derivative is sigmoid(x)
+    return x * sympy.tanh(-sympy.log(sigmoid(-x)))
+
+
+def _softshrink_np(x, lambd=0.5):
+    return np.where(x > lambd, x - lambd, np.where(x < -lambd, x + lambd, 0 * x))
+
+
+def _softshrink_formula(x, lambd=0.5):
+    return Piecewise((x - lambd, x > lambd), (x + lambd, x < -lambd), (0, True))
+
+
+def _hardshrink_np(x, lambd=0.5):
+    return np.where((x > lambd) | (x < -lambd), x, 0 * x)
+
+
+def _hardshrink_formula(x, lambd=0.5):
+    return Piecewise((x, x > lambd), (x, x < -lambd), (0, True))
+
+
 def _threshold_np(x, threshold, value):
     return np.where(x > threshold, x, np.asarray(value, x.dtype))
 
@@ -171,6 +223,20 @@ register("hardswish", grad_fn="HardswishBackward0", forward=_hardswish_np,
 register("threshold", grad_fn="ThresholdBackward0", forward=_threshold_np,
          formula=_threshold_formula, params=("threshold", "value"), dtype_rule="float",
          doc="x where x > threshold, else value")
+register("logsigmoid", grad_fn="LogSigmoidBackward0", forward=_logsigmoid_np,
+         formula=_logsigmoid_formula, dtype_rule="float", doc="log(sigmoid(x)), stably")
+register("selu", grad_fn="EluBackward0", forward=_selu_np, formula=_selu_formula,
+         dtype_rule="float", doc="scale·elu(x, alpha) with SELU's constants (PyTorch's node name)")
+register("celu", grad_fn="CeluBackward0", forward=_celu_np, formula=_celu_formula,
+         params=("alpha",), dtype_rule="float", doc="x for x > 0, alpha·(exp(x/alpha) - 1)")
+register("mish", grad_fn="MishBackward0", forward=_mish_np, formula=_mish_formula,
+         dtype_rule="float", doc="x·tanh(softplus(x))")
+register("softshrink", grad_fn="SoftshrinkBackward0", forward=_softshrink_np,
+         formula=_softshrink_formula, params=("lambd",), dtype_rule="float",
+         doc="x ∓ lambd outside [-lambd, lambd], 0 inside (gradient 0 at the edges)")
+register("hardshrink", grad_fn="HardshrinkBackward0", forward=_hardshrink_np,
+         formula=_hardshrink_formula, params=("lambd",), dtype_rule="float",
+         doc="x outside [-lambd, lambd], 0 inside (gradient 0 at the edges)")
 register("elu", grad_fn="EluBackward0", forward=_elu_np,
          formula=lambda x, alpha=1.0: Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True)),
          params=("alpha",), dtype_rule="float", doc="x for x > 0, alpha·(exp(x) - 1) otherwise")
