@@ -450,3 +450,24 @@ def test_scalarized_step_runs_one_step_of_the_native_fit_loop(dt, opt_name, monk
         eager_step(a, loss_fn, oa, X, y)
         eager_step(b, loss_fn, ob, X, y)
     assert_same(a, oa, b, ob, dt)
+
+
+def test_structured_false_keeps_the_scalarized_path_above_compiles_default_limit():
+    """symad.compile gives functions of more than MAX_SCALAR_PARAMS (128) parameters to the
+    tensor program; compile_step(structured=False) asks for the scalarized path and still gets
+    it (a 10-16-1 MLP, 193 parameters: the native fit loop), equal to eager."""
+    from symad.compiler.compiled import MAX_SCALAR_PARAMS
+    dt = symad.float64
+    X, y = data_for(dt, n=64, n_in=10, n_out=1)
+    symad.manual_seed(11)
+    a = nn.Sequential(nn.Linear(X.shape[1], 16), nn.Tanh(), nn.Linear(16, 1)).to(dt)
+    b = nn.Sequential(nn.Linear(X.shape[1], 16), nn.Tanh(), nn.Linear(16, 1)).to(dt)
+    b.load_state_dict(a.state_dict())
+    assert sum(p.numel() for p in a.parameters()) > MAX_SCALAR_PARAMS
+    oa, ob = optim.SGD(a.parameters(), lr=0.05), optim.SGD(b.parameters(), lr=0.05)
+    step = symad.compile_step(a, nn.MSELoss(), oa, structured=False)
+    got = step(X, y)
+    assert _runner(step).kind == "scalarized"
+    want = eager_step(b, nn.MSELoss(), ob, X, y)
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-12)
+    assert_same(a, oa, b, ob, dt)

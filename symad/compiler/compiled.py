@@ -35,6 +35,8 @@ from .program_entry import ProgramEntry
 #: ``x.clamp(-0.5, 0.5).sum()`` of 1,000 elements: 100 s against 0.15 s). The scalar kernel is
 #: faster up to ~100 parameters (49: 130 vs 173 us per call); benchmarks/bench_compile_paths.py
 MAX_SCALAR_PARAMS = 128
+#: the most a caller that asks for the scalarized path (``compile_step(structured=False)``) gets
+SCALAR_PARAMS_CEILING = 2048
 MAX_C_ARGS = 1000         # a scalarized kernel takes one C argument per scalar (ctypes: 1024)
 
 
@@ -224,6 +226,7 @@ class CompiledFunction:
         self._entries: dict = {}
         self.compile_count = 0
         self._warned = False
+        self.max_scalar_params = MAX_SCALAR_PARAMS   # above it: the tensor-program path
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
 
@@ -349,7 +352,7 @@ class CompiledFunction:
         # integer data (class labels) -> the tensor-program path
         n_module = sum(p.numel() for p in self._fn.parameters()) \
             if hasattr(self._fn, "parameters") and callable(self._fn.parameters) else 0
-        if n_module > MAX_SCALAR_PARAMS or any(
+        if n_module > self.max_scalar_params or any(
                 not args[j].dtype.is_floating_point for j in batched):
             return self._program_entry(key)
         # 1. eager discovery on a few samples: the parameters are the graph's leaves that
@@ -390,7 +393,7 @@ class CompiledFunction:
         bshapes = [tuple(args[j].shape[1:]) for j in batched]
         n_scalars = sum(p.numel() for p in params)
         n_columns = sum(int(np.prod(sh)) if sh else 1 for sh in bshapes)
-        if n_scalars > MAX_SCALAR_PARAMS or n_scalars + n_columns > MAX_C_ARGS:
+        if n_scalars > self.max_scalar_params or n_scalars + n_columns > MAX_C_ARGS:
             return self._program_entry(key)
 
         run = symbolic_caller(self._fn, args, params, batched)

@@ -186,13 +186,15 @@ class CompiledStep:
         return runner
 
     def _build_scalar(self, X: np.ndarray, y: np.ndarray):
-        from .compiled import CompiledFunction
+        from .compiled import SCALAR_PARAMS_CEILING, CompiledFunction
         model, loss_fn = self.model, self.loss_fn
 
         def loss_of(xb, yb):
             return loss_fn(model(xb), yb)
 
         cf = CompiledFunction(loss_of, fullgraph=True, threads=self.threads)
+        if self.structured is False:    # asked for: the scalarized path up to its ceiling
+            cf.max_scalar_params = SCALAR_PARAMS_CEILING
         args = (Tensor._wrap(np.array(X[:4])), Tensor._wrap(np.array(y[:4])))
         entry = _compiled_entry(cf, args)
         if entry.prog.reduction == "none" or len(entry.prog.per_sample) != 1:
