@@ -155,3 +155,23 @@ def test_dropout_under_compile_step_draws_what_eager_draws():
         want.append(lv.item())
     assert got == want
     np.testing.assert_array_equal(a[0].weight.detach().numpy(), b[0].weight.detach().numpy())
+
+
+def test_export_refuses_training_mode_and_leaves_the_statistics_alone(tmp_path):
+    """export runs the function once for reference values: in training mode that run would move
+    the running statistics and the exported kernel would not; it says so and undoes the run."""
+    from symad.export_.export import ExportError
+    symad.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    X, y = symad.randn(16, 3), symad.randn(16, 1)
+
+    def loss(xb, yb):
+        return ((net(xb) - yb) ** 2).mean()
+    before = net[1].running_mean.numpy().copy()
+    with pytest.raises(ExportError, match="updates a module buffer in place"):
+        symad.export(loss, (X, y), tmp_path / "train", name="bn_train", formats=["h"])
+    np.testing.assert_array_equal(net[1].running_mean.numpy(), before)
+    assert net[1].num_batches_tracked.item() == 0
+    net.eval()
+    res = symad.export(loss, (X, y), tmp_path / "eval", name="bn_eval", formats=["h"])
+    assert (tmp_path / "eval" / "bn_eval.h").exists() and res is not None

@@ -131,8 +131,14 @@ def _discover(fn, example_inputs, batched_names):
                           "dimension is the batch (mark it in batched= or as N on the CLI)")
     if len(sizes) > 1:
         raise ExportError(f"batched inputs disagree on the batch size: {sorted(sizes)}")
-    with enable_grad():
+    from ..program.effects import Watch
+    with enable_grad(), Watch(fn, show=False) as watch:
         ref = fn(*args)
+    effect = watch.found()
+    if effect is not None:              # an exported kernel would not repeat it: say so, and
+        watch.undo()                    # leave the model as it was (running statistics, streams)
+        raise ExportError(f"cannot export {getattr(fn, '__name__', type(fn).__name__)}: "
+                          f"{effect}")
     arg_ids = {id(a) for a in args}
     extra = [t for t in _leaves(ref) if id(t) not in arg_ids]
     pnames = {}

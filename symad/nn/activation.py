@@ -11,6 +11,22 @@ def _inplace_str(inplace: bool) -> str:
     return ", inplace=True" if inplace else ""
 
 
+class _Plain(Module):
+    """An activation without parameters (``inplace`` where PyTorch's has it)."""
+
+    _fn = None
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._fn(input, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
 class GELU(Module):
     """``x·Φ(x)``; ``approximate='tanh'`` uses the tanh form.
 
@@ -114,29 +130,19 @@ class ReLU6(Hardtanh):
     def __init__(self, inplace: bool = False) -> None:
         super().__init__(0.0, 6.0, inplace)
 
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    extra_repr = _Plain.extra_repr
 
 
-class Hardsigmoid(Module):
+class Hardsigmoid(_Plain):
     """``relu6(x + 3) / 6``."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.hardsigmoid(input, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _fn = staticmethod(F.hardsigmoid)
 
 
-class Hardswish(Hardsigmoid):
+class Hardswish(_Plain):
     """``x·relu6(x + 3) / 6`` (MobileNetV3)."""
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.hardswish(input, self.inplace)
+    _fn = staticmethod(F.hardswish)
 
 
 class Threshold(Module):
@@ -153,22 +159,6 @@ class Threshold(Module):
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold}, value={self.value}{_inplace_str(self.inplace)}"
-
-
-class _Plain(Module):
-    """An activation without parameters (``inplace`` where PyTorch's has it)."""
-
-    _fn = None
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return type(self)._fn(input, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
 
 
 class SELU(_Plain):

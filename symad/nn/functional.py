@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops import functional as OF
 from ..ops.functional import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -149,7 +150,6 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
     gradients: a zero vector gets ``1/eps``)."""
     if out is not None:
         raise NotImplementedError("normalize: symad does not support out= (assign the result)")
-    from ..ops import functional as OF
     denom = OF.clamp_min(OF.norm(input, p, dim, keepdim=True), eps)
     return input / denom.expand_as(input)
 
@@ -157,7 +157,6 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """``Σ (x1 / max(‖x1‖, eps)) · (x2 / max(‖x2‖, eps))`` along ``dim`` (inputs broadcast),
     as PyTorch 2.14 computes it."""
-    from ..ops import functional as OF
     a = x1 / OF.clamp_min(OF.norm(x1, 2, dim, keepdim=True), eps)
     b = x2 / OF.clamp_min(OF.norm(x2, 2, dim, keepdim=True), eps)
     return OF.sum(a * b, dim=dim)
@@ -166,5 +165,4 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
                       keepdim: bool = False) -> Tensor:
     """``‖x1 - x2 + eps‖_p`` along the last dimension."""
-    from ..ops import functional as OF
     return OF.norm(x1 - x2 + eps, p, -1, keepdim=keepdim)

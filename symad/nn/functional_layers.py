@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..autograd.grad_mode import no_grad
+from ..ops import functional as OF
 from ..ops.dispatch import apply
 from ..ops.registry import REGISTRY as _R
 from ..tensor import Tensor
@@ -120,13 +122,11 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 
 def softsign(input: Tensor) -> Tensor:
     """``x / (1 + |x|)`` (composed, as in PyTorch: ``DivBackward0``)."""
-    from ..ops import functional as OF
     return input / (OF.abs(input) + 1)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
     """``x - tanh(x)`` (composed, as in PyTorch: ``SubBackward0``)."""
-    from ..ops import functional as OF
     return input - OF.tanh(input)
 
 
@@ -389,8 +389,6 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     ``momentum``. Evaluation: the running
     statistics normalise. Built from registry ops (mean, sub, mul, rsqrt), so every path that
     runs them runs batch norm; the running statistics are updated in place without gradient."""
-    from ..autograd.grad_mode import no_grad
-    from ..ops import functional as OF
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input with a channel dimension (N, C, ...), "
                          f"got input of size {_size(input.shape)}")

@@ -52,8 +52,7 @@ class KLDivLoss(Module):
                  log_target: bool = False) -> None:
         super().__init__()
         reduction = legacy_reduction(size_average, reduce, reduction)
-        if reduction != "batchmean":
-            check_reduction(reduction)
+        OF.check_kl_reduction(reduction)
         self.reduction = reduction
         self.log_target = log_target
 

@@ -111,6 +111,10 @@ def _elu_np(x, alpha=1.0):
     return np.where(x > 0, x, alpha * np.expm1(x))
 
 
+def _elu_formula(x, alpha=1.0):
+    return Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True))
+
+
 def _hardtanh_np(x, min_val=-1.0, max_val=1.0):
     return _clamp_np(x, min=min_val, max=max_val)     # hardtanh is clamp under another name
 
@@ -152,7 +156,7 @@ def _selu_np(x):
 
 
 def _selu_formula(x):
-    return _SELU_SCALE * Piecewise((x, x > 0), (_SELU_ALPHA * (sympy.exp(x) - 1), True))
+    return _SELU_SCALE * _elu_formula(x, _SELU_ALPHA)
 
 
 def _celu_np(x, alpha=1.0):
@@ -237,6 +241,5 @@ register("softshrink", grad_fn="SoftshrinkBackward0", forward=_softshrink_np,
 register("hardshrink", grad_fn="HardshrinkBackward0", forward=_hardshrink_np,
          formula=_hardshrink_formula, params=("lambd",), dtype_rule="float",
          doc="x outside [-lambd, lambd], 0 inside (gradient 0 at the edges)")
-register("elu", grad_fn="EluBackward0", forward=_elu_np,
-         formula=lambda x, alpha=1.0: Piecewise((x, x > 0), (alpha * (sympy.exp(x) - 1), True)),
+register("elu", grad_fn="EluBackward0", forward=_elu_np, formula=_elu_formula,
          params=("alpha",), dtype_rule="float", doc="x for x > 0, alpha·(exp(x) - 1) otherwise")

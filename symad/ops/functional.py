@@ -3,6 +3,7 @@ of a registered op through :func:`symad.ops.dispatch.apply`; composites are writ
 from __future__ import annotations
 
 import builtins as _b
+import warnings as _warnings
 from collections import namedtuple
 
 import numpy as np
@@ -501,8 +502,7 @@ def index_fill_zero(g, key):
 # -- losses -----------------------------------------------------------------------------------
 def _check_sizes(input, target, name):
     if tuple(input.shape) != tuple(target.shape):
-        import warnings
-        warnings.warn(f"Using a target size ({tuple(target.shape)}) that is different to the "
+        _warnings.warn(f"Using a target size ({tuple(target.shape)}) that is different to the "
                       f"input size ({tuple(input.shape)}) in {name}. This will likely lead to "
                       "incorrect results due to broadcasting. Please ensure they have the same "
                       "size.", UserWarning, stacklevel=3)
@@ -524,13 +524,23 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return apply(_R["mse_loss"], input, target, reduction=reduction)
 
 
+def _reduced(v, reduction):
+    """A pointwise loss ``v`` as ``reduction`` asks: as is, summed or averaged."""
+    return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
+
+
+def check_kl_reduction(reduction) -> None:
+    """kl_div's reductions: the usual three and ``'batchmean'``."""
+    if reduction != "batchmean":
+        check_reduction(reduction)
+
+
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean absolute error (a composite of ``abs`` and a reduction)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
     _check_sizes(input, target, "l1_loss")
-    d = abs(input - target)
-    return d if reduction == "none" else (sum(d) if reduction == "sum" else mean(d))
+    return _reduced(abs(input - target), reduction)
 
 
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
@@ -539,26 +549,21 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     ``log_target``, ``exp(target)·(target - input)``. ``reduction='batchmean'`` divides the sum by
     the batch size (the KL divergence); ``'mean'`` divides by every element, with PyTorch's
     warning."""
-    import warnings
     reduction = legacy_reduction(size_average, reduce, reduction)
-    if reduction != "batchmean":
-        check_reduction(reduction)
+    check_kl_reduction(reduction)
     if log_target:
         v = exp(target) * (target - input)
     else:
         positive = target > 0        # log(1) = 0 where target is 0: no 0·log 0 = NaN
         v = target * (log(where(positive, target, 1.0)) - input)
-    if reduction == "none":
-        return v
     if reduction == "batchmean":
         return sum(v) / (input.shape[0] if input.ndim else 1)
     if reduction == "mean":
-        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+        _warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
                       "support size.'batchmean' divides only by the batch size, and aligns with "
                       "the KL div math definition.'mean' will be changed to behave the same as "
                       "'batchmean' in the next major release.", UserWarning, stacklevel=2)
-        return mean(v)
-    return sum(v)
+    return _reduced(v, reduction)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
@@ -614,9 +619,29 @@ def one_hot(tensor, num_classes=-1):
     return apply(_R["one_hot"], tensor, num_classes=num_classes)
 
 
+#: PyTorch's default ``ignore_index`` of nll_loss / cross_entropy
+IGNORE_INDEX = -100
+
+
+def has_ignored_targets(arrays) -> bool:
+    """Whether an integer array among ``arrays`` holds PyTorch's default ignore_index."""
+    return any(isinstance(a, np.ndarray) and a.dtype.kind in "iu"
+               and bool(np.any(a == IGNORE_INDEX)) for a in arrays)
+
+
+def _needs_weights(target, weight, ignore_index) -> bool:
+    """The weighted composition runs when there is a weight, a non-default ignore_index, or a
+    target equal to it in this call; the plain registry op otherwise (a recorded program of the
+    plain op meets a later batch's ignored target as an index error, and the compile paths
+    record that batch again: ``has_ignored_targets``)."""
+    return weight is not None or ignore_index != IGNORE_INDEX or \
+        has_ignored_targets([target._data])
+
+
 def _class_weights(input, target, weight, ignore_index):
-    """Per-sample weights ``weight[target]`` (1 without a weight), 0 where the target is
-    ``ignore_index``, and the targets with ignored ones replaced by class 0 (a valid index)."""
+    """``(w, kept, safe)``: per-sample weights ``weight[target]`` (1 without a weight), 0 where
+    the target is ``ignore_index``; ``kept`` the 0/1 mask alone; the targets with ignored ones
+    replaced by class 0 (a valid index)."""
     cdim = 1 if input.ndim > 1 else 0
     if input.ndim > 2:
         raise NotImplementedError("nll_loss / cross_entropy: symad supports weight= and "
@@ -629,38 +654,26 @@ def _class_weights(input, target, weight, ignore_index):
                            f"[{', '.join(map(str, weight.shape))}]")
     keep = ne(target, ignore_index)
     safe = where(keep, target, 0)
-    w = keep.to(input.dtype)
-    if weight is not None:
-        w = w * sum(one_hot(safe, n_classes).to(input.dtype) * weight.to(input.dtype), dim=-1)
-    return w, safe
+    kept = keep.to(input.dtype)
+    w = kept if weight is None else \
+        kept * sum(one_hot(safe, n_classes).to(input.dtype) * weight.to(input.dtype), dim=-1)
+    return w, kept, safe
 
 
-def has_ignored_targets(arrays) -> bool:
-    """Whether an integer array among ``arrays`` holds PyTorch's default ignore_index (-100)."""
-    return any(isinstance(a, np.ndarray) and a.dtype.kind in "iu" and bool(np.any(a == -100))
-               for a in arrays)
-
-
-def _weighted_mean(total, w):
-    """``total / sum(w)``; where every target is ignored (``sum(w) == 0``) the value is NaN
-    and the gradient 0, as PyTorch's nll_loss gives."""
+def _weighted(v, w, reduction):
+    """``v`` reduced: as is, summed, or divided by ``sum(w)`` -- where every target is ignored
+    (``sum(w) == 0``) the mean is NaN with gradient 0, as PyTorch's nll_loss gives."""
+    if reduction == "none":
+        return v
+    if reduction == "sum":
+        return sum(v)
     s = sum(w)
     empty = eq(s, 0)
-    return total / where(empty, 1.0, s) + where(empty, float("nan"), 0.0)
+    return sum(v) / where(empty, 1.0, s) + where(empty, float("nan"), 0.0)
 
 
-def _needs_weights(target, weight, ignore_index) -> bool:
-    """The weighted composition runs when there is a weight, a non-default ignore_index, or a
-    target equal to it in this call; the plain registry op otherwise (a recorded program of the
-    plain op meets a later batch's ignored target as an index error, and the compile paths
-    record that batch again: ``has_ignored_targets``)."""
-    if weight is not None or ignore_index != -100:
-        return True
-    return target._data.dtype != object and bool(np.any(np.asarray(target._data) == -100))
-
-
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=IGNORE_INDEX,
+             reduce=None, reduction="mean"):
     """Negative log-likelihood of log-probabilities at the target class indices; ``weight``
     scales each class, targets equal to ``ignore_index`` count for nothing, and ``'mean'``
     divides by the summed weights of the counted targets (PyTorch's rule)."""
@@ -671,15 +684,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                            "class indices; use .long())")
     if not _needs_weights(target, weight, ignore_index):
         return apply(_R["nll_loss"], input, target, reduction=reduction)
-    w, safe = _class_weights(input, target, weight, ignore_index)
-    v = apply(_R["nll_loss"], input, safe, reduction="none") * w
-    if reduction == "none":
-        return v
-    return sum(v) if reduction == "sum" else _weighted_mean(sum(v), w)
+    w, _, safe = _class_weights(input, target, weight, ignore_index)
+    return _weighted(apply(_R["nll_loss"], input, safe, reduction="none") * w, w, reduction)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=IGNORE_INDEX,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy: class indices (int64) or class probabilities (same shape).
 
     ``weight`` scales each class and ``ignore_index`` drops targets, as in :func:`nll_loss`.
@@ -696,26 +706,21 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     n_classes = input.shape[cdim]
     logp = log_softmax(input, dim=cdim)
     wlogp = logp if weight is None else logp * weight.to(input.dtype)
-
-    def reduced(v):
-        return v if reduction == "none" else (sum(v) if reduction == "sum" else mean(v))
     if target.dtype.is_floating_point:
         if eps:
             target = target * (1.0 - eps) + eps / n_classes
-        return reduced(-sum(target * wlogp, dim=cdim))
-    nll = nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+        return _reduced(-sum(target * wlogp, dim=cdim), reduction)
     if not eps:
-        return nll
+        return nll_loss(logp, target, weight=weight, ignore_index=ignore_index,
+                        reduction=reduction)
     smooth = -sum(wlogp, dim=cdim)
     if _needs_weights(target, weight, ignore_index):
-        w, _ = _class_weights(input, target, weight, ignore_index)
-        smooth = smooth * ne(target, ignore_index).to(input.dtype)
-        if reduction == "mean":
-            smooth = _weighted_mean(sum(smooth), w)
-        elif reduction == "sum":
-            smooth = sum(smooth)
+        w, kept, safe = _class_weights(input, target, weight, ignore_index)
+        nll = _weighted(apply(_R["nll_loss"], logp, safe, reduction="none") * w, w, reduction)
+        smooth = _weighted(smooth * kept, w, reduction)
     else:
-        smooth = reduced(smooth)
+        nll = apply(_R["nll_loss"], logp, target, reduction=reduction)
+        smooth = _reduced(smooth, reduction)
     return (1.0 - eps) * nll + smooth * (eps / n_classes)
 
 

@@ -66,8 +66,9 @@ class _Tee(io.TextIOBase):
 
 class Watch:
     """``with Watch(fn, show=False) as w: fn(...)``; then ``w.found()`` names an effect or is
-    None, ``w.undo()`` restores the random streams and module attributes. ``show``: let prints
-    through (the run is the user's real call) or swallow them (an extra probe run)."""
+    None, ``w.undo()`` restores the random streams, module attributes and (``show=False`` only)
+    buffers. ``show``: let prints through (the run is the user's real call) or swallow them (an
+    extra probe run)."""
 
     def __init__(self, fn, *, show: bool) -> None:
         self.fn = fn
@@ -75,7 +76,8 @@ class Watch:
 
     def __enter__(self):
         self._attrs = _scalar_attrs(self.fn)
-        self._state = [(t, t._version.value, np.array(t._data, copy=True))
+        # versions show a write; the data is kept only where undo() may need it (a probe run)
+        self._state = [(t, t._version.value, None if self.show else np.array(t._data, copy=True))
                        for t in list(STATE) if t._data.dtype != object]
         self._tee = _Tee(sys.stdout, self.show)
         self._redirect = contextlib.redirect_stdout(self._tee)
@@ -114,7 +116,7 @@ class Watch:
     def undo(self) -> None:
         self._draws.undo()
         for t, v, saved in self._state:
-            if t._version.value != v and t._data.shape == saved.shape:
+            if saved is not None and t._version.value != v and t._data.shape == saved.shape:
                 np.copyto(t._data, saved, casting="unsafe")
         for (_, k), (m, v) in self._attrs.items():
             setattr(m, k, v)

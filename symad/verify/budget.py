@@ -118,7 +118,7 @@ def _caller():
     return frame
 
 
-_NOT_HERE = {"__del__", "unraisable_hook", "unraisablehook", "__call__"}
+_NOT_HERE = {"__del__", "unraisable_hook", "unraisablehook"}     # finalizers and hooks
 
 
 def _interruptible(frame) -> bool:
@@ -129,12 +129,9 @@ def _interruptible(frame) -> bool:
     entry = _ENTRIES[-1] if _ENTRIES else None
     while frame is not None and frame is not entry:
         code = frame.f_code
-        name = code.co_name
-        if name in _NOT_HERE:
-            if name != "__call__" or code.co_filename.endswith("weakref.py") or \
-                    code is _UnraisableFilter.__call__.__code__:
-                return False
-        elif code.co_filename.startswith("<frozen importlib"):
+        if code.co_name in _NOT_HERE or code is _FILTER_CODE or \
+                code.co_filename.endswith("weakref.py") or \
+                code.co_filename.startswith("<frozen importlib"):   # finalize, imports
             return False
         frame = frame.f_back
     return True
@@ -151,3 +148,6 @@ class _UnraisableFilter:
         if isinstance(unraisable.exc_value, OutOfTime):
             return
         self.previous(unraisable)
+
+
+_FILTER_CODE = _UnraisableFilter.__call__.__code__
